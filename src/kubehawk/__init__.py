@@ -1,0 +1,1 @@
+"""kubehawk: catch the intruder in the Kubernetes audit log."""

@@ -1,0 +1,305 @@
+"""The one event shape that flows through kubehawk: an ``audit.k8s.io/v1`` Event.
+
+Decoding is the hot path, so the top-level fields are decoded with a typed msgspec
+decoder while ``requestObject`` and ``responseObject`` stay raw JSON until a rule
+(or the enricher) actually reads them. Every source converts its records to this
+shape at the edge; rules and the policy toolkit never see cloud formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "AuditEvent",
+    "EventDecodeError",
+    "EventHead",
+    "decode_event",
+    "event_from_dict",
+    "resolve",
+    "split_path",
+]
+
+AUDIT_API_VERSIONS = ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1")
+
+
+class EventHead(msgspec.Struct, kw_only=True):
+    """Top-level fields of an audit Event; bodies are kept as raw JSON."""
+
+    kind: str | None = None
+    apiVersion: str | None = None
+    level: str | None = None
+    auditID: str | None = None
+    stage: str | None = None
+    requestURI: str | None = None
+    verb: str | None = None
+    user: dict[str, Any] | None = None
+    impersonatedUser: dict[str, Any] | None = None
+    sourceIPs: list[str] | None = None
+    userAgent: str | None = None
+    objectRef: dict[str, Any] | None = None
+    responseStatus: dict[str, Any] | None = None
+    requestObject: msgspec.Raw | None = None
+    responseObject: msgspec.Raw | None = None
+    requestReceivedTimestamp: str | None = None
+    stageTimestamp: str | None = None
+    annotations: dict[str, str] | None = None
+    # v1beta1 carried the timestamp here; kept so legacy logs still have a time.
+    timestamp: str | None = None
+
+
+class EventDecodeError(ValueError):
+    """A record that is not a usable audit Event; the message names the field."""
+
+
+_decoder = msgspec.json.Decoder(EventHead)
+_body_decoder = msgspec.json.Decoder()
+_NULL = msgspec.Raw(b"null")
+
+TOP_FIELDS = frozenset(EventHead.__struct_fields__)
+
+
+class AuditEvent:
+    """One audit Event with lazily decoded bodies and lazily derived ``x.*`` fields.
+
+    ``origin`` says where it came from (``file:line``, ``request #n``) so that
+    errors and alerts can point back at the record.
+    """
+
+    __slots__ = ("head", "origin", "_req", "_resp", "_x", "_ctx", "_extra")
+
+    def __init__(self, head: EventHead, origin: str = "", extra: dict[str, Any] | None = None):
+        self.head = head
+        self.origin = origin
+        self._req: Any = _UNSET
+        self._resp: Any = _UNSET
+        self._x: Any = None
+        self._ctx: Any = None
+        # Provenance and anything a source adds beside the audit fields (``source_type``...).
+        self._extra = extra
+
+    # --- top-level access -------------------------------------------------------------
+    @property
+    def request_object(self) -> Any:
+        if self._req is _UNSET:
+            self._req = _decode_body(self.head.requestObject, "requestObject", self.origin)
+        return self._req
+
+    @property
+    def response_object(self) -> Any:
+        if self._resp is _UNSET:
+            self._resp = _decode_body(self.head.responseObject, "responseObject", self.origin)
+        return self._resp
+
+    @property
+    def derived(self) -> Mapping[str, Any]:
+        """The ``x.*`` fields; built on first use by :mod:`kubehawk.enrich`."""
+        if self._x is None:
+            from kubehawk.enrich import Derived
+
+            self._x = Derived(self, self._ctx)
+        return self._x
+
+    def bind_context(self, context: Any) -> None:
+        """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""
+        if context is not self._ctx:
+            self._ctx = context
+            self._x = None
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        if self._extra is None:
+            self._extra = {}
+        return self._extra
+
+    def top(self, name: str) -> Any:
+        """The value of a top-level field (``x`` gives the derived fields)."""
+        if name == "requestObject":
+            return self.request_object
+        if name == "responseObject":
+            return self.response_object
+        if name == "x":
+            return self.derived
+        if name in TOP_FIELDS:
+            return getattr(self.head, name)
+        if self._extra is not None:
+            return self._extra.get(name)
+        return None
+
+    def get(self, path: str | tuple[str, ...]) -> list[Any]:
+        """All values at a dotted path (Sigma semantics; see :func:`resolve`)."""
+        parts = split_path(path) if isinstance(path, str) else path
+        return resolve(self.top(parts[0]), parts[1:])
+
+    def first(self, path: str | tuple[str, ...], default: Any = None) -> Any:
+        values = self.get(path)
+        return values[0] if values else default
+
+    # --- convenience for alerts and sinks --------------------------------------------
+    @property
+    def time(self) -> str | None:
+        h = self.head
+        return h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp
+
+    @property
+    def username(self) -> str | None:
+        u = self.head.user
+        return u.get("username") if isinstance(u, dict) else None
+
+    @property
+    def source_ip(self) -> str | None:
+        """The trusted source IP: the last entry (the others are client-controlled)."""
+        ips = self.head.sourceIPs
+        return ips[-1] if ips else None
+
+    def ref(self, key: str) -> Any:
+        o = self.head.objectRef
+        return o.get(key) if isinstance(o, dict) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plain JSON-ready data (bodies decoded)."""
+        d = msgspec.to_builtins(self.head)
+        d.pop("requestObject", None)
+        d.pop("responseObject", None)
+        if self.head.requestObject is not None:
+            d["requestObject"] = self.request_object
+        if self.head.responseObject is not None:
+            d["responseObject"] = self.response_object
+        return {k: v for k, v in d.items() if v is not None}
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self.to_dict())
+
+    def __repr__(self) -> str:
+        h = self.head
+        return f"AuditEvent({h.verb} {h.requestURI} by {self.username} @ {self.origin})"
+
+
+class _Unset:
+    __slots__ = ()
+
+
+_UNSET = _Unset()
+
+
+def _decode_body(raw: msgspec.Raw | None, name: str, origin: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return _body_decoder.decode(raw)
+    except msgspec.DecodeError:
+        # The top-level decode accepted it, so this cannot really happen; keep going.
+        return None
+
+
+def _check(head: EventHead) -> EventHead:
+    api = head.apiVersion
+    if api is not None and api not in AUDIT_API_VERSIONS:
+        raise EventDecodeError(f"apiVersion {api!r} is not an audit.k8s.io Event")
+    if head.kind is not None and head.kind != "Event":
+        raise EventDecodeError(f"kind {head.kind!r} is not Event")
+    if head.verb is None and head.requestURI is None and head.auditID is None:
+        raise EventDecodeError("not an audit Event: no verb, requestURI or auditID")
+    return head
+
+
+def _friendly(err: msgspec.MsgspecError) -> str:
+    msg = str(err)
+    # msgspec says "Expected `str | null`, got `int` - at `$.verb`"; name the field first.
+    if " - at `$." in msg:
+        what, _, where = msg.partition(" - at `$.")
+        return f"field {where.rstrip('`')}: {what}"
+    return msg
+
+
+def decode_event(data: bytes | str, origin: str = "") -> AuditEvent:
+    """Decode one JSON Event; raises :class:`EventDecodeError` naming what is wrong."""
+    try:
+        head = _decoder.decode(data)
+    except msgspec.ValidationError as e:
+        raise EventDecodeError(_friendly(e)) from None
+    except msgspec.DecodeError as e:
+        raise EventDecodeError(f"malformed JSON: {e}") from None
+    return AuditEvent(_check(head), origin)
+
+
+def event_from_dict(d: Mapping[str, Any], origin: str = "", extra: dict[str, Any] | None = None) -> AuditEvent:
+    """Build an event from already-decoded data (cloud converters, admission webhook)."""
+    if not isinstance(d, Mapping):
+        raise EventDecodeError(f"expected a JSON object, got {type(d).__name__}")
+    body = {k: v for k, v in d.items() if k not in ("requestObject", "responseObject") and k in TOP_FIELDS}
+    try:
+        head = msgspec.convert(body, EventHead)
+    except msgspec.ValidationError as e:
+        raise EventDecodeError(_friendly(e)) from None
+    for name in ("requestObject", "responseObject"):
+        value = d.get(name)
+        if value is not None:
+            setattr(head, name, msgspec.Raw(msgspec.json.encode(value)))
+    ev = AuditEvent(_check(head), origin, extra)
+    if d.get("requestObject") is not None:
+        ev._req = d["requestObject"]
+    if d.get("responseObject") is not None:
+        ev._resp = d["responseObject"]
+    return ev
+
+
+# --- path resolution ---------------------------------------------------------------------
+
+_path_cache: dict[str, tuple[str, ...]] = {}
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    parts = _path_cache.get(path)
+    if parts is None:
+        parts = _path_cache[path] = tuple(path.split("."))
+    return parts
+
+
+def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
+    """All values reached by following ``parts`` from ``value``.
+
+    A path through a list continues into every element (so a rule matches if any
+    element matches); at a mapping the longest run of parts that is an existing key
+    wins, so ``annotations.authorization.k8s.io/decision`` finds the dotted key.
+    A missing field yields no values (``[]``); an explicit JSON null yields ``[None]``.
+    """
+    out: list[Any] = []
+    _walk(value, parts, 0, out)
+    return out
+
+
+def _walk(value: Any, parts: tuple[str, ...] | list[str], i: int, out: list[Any]) -> None:
+    n = len(parts)
+    while True:
+        if i == n:
+            if isinstance(value, list):
+                out.extend(value)
+            else:
+                out.append(value)
+            return
+        if isinstance(value, list):
+            for item in value:
+                _walk(item, parts, i, out)
+            return
+        if not isinstance(value, Mapping):
+            return
+        key = parts[i]
+        if i + 1 < n:
+            # Longest existing key first: dotted keys such as annotation names.
+            for j in range(n, i + 1, -1):
+                joined = ".".join(parts[i:j])
+                if joined in value:
+                    _walk(value[joined], parts, j, out)
+                    return
+        if key not in value:
+            return
+        value = value[key]
+        i += 1
+
+
+def iter_values(event: AuditEvent, path: str) -> Iterator[Any]:
+    yield from event.get(path)
