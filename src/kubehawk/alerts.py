@@ -1,0 +1,113 @@
+"""Alerts: what a person acts on, in the JSON contract of DESIGN.md."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kubehawk.event import AuditEvent
+    from kubehawk.rules import Match, Rule
+
+__all__ = ["LEVELS", "Alert", "level_rank", "render_message"]
+
+LEVELS = ("informational", "low", "medium", "high", "critical")
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+
+
+def level_rank(level: str | None) -> int:
+    return _RANK.get((level or "medium").lower(), 2)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w./-]*)\}")
+
+
+def _show(values: list[Any]) -> str:
+    shown = [v for v in values if v not in (None, "", [])]
+    if not shown:
+        return "-"
+    return ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in shown[:8])
+
+
+def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | None = None) -> str:
+    """Fill ``{field.path}`` placeholders from the event (and correlation facts); missing -> ``-``."""
+
+    def one(m: re.Match[str]) -> str:
+        path = m.group(1)
+        if extra is not None:
+            head, _, rest = path.partition(".")
+            if head in extra:
+                value = extra[head]
+                if rest and isinstance(value, dict):
+                    value = value.get(rest)
+                return _show(value if isinstance(value, list) else [value])
+        try:
+            return _show(event.get(path))
+        except Exception:  # a template must never break alerting
+            return "-"
+
+    return _PLACEHOLDER.sub(one, template)
+
+
+def _default_message(rule: Rule, event: AuditEvent) -> str:
+    h = event.head
+    obj = "/".join(p for p in (event.ref("namespace"), event.ref("name")) if p)
+    res = event.ref("resource") or h.requestURI or "?"
+    if event.ref("subresource"):
+        res += "/" + event.ref("subresource")
+    return f"{rule.title}: {event.username or '-'} {h.verb or '?'} {res}{' ' + obj if obj else ''}"
+
+
+@dataclass
+class Alert:
+    rule: Rule
+    event: AuditEvent
+    message: str
+    correlation: dict[str, Any] | None = field(default=None)
+
+    @classmethod
+    def from_match(cls, match: Match) -> Alert:
+        rule, event = match.rule, match.event
+        corr = None
+        if getattr(rule, "kind", "event") == "correlation":
+            corr = {
+                "count": getattr(match, "count", None),
+                "group": getattr(match, "group", None) or {},
+                "window_start": getattr(match, "window_start", None),
+                "window_end": getattr(match, "window_end", None),
+                "events": list(getattr(match, "events", None) or []),
+            }
+        template = getattr(rule, "message_template", None)
+        if template:
+            message = render_message(template, event, corr)
+        elif corr is not None:
+            group = ", ".join(f"{k}={v}" for k, v in corr["group"].items())
+            message = f"{rule.title}: {corr['count']} events for {group or 'all'} between " \
+                      f"{corr['window_start']} and {corr['window_end']}"
+        else:
+            message = _default_message(rule, event)
+        return cls(rule=rule, event=event, message=message, correlation=corr)
+
+    @property
+    def level(self) -> str:
+        return self.rule.level
+
+    def to_dict(self) -> dict[str, Any]:
+        ev = self.event
+        return {
+            "rule": {"id": self.rule.id, "title": self.rule.title, "level": self.rule.level},
+            "techniques": list(self.rule.techniques),
+            "attack": list(self.rule.attack),
+            "auditID": ev.head.auditID,
+            "time": ev.time,
+            "user": ev.username,
+            "verb": ev.head.verb,
+            "resource": ev.ref("resource"),
+            "subresource": ev.ref("subresource"),
+            "namespace": ev.ref("namespace"),
+            "name": ev.ref("name"),
+            "sourceIP": ev.source_ip,
+            "userAgent": ev.head.userAgent,
+            "message": self.message,
+        }

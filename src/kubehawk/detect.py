@@ -1,0 +1,75 @@
+"""The detection pipeline as a library: events in, alerts out.
+
+``Detector`` holds one compiled engine; create one per process (or per Spark
+partition) and feed it events in stream order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kubehawk.alerts import Alert, level_rank
+
+if TYPE_CHECKING:
+    from kubehawk.config import Config
+    from kubehawk.event import AuditEvent
+    from kubehawk.rules import RuleSet
+
+__all__ = ["Detector", "detect", "load_ruleset"]
+
+
+def load_ruleset(config: Config | None = None, rule_paths: Sequence[str | Path] = (), builtin: bool = True,
+                 collect_errors: bool = False) -> RuleSet:
+    """The rules to run: the built-in pack plus any user rule folders, with the config's placeholders."""
+    from kubehawk.rules import load_rules
+
+    variables = config.vars if config is not None else {}
+    return load_rules(paths=[Path(p) for p in rule_paths], builtin=builtin, variables=variables,
+                      collect_errors=collect_errors)
+
+
+class Detector:
+    """One compiled engine plus alert shaping (level filter, counts)."""
+
+    def __init__(self, rules: RuleSet | None = None, config: Config | None = None, *,
+                 min_level: str | None = None):
+        from kubehawk.rules import Engine
+
+        self.config = config
+        self.rules = rules if rules is not None else load_ruleset(config)
+        self.engine = Engine(self.rules, config)
+        self.min_rank = level_rank(min_level) if min_level else 0
+        self.alerts_by_level: Counter[str] = Counter()
+        self.alerts_by_rule: Counter[str] = Counter()
+
+    def _shape(self, matches: list) -> list[Alert]:
+        out = []
+        for m in matches:
+            if level_rank(m.rule.level) < self.min_rank:
+                continue
+            alert = Alert.from_match(m)
+            self.alerts_by_level[alert.level] += 1
+            self.alerts_by_rule[alert.rule.id] += 1
+            out.append(alert)
+        return out
+
+    def process(self, event: AuditEvent) -> list[Alert]:
+        matches = self.engine.process(event)
+        return self._shape(matches) if matches else []
+
+    def flush(self) -> list[Alert]:
+        return self._shape(self.engine.flush())
+
+
+def detect(events: Iterable[AuditEvent], rules: RuleSet | None = None, config: Config | None = None, *,
+           min_level: str | None = None) -> Iterator[Alert]:
+    """Alerts for a stream of events, in stream order."""
+    detector = Detector(rules, config, min_level=min_level)
+    for event in events:
+        matches = detector.engine.process(event)
+        if matches:
+            yield from detector._shape(matches)
+    yield from detector.flush()

@@ -1,0 +1,434 @@
+"""Derived ``x.*`` fields: the logic many rules share, computed once per event and only on demand.
+
+One rule can then cover every workload kind (``x.pod_spec``, ``x.containers``), every
+exec transport (``x.exec.*`` from the requestURI), and the cluster's business context
+(working hours, GitOps, honeytokens, allowlists) without repeating that logic in YAML.
+Nothing here runs unless a candidate rule reads an ``x`` field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from kubehawk.config import Config
+    from kubehawk.event import AuditEvent
+
+__all__ = ["DERIVED_FIELDS", "DERIVED_LEVELS", "Derived", "image_registry", "pod_spec_of"]
+
+# The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it).
+DERIVED_LEVELS: dict[str, str] = {
+    "pod_spec": "Request",
+    "containers": "Request",
+    "images": "Request",
+    "registry": "Request",
+    "allowlisted": "Request",
+    "exec": "Metadata",
+    "sa": "Metadata",
+    "node": "Metadata",
+    "identity": "Metadata",
+    "system": "Metadata",
+    "source_ip": "Metadata",
+    "decision": "Metadata",
+    "impersonated": "Metadata",
+    "business_hours": "Metadata",
+    "off_hours": "Metadata",
+    "gitops": "Metadata",
+    "honeytoken": "Metadata",
+    "honeytoken_kind": "Metadata",
+    "workload": "Metadata",
+    "health_endpoint": "Metadata",
+}
+
+# What each field means, for `kubehawk rules fields` and the README.
+DERIVED_FIELDS: dict[str, str] = {
+    "x.pod_spec": "the pod spec wherever it lives: Pod, the template of Deployment/StatefulSet/DaemonSet/"
+    "ReplicaSet/ReplicationController/Job/PodTemplate, CronJob jobTemplate; also from patch bodies "
+    "(strategic/merge patches and JSON-patch operations)",
+    "x.containers": "every container of x.pod_spec: containers + initContainers + ephemeralContainers",
+    "x.images": "the image of every container",
+    "x.registry": "the registry host of every image (docker.io when none is named)",
+    "x.workload": "true when objectRef.resource is pods or a workload kind",
+    "x.exec.command": "the command of an exec request, decoded from the requestURI (list)",
+    "x.exec.command_line": "the same, joined with spaces",
+    "x.exec.container": "the container an exec/attach targets",
+    "x.exec.shell": "true when the command starts an interactive shell (sh, bash, ...)",
+    "x.exec.tty": "true when a TTY was requested",
+    "x.exec.stdin": "true when stdin was attached",
+    "x.sa.namespace": "namespace of the ServiceAccount making the request (system:serviceaccount:NS:NAME)",
+    "x.sa.name": "name of that ServiceAccount",
+    "x.node": "the node name of a kubelet identity (system:node:NAME)",
+    "x.identity": "anonymous | node | serviceaccount | controlplane | user",
+    "x.system": "true for control-plane components, kubelets and kube-system ServiceAccounts",
+    "x.source_ip": "the trusted source IP: the last sourceIPs entry (the others are client-controlled)",
+    "x.decision": "the authorization decision annotation: allow | forbid",
+    "x.impersonated": "true when the request used impersonation",
+    "x.business_hours": "true when the event time falls in the configured business hours (config timezone)",
+    "x.off_hours": "true when it falls outside them",
+    "x.gitops.identity": "true when the requester is one of the configured GitOps identities",
+    "x.gitops.namespace": "true when the object's namespace is GitOps-managed",
+    "x.honeytoken": "true when the request touches or uses a configured honeytoken Secret or ServiceAccount",
+    "x.honeytoken_kind": "secret | secret-list | serviceaccount-token-used | serviceaccount",
+    "x.allowlisted.NAME": "true when the event matches an entry of the config allowlist NAME",
+    "x.health_endpoint": "true for /healthz, /livez, /readyz (and sub-paths) and /version",
+}
+
+WORKLOAD_RESOURCES = frozenset(
+    {"pods", "deployments", "statefulsets", "daemonsets", "replicasets", "replicationcontrollers", "jobs",
+     "cronjobs", "podtemplates"}
+)
+_TEMPLATE_KINDS = {
+    "Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets",
+    "ReplicaSet": "replicasets", "ReplicationController": "replicationcontrollers", "Job": "jobs",
+    "CronJob": "cronjobs", "Pod": "pods", "PodTemplate": "podtemplates",
+}
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox",
+                    "pwsh", "powershell", "cmd", "cmd.exe"})
+_CONTROL_PLANE_USERS = frozenset({
+    "system:kube-controller-manager", "system:kube-scheduler", "system:apiserver", "system:kube-proxy",
+    "kube-apiserver", "kube-apiserver-kubelet-client", "system:volume-scheduler",
+})
+_SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-node-lease", "kube-public"})
+_HEALTH_PREFIXES = ("/healthz", "/livez", "/readyz")
+
+
+def _dig(obj: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(k)
+    return obj
+
+
+def _from_json_patch(ops: list[Any]) -> dict[str, Any]:
+    """Fold JSON-patch add/replace operations into the object they would produce.
+
+    So ``[{"op": "add", "path": "/spec/containers/0/securityContext/privileged", "value": true}]``
+    is seen by rules exactly like a full object with that field.
+    """
+    root: dict[str, Any] = {}
+    for op in ops:
+        if not isinstance(op, dict) or op.get("op") not in ("add", "replace") or not isinstance(op.get("path"), str):
+            continue
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
+        if not parts:
+            if isinstance(op.get("value"), dict):
+                root.update(op["value"])
+            continue
+        node: Any = root
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            nxt_is_index = not last and (parts[i + 1].isdigit() or parts[i + 1] == "-")
+            if isinstance(node, list):
+                idx = len(node) if part == "-" else int(part) if part.isdigit() else None
+                if idx is None:
+                    break
+                while len(node) <= idx:
+                    node.append({})
+                if last:
+                    node[idx] = op.get("value")
+                else:
+                    if not isinstance(node[idx], (dict, list)):
+                        node[idx] = [] if nxt_is_index else {}
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = op.get("value")
+                else:
+                    if not isinstance(node.get(part), (dict, list)):
+                        node[part] = [] if nxt_is_index else {}
+                    node = node[part]
+            else:
+                break
+    return root
+
+
+def pod_spec_of(obj: Any, resource: str | None) -> dict[str, Any] | None:
+    """The pod spec inside a Pod or workload object (or a patch of one)."""
+    if isinstance(obj, list):
+        obj = _from_json_patch(obj)
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("kind")
+    res = _TEMPLATE_KINDS.get(kind, resource) if isinstance(kind, str) else resource
+    if res == "pods":
+        spec = obj.get("spec")
+    elif res == "cronjobs":
+        spec = _dig(obj, "spec", "jobTemplate", "spec", "template", "spec")
+    elif res == "podtemplates":
+        spec = _dig(obj, "template", "spec")
+    elif res in WORKLOAD_RESOURCES:
+        spec = _dig(obj, "spec", "template", "spec")
+    else:
+        spec = None
+    return spec if isinstance(spec, dict) else None
+
+
+def image_registry(image: str) -> str:
+    """The registry host of an image reference, as the container runtime resolves it."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first.lower()
+    return "docker.io"
+
+
+def _exec_info(event: AuditEvent) -> dict[str, Any] | None:
+    if event.ref("subresource") not in ("exec", "attach", "portforward"):
+        return None
+    query = parse_qs(urlsplit(event.head.requestURI or "").query)
+    command = query.get("command", [])
+    first = posixpath.basename(command[0]) if command else ""
+    second = posixpath.basename(command[1]) if len(command) > 1 else ""
+    shell = first in SHELLS or (first in ("env", "busybox", "nsenter", "chroot") and second in SHELLS)
+
+    def flag(name: str) -> bool:
+        return any(v.lower() in ("true", "1") for v in query.get(name, []))
+
+    container = query.get("container", [None])[0]
+    return {
+        "command": command,
+        "command_line": " ".join(command),
+        "container": container,
+        "shell": shell,
+        "tty": flag("tty"),
+        "stdin": flag("stdin"),
+    }
+
+
+class _Lazy(Mapping[str, Any]):
+    """A mapping whose values are computed on first access; absent (None) values are missing keys."""
+
+    __slots__ = ("_cache",)
+    _KEYS: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def _keys(self) -> tuple[str, ...]:
+        return self._KEYS
+
+    def _compute(self, key: str) -> Any:  # pragma: no cover - overridden
+        raise KeyError(key)
+
+    def _value(self, key: str) -> Any:
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        value = self._compute(key) if key in self._keys() else None
+        self._cache[key] = value
+        return value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._value(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._value(key) is not None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._value(key)
+        return default if value is None else value
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self._keys() if self._value(k) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _Allowlisted(_Lazy):
+    __slots__ = ("_derived",)
+
+    def __init__(self, derived: Derived):
+        super().__init__()
+        self._derived = derived
+
+    def _keys(self) -> tuple[str, ...]:
+        cfg = self._derived.config
+        return tuple(cfg.allowlists) if cfg is not None else ()
+
+    def _compute(self, key: str) -> Any:
+        d = self._derived
+        ev = d.event
+        spec = d.get("pod_spec")
+        if spec is not None:
+            ns = ev.ref("namespace") or _dig(ev.request_object, "metadata", "namespace")
+            sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            sa = (ns or "", sa_name)
+        else:
+            sa = (d.get("sa") or {}).get("namespace"), (d.get("sa") or {}).get("name")
+            sa = sa if sa[1] else None
+            ns = ev.ref("namespace")
+        return d.config.allowed(key, user=ev.username, namespace=ns, serviceaccount=sa,
+                                images=d.get("images") or [])
+
+
+class Derived(_Lazy):
+    """The ``x`` mapping of one event."""
+
+    __slots__ = ("event", "config")
+    _KEYS = tuple(DERIVED_LEVELS)
+
+    def __init__(self, event: AuditEvent, config: Config | None):
+        super().__init__()
+        self.event = event
+        self.config = config
+
+    def _compute(self, key: str) -> Any:
+        return getattr(self, "_x_" + key)()
+
+    # --- workload --------------------------------------------------------------------------
+    def _x_pod_spec(self) -> Any:
+        ev = self.event
+        res = ev.ref("resource")
+        if res not in WORKLOAD_RESOURCES:
+            return None
+        spec = pod_spec_of(ev.request_object, res)
+        if spec is None and ev.head.requestObject is None:
+            spec = pod_spec_of(ev.response_object, res)
+        return spec
+
+    def _x_containers(self) -> Any:
+        spec = self.get("pod_spec")
+        if spec is None:
+            return None
+        out: list[Any] = []
+        for key in ("containers", "initContainers", "ephemeralContainers"):
+            items = spec.get(key)
+            if isinstance(items, list):
+                out.extend(c for c in items if isinstance(c, dict))
+        return out
+
+    def _x_images(self) -> Any:
+        containers = self.get("containers")
+        if containers is None:
+            return None
+        return [c["image"] for c in containers if isinstance(c.get("image"), str)]
+
+    def _x_registry(self) -> Any:
+        images = self.get("images")
+        return None if images is None else [image_registry(i) for i in images]
+
+    def _x_workload(self) -> Any:
+        return self.event.ref("resource") in WORKLOAD_RESOURCES
+
+    # --- exec --------------------------------------------------------------------------------
+    def _x_exec(self) -> Any:
+        return _exec_info(self.event)
+
+    # --- identity ----------------------------------------------------------------------------
+    def _x_sa(self) -> Any:
+        user = self.event.username or ""
+        if not user.startswith("system:serviceaccount:"):
+            return None
+        ns, _, name = user[len("system:serviceaccount:"):].partition(":")
+        return {"namespace": ns, "name": name}
+
+    def _x_node(self) -> Any:
+        user = self.event.username or ""
+        return user[len("system:node:"):] if user.startswith("system:node:") else None
+
+    def _x_identity(self) -> Any:
+        user = self.event.username
+        groups = (self.event.head.user or {}).get("groups") or []
+        if user in (None, "system:anonymous") or "system:unauthenticated" in groups:
+            return "anonymous"
+        if user.startswith("system:node:"):
+            return "node"
+        if user.startswith("system:serviceaccount:"):
+            return "serviceaccount"
+        if user in _CONTROL_PLANE_USERS or user.startswith(("system:", "eks:", "aksService")):
+            return "controlplane"
+        return "user"
+
+    def _x_system(self) -> Any:
+        identity = self.get("identity")
+        if identity in ("controlplane", "node"):
+            return True
+        if identity == "serviceaccount":
+            return self.get("sa")["namespace"] in _SYSTEM_NAMESPACES
+        return False
+
+    def _x_source_ip(self) -> Any:
+        return self.event.source_ip
+
+    def _x_decision(self) -> Any:
+        ann = self.event.head.annotations
+        return ann.get("authorization.k8s.io/decision") if ann else None
+
+    def _x_impersonated(self) -> Any:
+        return self.event.head.impersonatedUser is not None
+
+    def _x_health_endpoint(self) -> Any:
+        path = urlsplit(self.event.head.requestURI or "").path
+        return path == "/version" or any(path == p or path.startswith(p + "/") for p in _HEALTH_PREFIXES)
+
+    # --- business context ----------------------------------------------------------------------
+    def _local_time(self) -> dt.datetime | None:
+        t = self.event.time
+        if not t:
+            return None
+        try:
+            when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        tz = self.config.timezone if self.config is not None else dt.UTC
+        return when.astimezone(tz)
+
+    def _x_business_hours(self) -> Any:
+        when = self._local_time()
+        if when is None:
+            return None
+        if self.config is None:
+            from kubehawk.config import BusinessHours
+
+            return BusinessHours().contains(when)
+        return self.config.business_hours.contains(when)
+
+    def _x_off_hours(self) -> Any:
+        inside = self.get("business_hours")
+        return None if inside is None else not inside
+
+    def _x_gitops(self) -> Any:
+        cfg = self.config
+        if cfg is None:
+            return {"identity": False, "namespace": False}
+        return {
+            "identity": self.event.username in cfg.gitops_identities,
+            "namespace": self.event.ref("namespace") in cfg.gitops_namespaces,
+        }
+
+    def _x_honeytoken_kind(self) -> Any:
+        cfg = self.config
+        if cfg is None or not (cfg.honeytoken_secrets or cfg.honeytoken_serviceaccounts):
+            return None
+        ev = self.event
+        sa = self.get("sa")
+        if sa is not None and f"{sa['namespace']}/{sa['name']}" in cfg.honeytoken_serviceaccounts:
+            return "serviceaccount-token-used"
+        res, ns, name = ev.ref("resource"), ev.ref("namespace"), ev.ref("name")
+        if res == "serviceaccounts" and f"{ns}/{name}" in cfg.honeytoken_serviceaccounts:
+            return "serviceaccount"
+        if res == "secrets" and cfg.honeytoken_secrets:
+            if name and f"{ns}/{name}" in cfg.honeytoken_secrets:
+                return "secret"
+            # A list returns every secret in scope, the honeytoken's value included.
+            listed = not name and ev.head.verb in ("list", "watch") and not self.get("system")
+            if listed and (not ns or any(s.split("/", 1)[0] == ns for s in cfg.honeytoken_secrets)):
+                return "secret-list"
+        return None
+
+    def _x_honeytoken(self) -> Any:
+        return self.get("honeytoken_kind") is not None
+
+    def _x_allowlisted(self) -> Any:
+        return _Allowlisted(self)
