@@ -1,0 +1,428 @@
+"""Read audit events from files, directories, compressed files and stdin, in flat memory.
+
+One reader for every way a log reaches us on disk: the kube-apiserver log backend (one
+Event per line), a pretty-printed document (an Event, a webhook EventList, a JSON array,
+a cloud export such as ``gcloud logging read --format=json``), a stream of documents
+(``jq .`` output), gzip/bzip2/xz (found by magic bytes, not by name), directories (rotated
+files oldest first) and ``-`` for stdin. Lines are streamed, so memory stays flat whatever
+the size; only a single-document file is held whole, since it must be decoded whole.
+
+Bad input never raises: each malformed record gives one warning naming ``file:line`` and is
+counted in :class:`ReadStats`; the caller decides the exit code.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import re
+import stat
+import sys
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import msgspec
+
+from kubehawk.event import AuditEvent, EventDecodeError, event_from_dict
+from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
+
+__all__ = [
+    "ReadStats",
+    "follow_paths",
+    "iter_files",
+    "order_files",
+    "read_paths",
+    "read_stream",
+]
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+Warn = Callable[[str], None] | None
+
+
+class ReadStats:
+    """Counters for one run of the readers, shown in the end summary.
+
+    ``bad`` counts malformed JSON, wrong-typed fields, unknown shapes and unreadable
+    paths (each also gives one warning); ``skipped`` counts well-formed records that
+    hold no audit event (:class:`SkipRecord`). Only the first ``max_warnings`` warning
+    texts are kept, so a log full of garbage cannot grow memory. One thread writes;
+    others may read :meth:`summary` at any time.
+    """
+
+    def __init__(self, max_warnings: int = 100) -> None:
+        self.files = 0
+        self.lines = 0
+        self.events = 0
+        self.bad = 0
+        self.skipped = 0
+        self.max_warnings = max_warnings
+        self.warnings: list[str] = []
+        self._lock = threading.Lock()
+
+    def warn(self, message: str, on_warning: Warn = None) -> None:
+        """Count one bad record (or path) and report it once."""
+        with self._lock:
+            self.bad += 1
+            if len(self.warnings) < self.max_warnings:
+                self.warnings.append(message)
+        if on_warning is not None:
+            on_warning(message)
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "files": self.files,
+                "lines": self.lines,
+                "events": self.events,
+                "bad": self.bad,
+                "skipped": self.skipped,
+                "warnings": list(self.warnings),
+                "warnings_dropped": max(0, self.bad - len(self.warnings)),
+            }
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return f"ReadStats(files={s['files']}, lines={s['lines']}, events={s['events']}, bad={s['bad']}, skipped={s['skipped']})"
+
+
+# --- one record -> events ------------------------------------------------------------------
+
+
+def _describe(err: Exception, line: bytes | None = None) -> str:
+    # Anything but EventDecodeError is a converter tripping over a shape it did not expect.
+    msg = str(err) if isinstance(err, EventDecodeError) else f"{type(err).__name__}: {err}"
+    if line is not None and b' AUDIT: id="' in line[:200]:
+        msg = "legacy text audit format (--audit-log-format=legacy) is not supported; use --audit-log-format=json"
+    return msg
+
+
+def emit_line(line: bytes, origin: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+    """Events of one line; a bad line is warned about and counted, never raised."""
+    try:
+        for ev in line_to_events(line, origin):
+            stats.events += 1
+            yield ev
+    except SkipRecord:
+        stats.skipped += 1
+    except Exception as e:  # noqa: BLE001 - bad input of any shape must not stop the run
+        stats.warn(f"{origin}: {_describe(e, line)}", on_warning)
+
+
+def _emit_value(obj: Any, origin: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+    """Events of one decoded document; items of a list or EventList fail one by one."""
+    if isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from _emit_value(item, f"{origin}[{i}]", stats, on_warning)
+        return
+    if isinstance(obj, dict) and obj.get("kind") == "EventList" and isinstance(obj.get("items"), list):
+        for i, item in enumerate(obj["items"]):
+            where = f"{origin} item {i}"
+            try:
+                ev = event_from_dict(item, where)
+            except Exception as e:  # noqa: BLE001
+                stats.warn(f"{where}: {_describe(e)}", on_warning)
+                continue
+            stats.events += 1
+            yield ev
+        return
+    try:
+        for ev in to_events(obj, origin):
+            stats.events += 1
+            yield ev
+    except SkipRecord:
+        stats.skipped += 1
+    except Exception as e:  # noqa: BLE001
+        stats.warn(f"{origin}: {_describe(e)}", on_warning)
+
+
+_json = msgspec.json.Decoder()
+_BYTE_AT = re.compile(r"\(byte (\d+)\)")
+_WS = b" \t\r\n"
+
+
+def _emit_documents(data: bytes, name: str, first_line: int, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+    """Events of a file holding one JSON document or several in a row (``jq .`` output).
+
+    Each document's origin is ``name:line`` of its first line; a malformed document
+    gives one warning at the line where the JSON breaks and ends the file.
+    """
+    view = memoryview(data)
+    pos = 0
+    line = first_line
+    n = len(data)
+    while True:
+        while pos < n and data[pos] in _WS:
+            if data[pos] == 0x0A:
+                line += 1
+            pos += 1
+        if pos >= n:
+            return
+        try:
+            obj = _json.decode(view[pos:])
+            end = n
+        except msgspec.DecodeError as e:
+            msg = str(e)
+            m = _BYTE_AT.search(msg)
+            if "trailing characters" in msg and m:
+                end = pos + int(m.group(1))
+                obj = _json.decode(view[pos:end])
+            else:
+                at = pos + int(m.group(1)) if m else n
+                bad_line = line + data.count(b"\n", pos, min(at, n))
+                if not m:
+                    msg += " (document ends before it is complete)"
+                stats.warn(f"{name}:{bad_line}: malformed JSON document: {msg}", on_warning)
+                return
+        yield from _emit_value(obj, f"{name}:{line}", stats, on_warning)
+        line += data.count(b"\n", pos, end)
+        pos = end
+
+
+# --- one stream ----------------------------------------------------------------------------
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _is_complete_json(line: bytes) -> bool:
+    try:
+        _json.decode(line)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
+def _looks_like_document(second: bytes) -> bool:
+    """Given a first line that opens a JSON value without closing it: is this a
+    pretty-printed document (True) or JSON lines whose first line is broken (False)?
+
+    Cheap: a document's second line is a fragment; in JSON lines it is a whole value.
+    """
+    return not (second[:1] in (b"{", b"[") and _is_complete_json(second))
+
+
+def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = None) -> Iterator[AuditEvent]:
+    """Events of one already-opened binary stream (decompressed), named ``name`` in origins."""
+    lines = iter(fh)
+    head: list[bytes] = []  # lines read while deciding the layout, replayed below
+    first: bytes | None = None
+    document = False
+    for raw in lines:
+        if not head and raw.startswith(_BOM):
+            raw = raw[len(_BOM):]
+        head.append(raw)
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        if first is None:
+            first = stripped
+            # Only a line that opens a JSON value without closing it may start a document.
+            if first[:1] not in (b"{", b"[") or _is_complete_json(first):
+                break
+            if first in (b"{", b"["):
+                document = True
+                break
+        else:
+            document = _looks_like_document(stripped)
+            break
+    else:
+        # The file ended while the first line was still an open value: a (broken) document.
+        document = first is not None
+    if document:
+        data = b"".join(head) + fh.read()
+        stats.lines += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        yield from _emit_documents(data, name, 1, stats, on_warning)
+        return
+    lineno = 0
+    for source in (head, lines):
+        for raw in source:
+            lineno += 1
+            stats.lines += 1
+            line = raw.strip()
+            if line:
+                yield from emit_line(line, f"{name}:{lineno}", stats, on_warning)
+
+
+_MAGIC: tuple[tuple[bytes, Callable[[IO[bytes]], IO[bytes]]], ...] = (
+    (b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
+    (b"BZh", lambda f: bz2.BZ2File(f, "rb")),
+    (b"\xfd7zXZ\x00", lambda f: lzma.LZMAFile(f, "rb")),  # noqa: SIM115 - closed with the file
+)
+
+
+def _decompressed(fh: io.BufferedReader) -> IO[bytes]:
+    """The stream itself, or its decompressed view when the magic bytes say so."""
+    head = fh.peek(6)[:6]
+    for magic, opener in _MAGIC:
+        if head.startswith(magic):
+            return opener(fh)
+    return fh
+
+
+_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
+
+
+def _read_opened(fh: io.BufferedReader, name: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+    before = stats.lines
+    try:
+        stream = _decompressed(fh)
+        yield from read_stream(stream, name, stats, on_warning)
+    except _READ_ERRORS as e:
+        # A truncated gzip, an I/O error: what was read stands, the file ends here.
+        stats.warn(f"{name}:{stats.lines - before + 1}: read error: {type(e).__name__}: {e}", on_warning)
+
+
+def _read_file(path: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed in finally; the generator may be abandoned
+    except OSError as e:
+        stats.warn(f"{path}: cannot read: {e.strerror or e}", on_warning)
+        return
+    stats.files += 1
+    try:
+        yield from _read_opened(fh, path, stats, on_warning)
+    finally:
+        fh.close()
+
+
+def _read_stdin(stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+    buf = getattr(sys.stdin, "buffer", None)
+    if buf is None:
+        stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning)
+        return
+    if not hasattr(buf, "peek"):
+        buf = io.BufferedReader(buf)
+    stats.files += 1
+    yield from _read_opened(buf, STDIN_NAME, stats, on_warning)
+
+
+def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warning: Warn = None) -> Iterator[AuditEvent]:
+    """Every event in ``paths`` (files, directories, ``-`` for stdin), in order.
+
+    Each event's ``origin`` is ``path:line`` (``path:line[i]`` / ``path:line item i`` for
+    records inside a document, ``<stdin>:line`` for stdin). Never raises for bad input.
+    """
+    for p in paths:
+        path = os.fspath(p)
+        if path == STDIN:
+            yield from _read_stdin(stats, on_warning)
+            continue
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            stats.warn(f"{path}: cannot read: {e.strerror or e}", on_warning)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            files = iter_files(path)
+            if not files:
+                stats.warn(f"{path}: no files in directory", on_warning)
+            for f in files:
+                yield from _read_file(f, stats, on_warning)
+        else:
+            yield from _read_file(path, stats, on_warning)
+
+
+# --- directories and rotation order --------------------------------------------------------
+
+_COMPRESSED = (".gz", ".bz2", ".xz")
+# kube-apiserver log backend (lumberjack): audit-2024-10-30T11-19-19.911.log[.gz]
+_LUMBERJACK = re.compile(r"^(?P<base>.+)-(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)(?P<ext>\.[^.]+)?$")
+# logrotate: audit.log.1, audit.log.2.gz (higher = older); dateext: audit.log-20241030
+_LOGROTATE_NUM = re.compile(r"^(?P<base>.+)\.(?P<n>\d{1,4})$")
+_LOGROTATE_DATE = re.compile(r"^(?P<base>.+)-(?P<date>\d{8}(?:\d{2,6})?)$")
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """Where a file stands in its rotation family (``base``); ``backup`` False = current."""
+
+    base: str
+    backup: bool
+    rank: tuple[Any, ...]
+
+
+def rotation_of(name: str) -> Rotation:
+    """The rotation family of a file name and its age rank within it (smaller = older)."""
+    stem = name
+    for ext in _COMPRESSED:
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    m = _LUMBERJACK.match(stem)
+    if m:
+        return Rotation(m["base"] + (m["ext"] or ""), True, (0, m["ts"], 0))
+    m = _LOGROTATE_NUM.match(stem)
+    if m:
+        return Rotation(m["base"], True, (1, "", -int(m["n"])))
+    m = _LOGROTATE_DATE.match(stem)
+    if m:
+        return Rotation(m["base"], True, (0, m["date"], 0))
+    # The current file sorts after every backup of its family.
+    return Rotation(stem, stem != name, (2, "", 0))
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def order_files(paths: Iterable[str]) -> list[str]:
+    """Oldest first: rotation families by name (lumberjack time stamps, logrotate numbers,
+    the current file last); families and unrelated files by modification time, then name."""
+    families: dict[tuple[str, str], list[tuple[tuple[Any, ...], str]]] = {}
+    for p in paths:
+        d, name = os.path.split(p)
+        rot = rotation_of(name)
+        families.setdefault((d, rot.base), []).append((rot.rank, p))
+    ordered = []
+    for key, members in families.items():
+        members.sort()
+        oldest = min(_mtime(p) for _, p in members)
+        ordered.append((oldest, key, [p for _, p in members]))
+    ordered.sort(key=lambda t: (t[0], t[1]))
+    return [p for _, _, ps in ordered for p in ps]
+
+
+def walk_files(root: str) -> list[str]:
+    """Regular files under ``root``, recursively, hidden files and folders left out."""
+    found: list[str] = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            p = os.path.join(d, f)
+            try:
+                if stat.S_ISREG(os.stat(p).st_mode):
+                    found.append(p)
+            except OSError:
+                continue
+    return found
+
+
+def iter_files(root: str) -> list[str]:
+    """The files of a directory in reading order (see :func:`order_files`)."""
+    return order_files(walk_files(root))
+
+
+def follow_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    stats: ReadStats,
+    on_warning: Warn = None,
+    poll_interval: float = 0.25,
+    stop: threading.Event | None = None,
+    from_start: bool = False,
+) -> Iterator[AuditEvent]:
+    """Tail ``paths`` like ``tail -F``; see :func:`kubehawk.sources.follow.follow_paths`."""
+    from kubehawk.sources.follow import follow_paths as _follow
+
+    return _follow(paths, stats, on_warning, poll_interval=poll_interval, stop=stop, from_start=from_start)

@@ -1,0 +1,306 @@
+"""Tail live audit logs like ``tail -F``: ``kubehawk detect --follow``.
+
+The kube-apiserver log backend rotates by renaming ``audit.log`` and opening a new one
+(lumberjack), logrotate may instead copy the file and truncate it in place. Both are
+handled by polling: a changed inode means rename-rotation (finish the old file, then read
+the new one from its start), a size below our offset means copytruncate (start again at
+0). A missing file is waited for. Polling needs no platform API and costs one ``stat``
+per file per interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from kubehawk.event import AuditEvent
+from kubehawk.sources.files import STDIN, STDIN_NAME, ReadStats, Warn, emit_line, rotation_of, walk_files
+
+__all__ = ["follow_paths"]
+
+_CHUNK = 1 << 20
+
+
+class _FileTail:
+    """One followed file path, across rotations of the file behind it."""
+
+    def __init__(self, path: str, stats: ReadStats, on_warning: Warn, at_end: bool) -> None:
+        self.path = path
+        self.stats = stats
+        self.on_warning = on_warning
+        self.fh: object | None = None
+        self.ident: tuple[int, int] | None = None
+        self.pos = 0
+        self.lineno = 0
+        self.partial = bytearray()
+        self._error: str | None = None
+        self._open(at_end)
+
+    # --- opening ---------------------------------------------------------------------------
+    def _open(self, at_end: bool) -> bool:
+        try:
+            fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 - lives across polls
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            msg = f"{self.path}: cannot read: {e.strerror or e}"
+            if msg != self._error:  # once per distinct problem, not once per poll
+                self._error = msg
+                self.stats.warn(msg, self.on_warning)
+            return False
+        self._error = None
+        st = os.fstat(fh.fileno())
+        self.fh = fh
+        self.ident = (st.st_dev, st.st_ino)
+        self.pos = 0
+        self.lineno = 0
+        self.partial.clear()
+        self.stats.files += 1
+        if at_end:
+            self._skip_existing()
+        return True
+
+    def _skip_existing(self) -> None:
+        """Start after the last complete line (counting lines so origins stay ``file:line``).
+
+        A last line still being written is not old yet: it is read when it completes.
+        """
+        fh = self.fh
+        assert fh is not None
+        last_nl = -1
+        offset = 0
+        while True:
+            chunk = fh.read(_CHUNK)  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            self.lineno += chunk.count(b"\n")
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                last_nl = offset + i
+            offset += len(chunk)
+        self.pos = last_nl + 1
+        fh.seek(self.pos)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()  # type: ignore[attr-defined]
+            self.fh = None
+
+    # --- reading ---------------------------------------------------------------------------
+    def _line(self, raw: bytes | bytearray) -> Iterator[AuditEvent]:
+        self.lineno += 1
+        self.stats.lines += 1
+        line = bytes(raw).strip()
+        if line:
+            yield from emit_line(line, f"{self.path}:{self.lineno}", self.stats, self.on_warning)
+
+    def _drain(self) -> Iterator[AuditEvent]:
+        """Every complete line now in the open file; a partial last line waits for its newline."""
+        fh = self.fh
+        if fh is None:
+            return
+        while True:
+            try:
+                chunk = fh.read(_CHUNK)  # type: ignore[attr-defined]
+            except OSError as e:
+                self.stats.warn(f"{self.path}:{self.lineno + 1}: read error: {e}", self.on_warning)
+                return
+            if not chunk:
+                return
+            self.pos += len(chunk)
+            nl = chunk.find(b"\n")
+            if nl < 0:
+                self.partial += chunk  # a long line: grows without copying what came before
+                continue
+            self.partial += chunk[:nl]
+            first = bytes(self.partial)
+            self.partial.clear()
+            yield from self._line(first)
+            parts = chunk[nl + 1 :].split(b"\n")
+            self.partial += parts.pop()
+            for raw in parts:
+                yield from self._line(raw)
+
+    def _flush_partial(self) -> Iterator[AuditEvent]:
+        """The file will not grow any more: its unterminated last line is final."""
+        if self.partial:
+            rest = bytes(self.partial)
+            self.partial.clear()
+            yield from self._line(rest)
+
+    def poll(self) -> Iterator[AuditEvent]:
+        if self.fh is None and not self._open(at_end=False):
+            return
+        yield from self._drain()
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return  # renamed away or deleted: keep the old file until a new one appears
+        if (st.st_dev, st.st_ino) != self.ident:
+            # Rename-rotation: lines written to the old file since our read come first.
+            yield from self._drain()
+            yield from self._flush_partial()
+            self.close()
+            if self._open(at_end=False):
+                yield from self._drain()
+        elif st.st_size < self.pos:
+            # copytruncate: the file was emptied in place; whatever it holds now is new.
+            yield from self._flush_partial()
+            self.fh.seek(0)  # type: ignore[union-attr]
+            self.pos = 0
+            self.lineno = 0
+            yield from self._drain()
+
+
+def _is_current(path: str) -> bool:
+    """A file that a writer may still append to: not a rotated or compressed backup."""
+    return not rotation_of(os.path.basename(path)).backup
+
+
+class _DirTail:
+    """Follow the newest current file of a directory; switch when a newer one appears."""
+
+    def __init__(self, root: str, stats: ReadStats, on_warning: Warn, at_end: bool) -> None:
+        self.root = root
+        self.stats = stats
+        self.on_warning = on_warning
+        self.known: set[str] = set()
+        self.tail: _FileTail | None = None
+        self.tail_mtime = 0.0
+        candidates = self._scan()
+        if candidates:
+            path, mtime = max(candidates.items(), key=lambda kv: (kv[1], kv[0]))
+            self.tail = _FileTail(path, stats, on_warning, at_end)
+            self.tail_mtime = mtime
+
+    def _scan(self) -> dict[str, float]:
+        """Current files not seen before, with their modification times."""
+        new: dict[str, float] = {}
+        for p in walk_files(self.root):
+            if p in self.known:
+                continue
+            self.known.add(p)
+            if _is_current(p):
+                try:
+                    new[p] = os.stat(p).st_mtime
+                except OSError:
+                    continue
+        return new
+
+    def poll(self) -> Iterator[AuditEvent]:
+        new = self._scan()
+        if new:
+            path, mtime = max(new.items(), key=lambda kv: (kv[1], kv[0]))
+            if self.tail is None or mtime >= self.tail_mtime:
+                if self.tail is not None:
+                    yield from self.tail.poll()
+                    yield from self.tail._flush_partial()
+                    self.tail.close()
+                self.tail = _FileTail(path, self.stats, self.on_warning, at_end=False)
+                self.tail_mtime = mtime
+        if self.tail is not None:
+            yield from self.tail.poll()
+            with contextlib.suppress(OSError):
+                self.tail_mtime = os.stat(self.tail.path).st_mtime
+
+    def close(self) -> None:
+        if self.tail is not None:
+            self.tail.close()
+
+
+class _StdinTail:
+    """Standard input read by a thread, so polling (and ``stop``) never block on it."""
+
+    def __init__(self, stats: ReadStats, on_warning: Warn) -> None:
+        self.stats = stats
+        self.on_warning = on_warning
+        self.lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.lineno = 0
+        self.done = False
+        buf = getattr(sys.stdin, "buffer", None)
+        if buf is None:
+            stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning)
+            self.done = True
+            return
+        stats.files += 1
+        threading.Thread(target=self._pump, args=(buf,), name="kubehawk-stdin", daemon=True).start()
+
+    def _pump(self, buf) -> None:  # type: ignore[no-untyped-def]
+        try:
+            for raw in buf:
+                self.lines.put(raw)
+        except (OSError, ValueError) as e:
+            self.stats.warn(f"{STDIN_NAME}:{self.lineno + 1}: read error: {e}", self.on_warning)
+        self.lines.put(None)
+
+    def poll(self) -> Iterator[AuditEvent]:
+        while not self.done:
+            try:
+                raw = self.lines.get_nowait()
+            except queue.Empty:
+                return
+            if raw is None:
+                self.done = True
+                return
+            self.lineno += 1
+            self.stats.lines += 1
+            line = raw.strip()
+            if line:
+                yield from emit_line(line, f"{STDIN_NAME}:{self.lineno}", self.stats, self.on_warning)
+
+    def close(self) -> None:
+        pass
+
+
+def follow_paths(
+    paths: Iterable[str | os.PathLike[str]],
+    stats: ReadStats,
+    on_warning: Warn = None,
+    poll_interval: float = 0.25,
+    stop: threading.Event | None = None,
+    from_start: bool = False,
+) -> Iterator[AuditEvent]:
+    """Events appended to ``paths`` from now on (from the start with ``from_start``), until
+    ``stop`` is set; without ``stop`` it runs until the consumer stops iterating.
+
+    A file path survives rename-rotation and copytruncate and may not exist yet; a
+    directory follows its newest current file; ``-`` reads standard input. Lines are
+    processed only once complete (a partial line waits for its newline).
+    """
+    tails: list[_FileTail | _DirTail | _StdinTail] = []
+    for p in paths:
+        path = os.fspath(p)
+        if path == STDIN:
+            tails.append(_StdinTail(stats, on_warning))
+            continue
+        try:
+            is_dir = stat.S_ISDIR(os.stat(path).st_mode)
+        except OSError:
+            is_dir = path.endswith(os.sep)
+        if is_dir:
+            tails.append(_DirTail(path, stats, on_warning, at_end=not from_start))
+        else:
+            tails.append(_FileTail(path, stats, on_warning, at_end=not from_start))
+    try:
+        while stop is None or not stop.is_set():
+            busy = False
+            for t in tails:
+                for ev in t.poll():
+                    busy = True
+                    yield ev
+                    if stop is not None and stop.is_set():
+                        return
+            if not busy:
+                if stop is not None:
+                    stop.wait(poll_interval)
+                else:
+                    time.sleep(poll_interval)
+    finally:
+        for t in tails:
+            t.close()
