@@ -291,7 +291,7 @@ class Derived(_Lazy):
         if res not in WORKLOAD_RESOURCES:
             return None
         spec = pod_spec_of(ev.request_object, res)
-        if spec is None and ev.head.requestObject is None:
+        if spec is None and not ev.has_request_object:
             spec = pod_spec_of(ev.response_object, res)
         return spec
 

@@ -42,8 +42,9 @@ class EventHead(msgspec.Struct, kw_only=True):
     userAgent: str | None = None
     objectRef: dict[str, Any] | None = None
     responseStatus: dict[str, Any] | None = None
-    requestObject: msgspec.Raw | None = None
-    responseObject: msgspec.Raw | None = None
+    # Raw JSON (msgspec cannot put Raw in a union); empty or b"null" means absent.
+    requestObject: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    responseObject: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
     requestReceivedTimestamp: str | None = None
     stageTimestamp: str | None = None
     annotations: dict[str, str] | None = None
@@ -87,6 +88,10 @@ class AuditEvent:
         if self._req is _UNSET:
             self._req = _decode_body(self.head.requestObject, "requestObject", self.origin)
         return self._req
+
+    @property
+    def has_request_object(self) -> bool:
+        return has_body(self.head.requestObject)
 
     @property
     def response_object(self) -> Any:
@@ -161,12 +166,13 @@ class AuditEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as plain JSON-ready data (bodies decoded)."""
-        d = msgspec.to_builtins(self.head)
-        d.pop("requestObject", None)
-        d.pop("responseObject", None)
-        if self.head.requestObject is not None:
+        # to_builtins cannot encode msgspec.Raw, so the raw bodies are left out here.
+        h = self.head
+        d = msgspec.to_builtins({f: getattr(h, f) for f in h.__struct_fields__
+                                 if f not in ("requestObject", "responseObject")})
+        if self.request_object is not None:
             d["requestObject"] = self.request_object
-        if self.head.responseObject is not None:
+        if self.response_object is not None:
             d["responseObject"] = self.response_object
         return {k: v for k, v in d.items() if v is not None}
 
@@ -185,8 +191,12 @@ class _Unset:
 _UNSET = _Unset()
 
 
-def _decode_body(raw: msgspec.Raw | None, name: str, origin: str) -> Any:
-    if raw is None:
+def has_body(raw: msgspec.Raw) -> bool:
+    return bool(raw) and bytes(raw) != b"null"
+
+
+def _decode_body(raw: msgspec.Raw, name: str, origin: str) -> Any:
+    if not has_body(raw):
         return None
     try:
         return _body_decoder.decode(raw)

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+from conftest import audit
+
+from kubehawk.event import EventDecodeError, decode_event, event_from_dict, resolve
+
+
+def test_fast_decode_keeps_bodies_raw_until_read():
+    ev = decode_event(json.dumps(audit(requestObject={"spec": {"hostPID": True}})).encode(), "f.log:3")
+    assert ev.head.requestObject is not None and ev._req is not ev.request_object  # decoded lazily
+    assert ev.get("requestObject.spec.hostPID") == [True]
+    assert ev.origin == "f.log:3"
+
+
+def test_wrong_typed_field_names_the_field():
+    with pytest.raises(EventDecodeError, match=r"field verb"):
+        decode_event(json.dumps(audit(verb=5)))
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"{not json", "malformed JSON"),
+    (json.dumps({"kind": "Pod"}).encode(), "not Event"),
+    (json.dumps({"apiVersion": "v1", "verb": "get"}).encode(), "not an audit.k8s.io Event"),
+    (json.dumps({"hello": 1}).encode(), "not an audit Event"),
+])
+def test_not_an_event(data, reason):
+    with pytest.raises(EventDecodeError, match=reason):
+        decode_event(data)
+
+
+def test_v1beta1_accepted_with_legacy_timestamp():
+    ev = decode_event(json.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1beta1", "verb": "get",
+                                  "auditID": "x", "timestamp": "2018-10-25T13:58:49Z"}))
+    assert ev.time == "2018-10-25T13:58:49Z"
+
+
+def test_list_paths_match_any_element():
+    d = {"spec": {"containers": [{"image": "a"}, {"image": "b", "ports": [{"hostPort": 80}]}]}}
+    assert resolve(d, ("spec", "containers", "image")) == ["a", "b"]
+    assert resolve(d, ("spec", "containers", "ports", "hostPort")) == [80]
+    assert resolve(d, ("spec", "volumes")) == []
+
+
+def test_dotted_keys_resolve_by_longest_existing_key():
+    d = {"annotations": {"authorization.k8s.io/decision": "forbid", "authorization": {"k8s": "short"}}}
+    assert resolve(d, ("annotations", "authorization", "k8s", "io/decision")) == ["forbid"]
+    user = {"extra": {"authentication.kubernetes.io/pod-name": ["web-1"]}}
+    assert resolve(user, ("extra", "authentication", "kubernetes", "io/pod-name")) == ["web-1"]
+
+
+def test_null_and_missing_differ():
+    assert resolve({"a": None}, ("a",)) == [None]
+    assert resolve({}, ("a",)) == []
+
+
+def test_trusted_source_ip_is_the_last():
+    ev = event_from_dict(audit(sourceIPs=["1.2.3.4", "10.0.0.9"]))
+    assert ev.source_ip == "10.0.0.9"
+    assert ev.get("x.source_ip") == ["10.0.0.9"]
+
+
+def test_from_dict_round_trip():
+    d = audit(requestObject={"kind": "Pod"}, responseObject={"kind": "Pod", "status": {}})
+    ev = event_from_dict(d)
+    assert ev.to_dict() == {k: v for k, v in d.items()}
+    assert json.loads(ev.to_json())["requestObject"] == {"kind": "Pod"}
