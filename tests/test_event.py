@@ -1,9 +1,10 @@
 import json
 
 import pytest
-from conftest import audit
 
 from kubehawk.event import EventDecodeError, decode_event, event_from_dict, resolve
+
+from conftest import audit
 
 
 def test_fast_decode_keeps_bodies_raw_until_read():
