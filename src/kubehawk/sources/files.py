@@ -171,9 +171,9 @@ def _emit_documents(data: bytes, name: str, first_line: int, stats: ReadStats, o
         except msgspec.DecodeError as e:
             msg = str(e)
             m = _BYTE_AT.search(msg)
-            if "trailing characters" in msg and m:
-                end = pos + int(m.group(1))
-                obj = _json.decode(view[pos:end])
+            found = _split_trailing(view, pos, int(m.group(1))) if "trailing characters" in msg and m else None
+            if found is not None:
+                obj, end = found
             else:
                 at = pos + int(m.group(1)) if m else n
                 bad_line = line + data.count(b"\n", pos, min(at, n))
@@ -184,6 +184,20 @@ def _emit_documents(data: bytes, name: str, first_line: int, stats: ReadStats, o
         yield from _emit_value(obj, f"{name}:{line}", stats, on_warning)
         line += data.count(b"\n", pos, end)
         pos = end
+
+
+def _split_trailing(view: memoryview, pos: int, at: int) -> tuple[Any, int] | None:
+    """The first of several documents in a row, given where msgspec saw the next one.
+
+    msgspec reports the offset just after the first trailing character; try both
+    readings of it so another version's convention cannot split a document wrongly.
+    """
+    for end in (pos + at - 1, pos + at):
+        try:
+            return _json.decode(view[pos:end]), end
+        except msgspec.DecodeError:
+            continue
+    return None
 
 
 # --- one stream ----------------------------------------------------------------------------
