@@ -1,0 +1,71 @@
+from dataclasses import dataclass, field
+
+from kubehawk.alerts import Alert, level_rank, render_message
+from kubehawk.event import event_from_dict
+
+from conftest import audit
+
+
+@dataclass
+class FakeRule:
+    """Only the attributes an Alert reads; the real Rule comes from the loader."""
+
+    id: str = "r-1"
+    title: str = "Shell in a pod"
+    level: str = "high"
+    kind: str = "event"
+    techniques: list = field(default_factory=lambda: ["MS-TA9006"])
+    attack: list = field(default_factory=lambda: ["T1609"])
+    message_template: str | None = None
+
+
+@dataclass
+class FakeMatch:
+    rule: FakeRule
+    event: object
+    count: int = 0
+    group: dict = field(default_factory=dict)
+    window_start: str | None = None
+    window_end: str | None = None
+    events: list = field(default_factory=list)
+
+
+EXEC = audit(verb="create", requestURI="/api/v1/namespaces/kube-system/pods/etcd-0/exec?command=bash&tty=true",
+             objectRef={"resource": "pods", "subresource": "exec", "namespace": "kube-system", "name": "etcd-0"},
+             sourceIPs=["203.0.113.5", "10.0.0.7"], auditID="abc")
+
+
+def test_alert_json_contract():
+    alert = Alert.from_match(FakeMatch(FakeRule(), event_from_dict(EXEC)))
+    d = alert.to_dict()
+    assert list(d) == ["rule", "techniques", "attack", "auditID", "time", "user", "verb", "resource", "subresource",
+                       "namespace", "name", "sourceIP", "userAgent", "message"]
+    assert d["rule"] == {"id": "r-1", "title": "Shell in a pod", "level": "high"}
+    assert d["techniques"] == ["MS-TA9006"] and d["attack"] == ["T1609"]
+    assert d["auditID"] == "abc" and d["sourceIP"] == "10.0.0.7" and d["subresource"] == "exec"
+    assert d["time"] == EXEC["stageTimestamp"]
+    assert "alice" in d["message"] and "kube-system/etcd-0" in d["message"]
+
+
+def test_message_template_and_missing_values():
+    ev = event_from_dict(EXEC)
+    msg = render_message("{user.username} ran {x.exec.command_line} in {objectRef.namespace}/{objectRef.name} "
+                         "tty={x.exec.tty} from {nope.nothing}", ev)
+    assert msg == "alice ran bash in kube-system/etcd-0 tty=true from -"
+
+
+def test_correlation_message():
+    rule = FakeRule(kind="correlation", message_template="{count} refusals for {group.user.username}")
+    m = FakeMatch(rule, event_from_dict(EXEC), count=10, group={"user.username": "mallory"},
+                  window_start="t0", window_end="t1", events=["a", "b"])
+    alert = Alert.from_match(m)
+    assert alert.message == "10 refusals for mallory"
+    assert alert.correlation["events"] == ["a", "b"]
+    plain = Alert.from_match(FakeMatch(FakeRule(kind="correlation"), event_from_dict(EXEC), count=3,
+                                       group={"user.username": "m"}, window_start="t0", window_end="t1"))
+    assert plain.message.startswith("Shell in a pod: 3 events for user.username=m")
+
+
+def test_level_rank():
+    assert level_rank("critical") > level_rank("high") > level_rank("medium") > level_rank("low")
+    assert level_rank("informational") == 0 and level_rank(None) == level_rank("medium")
