@@ -1,0 +1,837 @@
+"""Compile a pySigma condition tree into one Python predicate over an :class:`AuditEvent`.
+
+The work is split so that nothing is repeated per event:
+
+1. ``to_ir`` turns the pySigma tree (identifiers and ``1 of``/``all of`` already
+   resolved by pySigma) into a small IR of And/Or/Not/Leaf, expanding ``|expand``
+   placeholders from the variables and merging OR-ed values of one field into a
+   single leaf (one field fetch, one lower-casing, set lookups).
+2. ``build`` turns the IR into nested closures; leaves use specialised field getters
+   (``head.verb`` is an attribute read, not a path walk) and pre-compiled matchers.
+3. ``dnf`` gives the disjunctive normal form of the positive equality constraints,
+   used for the rule index and for audit-policy scopes.
+
+Semantics (documented in the README): strings compare case-insensitively with ``*``/``?``
+wildcards unless ``|cased``; a path through a list matches if any element matches; a
+missing field (or JSON null) never equals a value, so ``not sel`` on a missing field is
+true; ``field: null`` matches a missing field or JSON null; numbers match ints, floats
+and numeric strings; booleans match JSON booleans and the strings true/false.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+    TimestampPart,
+)
+
+from kubehawk.event import TOP_FIELDS, AuditEvent, resolve, split_path
+
+__all__ = ["CompileError", "Leaf", "And", "Or", "Not", "build", "dnf", "to_ir", "leaves", "make_getter"]
+
+Pred = Callable[[Any], bool]
+Test = Callable[[AuditEvent], bool]
+
+
+class CompileError(ValueError):
+    """A detection that cannot be compiled (the loader adds the file name)."""
+
+
+# --- IR ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Leaf:
+    """One field test. ``atoms`` are OR-ed values of one kind on one field."""
+
+    field: str | None  # None: keyword search over the whole event
+    kind: str  # value | null | exists | fieldref | keyword | const
+    atoms: list[Any] = field(default_factory=list)
+
+    def eq_values(self) -> frozenset[str] | None:
+        """The finite set of plain values this leaf requires, or None if it is not one."""
+        if self.kind != "value" or self.field is None or not self.atoms:
+            return None
+        out = set()
+        for a in self.atoms:
+            if isinstance(a, SigmaString):
+                if a.contains_special() or a.contains_placeholder():
+                    return None
+                out.add(a.to_plain_regex())
+            elif isinstance(a, SigmaBool):
+                out.add("true" if a.boolean else "false")
+            elif isinstance(a, SigmaNumber) and not isinstance(a, SigmaTimestampPart) and isinstance(
+                a.number, int
+            ):
+                out.add(str(a.number))
+            else:
+                return None
+        return frozenset(out)
+
+
+@dataclass
+class And:
+    args: list[Any]
+
+
+@dataclass
+class Or:
+    args: list[Any]
+
+
+@dataclass
+class Not:
+    arg: Any
+
+
+TRUE = Leaf(None, "const", [True])
+FALSE = Leaf(None, "const", [False])
+
+
+def to_ir(node: Any, variables: Mapping[str, list[str]] | None) -> Any:
+    """Convert a pySigma condition tree into the IR (placeholders expanded, ORs merged)."""
+    return _simplify(_to_ir(node, variables or {}))
+
+
+def _to_ir(node: Any, variables: Mapping[str, list[str]]) -> Any:
+    if isinstance(node, ConditionAND):
+        return And([_to_ir(a, variables) for a in node.args])
+    if isinstance(node, ConditionOR):
+        return Or([_to_ir(a, variables) for a in node.args])
+    if isinstance(node, ConditionNOT):
+        return Not(_to_ir(node.args[0], variables))
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        return _leaf(node.field, node.value, variables)
+    if isinstance(node, ConditionValueExpression):
+        return _leaf(None, node.value, variables)
+    if node is None:
+        return TRUE
+    raise CompileError(f"unsupported condition element {type(node).__name__}")
+
+
+def _expand(value: Any, variables: Mapping[str, list[str]]) -> list[Any]:
+    """Resolve ``%name%`` placeholders (``|expand``): a list of values becomes an OR."""
+    if not isinstance(value, (SigmaString, SigmaRegularExpression)) or not value.contains_placeholder():
+        return [value]
+
+    def values_of(p: Placeholder) -> Any:
+        if p.name not in variables:
+            known = ", ".join(sorted(variables)) or "none defined"
+            raise CompileError(f"unresolved placeholder %{p.name}% (|expand); known variables: {known}")
+        vals = variables[p.name]
+        if isinstance(vals, (str, int, float)):
+            vals = [vals]
+        for v in vals:
+            # Variable values may use wildcards, like any Sigma value.
+            yield str(v) if isinstance(value, SigmaRegularExpression) else SigmaString(str(v))
+
+    out = value.replace_placeholders(values_of)
+    if isinstance(value, SigmaCasedString):
+        out = [SigmaCasedString.from_sigma_string(s) for s in out]
+    elif isinstance(value, SigmaRegularExpression):
+        for r in out:
+            r.flags = set(value.flags)
+    return out
+
+
+def _leaf(fieldname: str | None, value: Any, variables: Mapping[str, list[str]]) -> Any:
+    if isinstance(value, SigmaExpansion):
+        atoms = [a for v in value.values for a in _expand(v, variables)]
+        return Or([_leaf(fieldname, a, variables) for a in atoms]) if len(atoms) != 1 else _leaf(
+            fieldname, atoms[0], variables
+        )
+    atoms = _expand(value, variables)
+    if not atoms:
+        return FALSE  # a variable with no values matches nothing
+    if len(atoms) > 1:
+        return Or([_leaf(fieldname, a, variables) for a in atoms])
+    value = atoms[0]
+    if fieldname is None:
+        if isinstance(value, (SigmaString, SigmaNumber, SigmaRegularExpression, SigmaBool)):
+            return Leaf(None, "keyword", [value])
+        raise CompileError(f"keyword search with {type(value).__name__} is not supported")
+    if isinstance(value, SigmaNull):
+        return Leaf(fieldname, "null")
+    if isinstance(value, SigmaExists):
+        return Leaf(fieldname, "exists", [bool(value.exists)])
+    if isinstance(value, SigmaFieldReference):
+        return Leaf(fieldname, "fieldref", [value])
+    if isinstance(
+        value,
+        (
+            SigmaString,
+            SigmaNumber,
+            SigmaBool,
+            SigmaRegularExpression,
+            SigmaCIDRExpression,
+            SigmaCompareExpression,
+        ),
+    ):
+        return Leaf(fieldname, "value", [value])
+    raise CompileError(f"field {fieldname!r}: value type {type(value).__name__} is not supported")
+
+
+def _simplify(node: Any) -> Any:
+    """Flatten nested And/Or and merge OR-ed value leaves on the same field."""
+    if isinstance(node, Not):
+        inner = _simplify(node.arg)
+        return inner.arg if isinstance(inner, Not) else Not(inner)
+    if isinstance(node, (And, Or)):
+        cls = type(node)
+        flat: list[Any] = []
+        for a in node.args:
+            a = _simplify(a)
+            if isinstance(a, cls):
+                flat.extend(a.args)
+            else:
+                flat.append(a)
+        if cls is Or:
+            merged: list[Any] = []
+            by_field: dict[str, Leaf] = {}
+            for a in flat:
+                if isinstance(a, Leaf) and a.kind == "value":
+                    prev = by_field.get(a.field)
+                    if prev is not None:
+                        prev.atoms.extend(a.atoms)
+                        continue
+                    a = Leaf(a.field, a.kind, list(a.atoms))
+                    by_field[a.field] = a
+                merged.append(a)
+            flat = merged
+        if len(flat) == 1:
+            return flat[0]
+        return cls(flat)
+    return node
+
+
+def leaves(node: Any) -> list[Leaf]:
+    out: list[Leaf] = []
+
+    def walk(n: Any) -> None:
+        if isinstance(n, Leaf):
+            out.append(n)
+        elif isinstance(n, Not):
+            walk(n.arg)
+        else:
+            for a in n.args:
+                walk(a)
+
+    walk(node)
+    return out
+
+
+# --- DNF of positive equality constraints -------------------------------------------------
+
+Conjunct = dict[str, frozenset[str]]
+
+
+def dnf(node: Any, limit: int = 64) -> list[Conjunct] | None:
+    """Disjuncts of the positive, plain equality constraints (None if more than ``limit``).
+
+    Negations and other tests are treated as "true", so the result over-approximates the
+    events the rule can match: safe for indexing and for audit-policy scopes. Two
+    constraints on one field in a conjunct are not intersected (a list field such as
+    ``user.groups`` can satisfy both with different elements); the smaller set is kept.
+    """
+    if isinstance(node, Leaf):
+        vals = node.eq_values() if node.field is not None else None
+        return [{node.field: vals}] if vals is not None else [{}]
+    if isinstance(node, Not):
+        return [{}]
+    if isinstance(node, Or):
+        out: list[Conjunct] = []
+        for a in node.args:
+            d = dnf(a, limit)
+            if d is None:
+                return None
+            out.extend(d)
+            if len(out) > limit:
+                return None
+        return out
+    acc: list[Conjunct] = [{}]
+    for a in node.args:
+        d = dnf(a, limit)
+        if d is None:
+            return None
+        if len(acc) * len(d) > limit:
+            return None
+        nxt = []
+        for c1 in acc:
+            for c2 in d:
+                c = dict(c1)
+                for k, v in c2.items():
+                    if k not in c or len(v) < len(c[k]):
+                        c[k] = v
+                nxt.append(c)
+        acc = nxt
+    return acc
+
+
+# --- field access -------------------------------------------------------------------------
+
+_HEAD_ATTR = {name: operator.attrgetter("head." + name) for name in TOP_FIELDS}
+
+
+def make_getter(path: str) -> Callable[[AuditEvent], Any]:
+    """A function returning the value(s) at ``path``: a scalar, a list of values, or None.
+
+    Specialised for the top-level fields of the typed head; bodies and ``x.*`` go
+    through :func:`kubehawk.event.resolve` (list and dotted-key semantics).
+    """
+    parts = split_path(path)
+    top, rest = parts[0], parts[1:]
+    if top in ("requestObject", "responseObject"):
+        attr = "request_object" if top == "requestObject" else "response_object"
+        body = operator.attrgetter(attr)
+        if not rest:
+            return body
+
+        def get_body(e: AuditEvent) -> Any:
+            b = body(e)
+            return None if b is None else resolve(b, rest)
+
+        return get_body
+    if top == "x":
+        if not rest:
+            return lambda e: e.derived
+
+        def get_derived(e: AuditEvent) -> Any:
+            return resolve(e.derived, rest)
+
+        return get_derived
+    if top in TOP_FIELDS:
+        head = _HEAD_ATTR[top]
+        if not rest:
+            return head
+        if len(rest) == 1:
+            key = rest[0]
+
+            def get_one(e: AuditEvent) -> Any:
+                d = head(e)
+                if type(d) is dict:
+                    return d.get(key)
+                return None if d is None else resolve(d, rest)
+
+            return get_one
+        if top == "annotations":
+            # Annotation values are strings, so only the whole dotted key can match.
+            joined = ".".join(rest)
+
+            def get_annotation(e: AuditEvent) -> Any:
+                d = head(e)
+                return d.get(joined) if type(d) is dict else None
+
+            return get_annotation
+
+        def get_path(e: AuditEvent) -> Any:
+            d = head(e)
+            return None if d is None else resolve(d, rest)
+
+        return get_path
+
+    def get_extra(e: AuditEvent) -> Any:
+        return e.get(parts)
+
+    return get_extra
+
+
+def field_cost(path: str | None) -> int:
+    """Relative cost of reading a field: head < bodies < derived < keyword text."""
+    if path is None:
+        return 4
+    top = split_path(path)[0]
+    if top in ("requestObject", "responseObject"):
+        return 2
+    if top == "x":
+        return 3
+    return 0 if top in TOP_FIELDS else 1
+
+
+# --- value matchers -----------------------------------------------------------------------
+
+
+def _scalar_str(v: Any) -> str | None:
+    """The string form a string pattern is compared with (None for objects)."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is bool:
+        return "true" if v else "false"
+    if t is int or t is float:
+        return str(v)
+    return None
+
+
+def _number(v: Any) -> float | int | None:
+    t = type(v)
+    if t is int or t is float:
+        return v
+    if t is str:
+        try:
+            return float(v.strip())
+        except ValueError:
+            return None
+    return None
+
+
+_CMP = {
+    CompareOperators.LT: operator.lt,
+    CompareOperators.LTE: operator.le,
+    CompareOperators.GT: operator.gt,
+    CompareOperators.GTE: operator.ge,
+    CompareOperators.NEQ: operator.ne,
+}
+
+
+def _wildcard_regex(s: SigmaString) -> str:
+    out = []
+    for p in s.s:
+        if isinstance(p, str):
+            out.append(re.escape(p))
+        elif p is SpecialChars.WILDCARD_MULTI:
+            out.append(".*")
+        elif p is SpecialChars.WILDCARD_SINGLE:
+            out.append(".")
+        else:  # pragma: no cover - placeholders are expanded before
+            raise CompileError(f"unexpanded placeholder in {s}")
+    return "".join(out)
+
+
+class _StringSet:
+    """Wildcard strings of one case mode, split into set/prefix/suffix/contains/regex."""
+
+    def __init__(self, lower: bool):
+        self.lower = lower
+        self.exact: set[str] = set()
+        self.prefix: list[str] = []
+        self.suffix: list[str] = []
+        self.contains: list[str] = []
+        self.regex: list[str] = []
+        self.anything = False
+
+    def add(self, s: SigmaString) -> None:
+        parts = s.s
+        fold = (lambda x: x.lower()) if self.lower else (lambda x: x)
+        star = SpecialChars.WILDCARD_MULTI
+        if not s.contains_special():
+            self.exact.add(fold(s.to_plain_regex()))
+        elif all(p is star for p in parts):
+            self.anything = True
+        elif len(parts) == 2 and isinstance(parts[0], str) and parts[1] is star:
+            self.prefix.append(fold(parts[0]))
+        elif len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
+            self.suffix.append(fold(parts[1]))
+        elif len(parts) == 3 and parts[0] is star and isinstance(parts[1], str) and parts[2] is star:
+            self.contains.append(fold(parts[1]))
+        else:
+            self.regex.append(_wildcard_regex(s))
+
+    def pred(self) -> Pred:
+        lower = self.lower
+        exact = frozenset(self.exact)
+        prefix = tuple(self.prefix)
+        suffix = tuple(self.suffix)
+        contains = tuple(self.contains)
+        rx = None
+        if self.regex:
+            flags = re.DOTALL | (0 if lower else 0)
+            rx = re.compile("(?:" + "|".join(self.regex) + r")\Z", flags).match
+        if self.anything:
+            return lambda v: True
+        if not prefix and not suffix and not contains and rx is None:
+            if lower:
+
+                def eq_lower(v: Any) -> bool:
+                    if type(v) is str:
+                        return v.lower() in exact
+                    s = _scalar_str(v)
+                    return s is not None and s in exact
+
+                return eq_lower
+
+            def eq_cased(v: Any) -> bool:
+                s = v if type(v) is str else _scalar_str(v)
+                return s is not None and s in exact
+
+            return eq_cased
+
+        def match(v: Any) -> bool:
+            s = v if type(v) is str else _scalar_str(v)
+            if s is None:
+                return False
+            if lower:
+                s = s.lower()
+            if s in exact:
+                return True
+            if prefix and s.startswith(prefix):
+                return True
+            if suffix and s.endswith(suffix):
+                return True
+            for c in contains:
+                if c in s:
+                    return True
+            return rx is not None and rx(s) is not None
+
+        return match
+
+
+_RE2_OPTIONS: Any = None
+
+
+def compile_regex(pattern: str, flags: set[Any]) -> Callable[[str], Any]:
+    """Compile with RE2 (linear time, like pySigma's SafePolicy) when the pattern allows it,
+    else with Python ``re`` (backreferences, lookarounds). Returns a ``search`` function."""
+    global _RE2_OPTIONS
+    prefix = "".join(
+        c
+        for f, c in (
+            (SigmaRegularExpressionFlag.IGNORECASE, "i"),
+            (SigmaRegularExpressionFlag.MULTILINE, "m"),
+            (SigmaRegularExpressionFlag.DOTALL, "s"),
+        )
+        if f in flags
+    )
+    full = f"(?{prefix}){pattern}" if prefix else pattern
+    try:
+        import re2
+
+        if _RE2_OPTIONS is None:
+            opts = re2.Options()
+            opts.log_errors = False
+            _RE2_OPTIONS = opts
+        return re2.compile(full, _RE2_OPTIONS).search
+    except ImportError:  # pragma: no cover - google-re2 is a pySigma 2 dependency
+        pass
+    except Exception:  # noqa: BLE001 - re2 raises its own error type; fall back to re
+        pass
+    try:
+        return re.compile(full).search
+    except re.error as e:
+        raise CompileError(f"invalid regular expression {pattern!r}: {e}") from None
+
+
+_ip_cache: dict[str, Any] = {}
+
+
+def _ip(v: Any) -> Any:
+    """Parse an IP address (cached; invalid strings give None)."""
+    ip = _ip_cache.get(v)
+    if ip is None and v not in _ip_cache:
+        try:
+            ip = ipaddress.ip_address(v.strip())
+        except (ValueError, AttributeError):
+            ip = None
+        if len(_ip_cache) > 50_000:
+            _ip_cache.clear()
+        _ip_cache[v] = ip
+    return ip
+
+
+def _timestamp_part(v: Any, part: TimestampPart) -> int | None:
+    if type(v) is not str:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    if part is TimestampPart.MINUTE:
+        return t.minute
+    if part is TimestampPart.HOUR:
+        return t.hour
+    if part is TimestampPart.DAY:
+        return t.day
+    if part is TimestampPart.WEEK:
+        return t.isocalendar()[1]
+    if part is TimestampPart.MONTH:
+        return t.month
+    return t.year
+
+
+def value_pred(atoms: list[Any]) -> Pred:
+    """One predicate over a single (non-null, non-list) value for OR-ed atoms."""
+    ci = _StringSet(lower=True)
+    cs = _StringSet(lower=False)
+    others: list[Pred] = []
+    for a in atoms:
+        if isinstance(a, SigmaCasedString):
+            cs.add(a)
+        elif isinstance(a, SigmaString):
+            ci.add(a)
+        elif isinstance(a, SigmaTimestampPart):
+            others.append(_ts_pred(a))
+        elif isinstance(a, SigmaNumber):
+            others.append(_num_pred(a.number))
+        elif isinstance(a, SigmaBool):
+            others.append(_bool_pred(a.boolean))
+        elif isinstance(a, SigmaRegularExpression):
+            others.append(_regex_pred(a))
+        elif isinstance(a, SigmaCIDRExpression):
+            others.append(_cidr_pred(a))
+        elif isinstance(a, SigmaCompareExpression):
+            others.append(_cmp_pred(a))
+        else:  # pragma: no cover - to_ir filters the types
+            raise CompileError(f"unsupported value {a!r}")
+    preds = []
+    for ss in (ci, cs):
+        if ss.exact or ss.prefix or ss.suffix or ss.contains or ss.regex or ss.anything:
+            preds.append(ss.pred())
+    preds.extend(others)
+    if len(preds) == 1:
+        return preds[0]
+    ptuple = tuple(preds)
+
+    def any_pred(v: Any) -> bool:
+        for p in ptuple:  # noqa: SIM110 - a plain loop is faster than any(<genexpr>)
+            if p(v):
+                return True
+        return False
+
+    return any_pred
+
+
+def _ts_pred(a: SigmaTimestampPart) -> Pred:
+    part, n = a.timestamp_part, a.number
+    return lambda v: _timestamp_part(v, part) == n
+
+
+def _num_pred(n: float) -> Pred:
+    def p(v: Any) -> bool:
+        x = _number(v)
+        return x is not None and x == n
+
+    return p
+
+
+def _bool_pred(b: bool) -> Pred:
+    text = "true" if b else "false"
+
+    def p(v: Any) -> bool:
+        if type(v) is bool:
+            return v is b
+        return type(v) is str and v.strip().lower() == text
+
+    return p
+
+
+def _regex_pred(a: SigmaRegularExpression) -> Pred:
+    search = compile_regex(str(a.regexp), a.flags)
+
+    def p(v: Any) -> bool:
+        s = v if type(v) is str else _scalar_str(v)
+        return s is not None and search(s) is not None
+
+    return p
+
+
+def _cidr_pred(a: SigmaCIDRExpression) -> Pred:
+    net = a.network
+
+    def p(v: Any) -> bool:
+        if type(v) is not str:
+            return False
+        ip = _ip(v)
+        return ip is not None and ip.version == net.version and ip in net
+
+    return p
+
+
+def _cmp_pred(a: SigmaCompareExpression) -> Pred:
+    op = _CMP[a.op]
+    n = a.number.number
+
+    def p(v: Any) -> bool:
+        x = _number(v)
+        return x is not None and op(x, n)
+
+    return p
+
+
+# --- building the predicate ---------------------------------------------------------------
+
+
+def _any_value(getter: Callable[[AuditEvent], Any], pred: Pred) -> Test:
+    def test(e: AuditEvent) -> bool:
+        v = getter(e)
+        if v is None:
+            return False
+        if type(v) is list:
+            for x in v:  # noqa: SIM110 - hot path
+                if x is not None and pred(x):
+                    return True
+            return False
+        return pred(v)
+
+    return test
+
+
+def _values(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    if type(v) is list:
+        return [x for x in v if x is not None]
+    return [v]
+
+
+_text_cache: list[Any] = [None, "", ""]
+
+
+def event_text(e: AuditEvent) -> tuple[str, str]:
+    """The event as JSON text and its lower-case form (cached for the current event)."""
+    if _text_cache[0] is not e:
+        text = msgspec.json.encode(e.to_dict()).decode()
+        _text_cache[0], _text_cache[1], _text_cache[2] = e, text, text.lower()
+    return _text_cache[1], _text_cache[2]
+
+
+def _keyword(a: Any) -> Test:
+    if isinstance(a, SigmaRegularExpression):
+        search = compile_regex(str(a.regexp), a.flags)
+        return lambda e: search(event_text(e)[0]) is not None
+    if isinstance(a, SigmaString):
+        # Keywords are "contains" searches over the raw event.
+        parts = list(a.s)
+        if not parts or parts[0] is not SpecialChars.WILDCARD_MULTI:
+            parts.insert(0, SpecialChars.WILDCARD_MULTI)
+        if parts[-1] is not SpecialChars.WILDCARD_MULTI:
+            parts.append(SpecialChars.WILDCARD_MULTI)
+        s = SigmaString()
+        s.s = parts
+        ss = _StringSet(lower=not isinstance(a, SigmaCasedString))
+        ss.add(s)
+        pred = ss.pred()
+        if ss.lower:
+            return lambda e: pred(event_text(e)[1])
+        return lambda e: pred(event_text(e)[0])
+    text = str(a.number if isinstance(a, SigmaNumber) else str(a.boolean).lower())
+    return lambda e: text in event_text(e)[1]
+
+
+def _leaf_test(leaf: Leaf) -> Test:
+    if leaf.kind == "const":
+        value = bool(leaf.atoms[0])
+        return lambda e: value
+    if leaf.kind == "keyword":
+        return _keyword(leaf.atoms[0])
+    getter = make_getter(leaf.field)
+    if leaf.kind == "value":
+        return _any_value(getter, value_pred(leaf.atoms))
+    if leaf.kind == "null":
+
+        def is_null(e: AuditEvent) -> bool:
+            v = getter(e)
+            if v is None:
+                return True
+            if type(v) is list:
+                return not v or None in v
+            return False
+
+        return is_null
+    if leaf.kind == "exists":
+        want = leaf.atoms[0]
+
+        def exists(e: AuditEvent) -> bool:
+            return bool(_values(getter(e))) is want
+
+        return exists
+    if leaf.kind == "fieldref":
+        ref: SigmaFieldReference = leaf.atoms[0]
+        other = make_getter(ref.field)
+        sw, ew = ref.starts_with, ref.ends_with
+
+        def fieldref(e: AuditEvent) -> bool:
+            mine = [s.lower() for s in map(_scalar_str, _values(getter(e))) if s is not None]
+            if not mine:
+                return False
+            for o in _values(other(e)):
+                s = _scalar_str(o)
+                if s is None:
+                    continue
+                s = s.lower()
+                for m in mine:
+                    if (sw and m.startswith(s)) or (ew and m.endswith(s)) or (not sw and not ew and m == s):
+                        return True
+            return False
+
+        return fieldref
+    raise CompileError(f"unknown leaf kind {leaf.kind}")  # pragma: no cover
+
+
+def _cost(node: Any) -> int:
+    if isinstance(node, Leaf):
+        base = field_cost(node.field)
+        if node.kind == "value" and any(isinstance(a, SigmaRegularExpression) for a in node.atoms):
+            base += 1
+        return base
+    if isinstance(node, Not):
+        return _cost(node.arg)
+    return max((_cost(a) for a in node.args), default=0)
+
+
+def build(node: Any) -> Test:
+    """Closures for the IR; cheap tests first inside And/Or (the tests are pure)."""
+    if isinstance(node, Leaf):
+        return _leaf_test(node)
+    if isinstance(node, Not):
+        inner = build(node.arg)
+        return lambda e: not inner(e)
+    args = sorted(node.args, key=_cost)
+    tests = [build(a) for a in args]
+    if isinstance(node, And):
+        if len(tests) == 2:
+            a, b = tests
+            return lambda e: a(e) and b(e)
+        if len(tests) == 3:
+            a, b, c = tests
+            return lambda e: a(e) and b(e) and c(e)
+        ts = tuple(tests)
+
+        def all_of(e: AuditEvent) -> bool:
+            for t in ts:  # noqa: SIM110 - hot path
+                if not t(e):
+                    return False
+            return True
+
+        return all_of
+    if len(tests) == 2:
+        a, b = tests
+        return lambda e: a(e) or b(e)
+    ts = tuple(tests)
+
+    def any_of(e: AuditEvent) -> bool:
+        for t in ts:  # noqa: SIM110 - hot path
+            if t(e):
+                return True
+        return False
+
+    return any_of
