@@ -269,9 +269,11 @@ def follow_paths(
     """Events appended to ``paths`` from now on (from the start with ``from_start``), until
     ``stop`` is set; without ``stop`` it runs until the consumer stops iterating.
 
-    A file path survives rename-rotation and copytruncate and may not exist yet; a
-    directory follows its newest current file; ``-`` reads standard input. Lines are
-    processed only once complete (a partial line waits for its newline).
+    "Now" is this call: the files are opened and their ends noted before it returns, so
+    a line appended right after the call is never missed. A file path survives
+    rename-rotation and copytruncate and may not exist yet; a directory follows its
+    newest current file; ``-`` reads standard input. Lines are processed only once
+    complete (a partial line waits for its newline).
     """
     tails: list[_FileTail | _DirTail | _StdinTail] = []
     for p in paths:
@@ -287,6 +289,12 @@ def follow_paths(
             tails.append(_DirTail(path, stats, on_warning, at_end=not from_start))
         else:
             tails.append(_FileTail(path, stats, on_warning, at_end=not from_start))
+    return _poll_loop(tails, poll_interval, stop)
+
+
+def _poll_loop(
+    tails: list[_FileTail | _DirTail | _StdinTail], poll_interval: float, stop: threading.Event | None
+) -> Iterator[AuditEvent]:
     try:
         while stop is None or not stop.is_set():
             busy = False
