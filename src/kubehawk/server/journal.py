@@ -1,0 +1,303 @@
+"""The durable journal behind ``serve``: received events, the processed cursor, emitted alerts.
+
+One SQLite file in WAL mode holds everything, so the steps that must agree commit together:
+
+* ``events``: every accepted event, ``UNIQUE(audit_id, stage, source)`` so an apiserver
+  retry of a batch we already stored is dropped. The webhook answers 2xx only after the
+  transaction holding its batch has committed.
+* ``state``: the ``processed`` cursor (last event seq run through detection) and one
+  cursor per output (last alert id handed to it).
+* ``alerts``: every alert emitted, ``UNIQUE(rule_id, audit_key)`` (one alert per rule and
+  request, DESIGN.md). Alerts for a chunk of events are inserted in the same transaction
+  that advances the ``processed`` cursor: after a kill -9 detection resumes at the cursor,
+  so an event is never half-processed and an alert never produced twice. Outputs read
+  alerts after their own cursor, so an alert committed but not yet sent is sent after restart.
+
+Durability: ``synchronous=FULL`` in WAL mode fsyncs the WAL at every commit, so an
+acknowledged batch survives power loss as well as a killed process. ``NORMAL`` (option
+``journal_sync: normal``) still survives kill -9 (the WAL is in the OS page cache) but may
+lose the last commits on power loss; it is faster on slow disks.
+
+Appends go through one writer thread that commits every batch waiting at that moment in
+a single transaction (group commit), so concurrent requests share one fsync and seq
+numbers become visible in order (the processor never skips a row committed late).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("kubehawk.server")
+
+__all__ = ["AppendResult", "Journal", "JournalClosed", "Record"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    audit_id TEXT NOT NULL,
+    stage    TEXT NOT NULL,
+    source   TEXT NOT NULL,
+    payload  BLOB NOT NULL,
+    received REAL NOT NULL,
+    UNIQUE (audit_id, stage, source)
+);
+CREATE INDEX IF NOT EXISTS events_received ON events (received);
+CREATE TABLE IF NOT EXISTS state (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id   TEXT NOT NULL,
+    audit_key TEXT NOT NULL,
+    payload   BLOB NOT NULL,
+    received  REAL NOT NULL,
+    created   REAL NOT NULL,
+    UNIQUE (rule_id, audit_key)
+);
+CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created);
+INSERT OR IGNORE INTO state (name, value) VALUES ('processed', 0);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One event to journal. ``audit_id`` falls back to a payload hash when absent."""
+
+    audit_id: str
+    stage: str
+    source: str
+    payload: bytes
+
+    @classmethod
+    def make(cls, audit_id: str | None, stage: str | None, source: str, payload: bytes) -> Record:
+        if not audit_id:
+            audit_id = "sha256:" + hashlib.sha256(payload).hexdigest()
+        return cls(audit_id, stage or "", source, payload)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    accepted: int
+    duplicates: int
+
+
+class JournalClosed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    rule_id: str
+    audit_key: str
+    payload: bytes
+    received: float
+
+
+class Journal:
+    """Open (and create) the journal; use :meth:`connect` for a per-thread connection."""
+
+    def __init__(self, path: str | Path, *, sync: str = "full", busy_timeout: float = 60.0) -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError(f"journal sync must be full or normal, got {sync!r}")
+        self.path = Path(path)
+        self.sync = sync
+        self.busy_timeout = busy_timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self.connect()
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise OSError(f"{self.path}: SQLite cannot use WAL mode here (got {mode})")
+            db.executescript(SCHEMA)
+            self.last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            self.processed = self.read_state(db, "processed")
+        finally:
+            db.close()
+        self._q: queue.Queue[tuple[list[Record], float, Future[AppendResult]] | None] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self.new_events = threading.Condition()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
+        self._writer.start()
+
+    # --- connections -----------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None,
+                             check_same_thread=False)
+        db.execute(f"PRAGMA synchronous={self.sync.upper()}")
+        db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+        return db
+
+    @staticmethod
+    def read_state(db: sqlite3.Connection, name: str, default: int = 0) -> int:
+        row = db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else default
+
+    @property
+    def backlog(self) -> int:
+        """Events stored but not yet through detection."""
+        return max(0, self.last_seq - self.processed)
+
+    @property
+    def pending_appends(self) -> int:
+        return self._pending
+
+    # --- appends (group commit) ------------------------------------------------------
+    def submit(self, records: list[Record], received: float | None = None) -> Future[AppendResult]:
+        """Queue records for the writer; the future resolves after the commit."""
+        fut: Future[AppendResult] = Future()
+        if self._closed:
+            fut.set_exception(JournalClosed("journal is closed"))
+            return fut
+        with self._pending_lock:
+            self._pending += 1
+        self._q.put((records, received if received is not None else time.time(), fut))
+        return fut
+
+    def append(self, records: list[Record], received: float | None = None) -> AppendResult:
+        return self.submit(records, received).result()
+
+    def _write_loop(self) -> None:
+        db = self.connect()
+        try:
+            while True:
+                item = self._q.get()
+                if item is None:
+                    return
+                group = [item]
+                rows = len(item[0])
+                stop = False
+                while rows < 20000:
+                    try:
+                        nxt = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    group.append(nxt)
+                    rows += len(nxt[0])
+                self._commit_group(db, group)
+                if stop:
+                    return
+        finally:
+            db.close()
+
+    def _commit_group(self, db: sqlite3.Connection, group: list) -> None:
+        results: list[AppendResult] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for records, received, _fut in group:
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO events (audit_id, stage, source, payload, received) VALUES (?,?,?,?,?)",
+                    [(r.audit_id, r.stage, r.source, r.payload, received) for r in records],
+                )
+                accepted = db.total_changes - before
+                results.append(AppendResult(accepted, len(records) - accepted))
+            db.execute("COMMIT")
+        except Exception as e:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            log.error("journal %s: cannot store %d batch(es): %s", self.path, len(group), e)
+            for _records, _received, fut in group:
+                fut.set_exception(e)
+            self._done(len(group))
+            return
+        last = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        with self.new_events:
+            self.last_seq = last
+            self.new_events.notify_all()
+        for (_records, _received, fut), res in zip(group, results, strict=True):
+            fut.set_result(res)
+        self._done(len(group))
+
+    def _done(self, n: int) -> None:
+        with self._pending_lock:
+            self._pending -= n
+
+    # --- the processor's side ----------------------------------------------------------
+    @staticmethod
+    def fetch(db: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, str, bytes, float]]:
+        return db.execute(
+            "SELECT seq, source, payload, received FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        ).fetchall()
+
+    def commit_processed(self, db: sqlite3.Connection, upto: int, alerts: list[NewAlert]) -> list[NewAlert]:
+        """Record alerts and advance the cursor in one transaction; returns the alerts that were new."""
+        fresh: list[NewAlert] = []
+        now = time.time()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for a in alerts:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO alerts (rule_id, audit_key, payload, received, created) VALUES (?,?,?,?,?)",
+                    (a.rule_id, a.audit_key, a.payload, a.received, now),
+                )
+                if cur.rowcount == 1:
+                    fresh.append(a)
+            db.execute("UPDATE state SET value = ? WHERE name = 'processed'", (upto,))
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        self.processed = upto
+        return fresh
+
+    def prune(self, db: sqlite3.Connection, *, dedup_window: float, alert_window: float, sinks: list[str]) -> int:
+        """Forget processed events older than the dedup window and alerts every output has."""
+        now = time.time()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            n = db.execute("DELETE FROM events WHERE seq <= ? AND received < ?",
+                           (self.processed, now - dedup_window)).rowcount
+            floor = min((self.read_state(db, f"sink:{s}") for s in sinks), default=0)
+            n += db.execute("DELETE FROM alerts WHERE id <= ? AND created < ?", (floor, now - alert_window)).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        return n
+
+    # --- the outputs' side -------------------------------------------------------------
+    @staticmethod
+    def alerts_after(db: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, bytes, float]]:
+        return db.execute(
+            "SELECT id, payload, received FROM alerts WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+        ).fetchall()
+
+    @staticmethod
+    def alert_id(db: sqlite3.Connection, rule_id: str, audit_key: str) -> int | None:
+        row = db.execute("SELECT id FROM alerts WHERE rule_id = ? AND audit_key = ?", (rule_id, audit_key)).fetchone()
+        return row[0] if row else None
+
+    @staticmethod
+    def set_state(db: sqlite3.Connection, name: str, value: int) -> None:
+        db.execute("INSERT INTO state (name, value) VALUES (?, ?) "
+                   "ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value))
+
+    @staticmethod
+    def last_alert_id(db: sqlite3.Connection) -> int:
+        return db.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
+
+    # --- shutdown ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
+        if self._closed:
+            return
+        self._closed = True
+        self._q.put(None)
+        self._writer.join(30)

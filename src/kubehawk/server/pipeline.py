@@ -1,0 +1,188 @@
+"""The background half of ``serve``: detection over the journal, then delivery to outputs.
+
+:class:`Processor` reads events after the ``processed`` cursor, runs the detector and
+commits the alerts together with the new cursor (see :mod:`kubehawk.server.journal`).
+One :class:`Feeder` per output reads alerts after that output's cursor and hands them
+to the sink; a slow or dead output lags behind on its own and never blocks detection
+or the other outputs, and its backlog waits on disk in the journal, not in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from kubehawk.event import EventDecodeError, decode_event
+from kubehawk.server.journal import Journal, NewAlert
+from kubehawk.server.metrics import Metrics
+from kubehawk.sinks.base import Sink, alert_key
+
+log = logging.getLogger("kubehawk.server")
+
+__all__ = ["Feeder", "Processor"]
+
+_decode = msgspec.json.Decoder()
+
+
+class Processor(threading.Thread):
+    def __init__(self, journal: Journal, detector: Any, metrics: Metrics, *, config: Any = None,
+                 chunk: int = 500, dedup_window: float = 3600.0, alert_window: float = 86400.0,
+                 sink_names: list[str] | None = None, on_alerts: Any = None) -> None:
+        super().__init__(name="kubehawk-processor", daemon=True)
+        self.journal = journal
+        self.detector = detector
+        self.metrics = metrics
+        self.config = config
+        self.chunk = chunk
+        self.dedup_window = dedup_window
+        self.alert_window = alert_window
+        self.sink_names = sink_names or []
+        self.on_alerts = on_alerts
+        self._stop_evt = threading.Event()
+        self.error: BaseException | None = None
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        with self.journal.new_events:
+            self.journal.new_events.notify_all()
+
+    def run(self) -> None:
+        db = self.journal.connect()
+        last_prune = time.monotonic()
+        try:
+            while not self._stop_evt.is_set():
+                rows = self.journal.fetch(db, self.journal.processed, self.chunk)
+                if not rows:
+                    if time.monotonic() - last_prune > 60:
+                        last_prune = time.monotonic()
+                        self._prune(db)
+                    with self.journal.new_events:
+                        if self.journal.last_seq <= self.journal.processed and not self._stop_evt.is_set():
+                            self.journal.new_events.wait(0.5)
+                    continue
+                self._process(db, rows)
+        except BaseException as e:  # the server reports not-ready; events stay in the journal
+            self.error = e
+            log.exception("detection stopped: %s", e)
+        finally:
+            db.close()
+
+    def _process(self, db: Any, rows: list[tuple[int, str, bytes, float]]) -> None:
+        found: list[NewAlert] = []
+        levels: dict[str, str] = {}
+        now = time.time()
+        for seq, source, payload, received in rows:
+            origin = f"journal seq {seq} ({source})"
+            try:
+                event = decode_event(payload, origin)
+            except EventDecodeError as e:  # cannot happen for rows we wrote; count it anyway
+                self.metrics.event_errors.inc(stage="decode")
+                log.warning("%s: %s", origin, e)
+                continue
+            if source == "admission":
+                event.extra["source_type"] = "admission"
+            if self.config is not None:
+                event.bind_context(self.config)
+            try:
+                alerts = self.detector.process(event)
+            except Exception as e:  # one bad rule or event must not stop the server
+                self.metrics.event_errors.inc(stage="detect")
+                log.error("%s: detection failed: %r", origin, e)
+                continue
+            self.metrics.processing_latency.observe(now - received)
+            for alert in alerts:
+                d = alert.to_dict()
+                rule_id, audit_id = alert_key(d)
+                key = audit_id or f"seq:{seq}"
+                found.append(NewAlert(rule_id, key, msgspec.json.encode(d), received))
+                levels[rule_id] = d.get("rule", {}).get("level", "unknown")
+        fresh = self.journal.commit_processed(db, rows[-1][0], found)
+        self.metrics.events_processed.inc(len(rows))
+        for a in fresh:
+            self.metrics.alerts.inc(rule=a.rule_id, level=levels.get(a.rule_id, "unknown"))
+        if len(fresh) != len(found):
+            self.metrics.alerts_deduplicated.inc(len(found) - len(fresh))
+        if fresh and self.on_alerts is not None:
+            self.on_alerts()
+
+    def _prune(self, db: Any) -> None:
+        try:
+            n = self.journal.prune(db, dedup_window=self.dedup_window, alert_window=self.alert_window,
+                                   sinks=self.sink_names)
+            if n:
+                log.debug("journal: pruned %d old row(s)", n)
+        except Exception as e:
+            log.warning("journal prune failed (will retry): %s", e)
+
+
+class Feeder(threading.Thread):
+    """Moves alerts from the journal to one sink, in order, at least once (exactly once for files)."""
+
+    def __init__(self, journal: Journal, sink: Sink, metrics: Metrics, batch: int = 200) -> None:
+        super().__init__(name=f"feeder-{sink.name}", daemon=True)
+        self.journal = journal
+        self.sink = sink
+        self.metrics = metrics
+        self.batch = batch
+        self.state_key = f"sink:{sink.name}"
+        self.wake = threading.Event()
+        self._stop_evt = threading.Event()
+        self.cursor = 0
+        self.lag = 0
+
+    def prepare(self) -> None:
+        """Load (or create) this output's cursor; call before detection starts."""
+        db = self.journal.connect()
+        try:
+            row = db.execute("SELECT value FROM state WHERE name = ?", (self.state_key,)).fetchone()
+            if row is None:
+                # A new output starts from now: it does not replay the journal's history.
+                self.cursor = self.journal.last_alert_id(db)
+                self.journal.set_state(db, self.state_key, self.cursor)
+            else:
+                self.cursor = row[0]
+            key = self.sink.last_delivered_key()
+            if key is not None:
+                # The sink wrote this alert before a crash stopped us recording it: skip past it.
+                ident = self.journal.alert_id(db, key[0], key[1])
+                if ident is not None and ident > self.cursor:
+                    log.info("output %s: already holds alerts up to #%d (cursor was #%d); resuming after it",
+                             self.sink.name, ident, self.cursor)
+                    self.cursor = ident
+                    self.journal.set_state(db, self.state_key, ident)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        db = self.journal.connect()
+        try:
+            while True:
+                rows = self.journal.alerts_after(db, self.cursor, self.batch)
+                if not rows:
+                    if self._stop_evt.is_set():
+                        return
+                    self.lag = 0
+                    if not self.wake.wait(1.0):
+                        self.sink.tick()
+                    self.wake.clear()
+                    continue
+                alerts = [_decode.decode(p) for _, p, _ in rows]
+                self.sink.deliver(alerts)
+                now = time.time()
+                for _, _, received in rows:
+                    self.metrics.alert_latency.observe(now - received, sink=self.sink.name)
+                self.cursor = rows[-1][0]
+                self.journal.set_state(db, self.state_key, self.cursor)
+                self.lag = self.journal.last_alert_id(db) - self.cursor
+        except BaseException as e:
+            log.exception("output %s: feeder stopped: %s", self.sink.name, e)
+        finally:
+            db.close()
