@@ -301,6 +301,9 @@ def convert_entry(entry: dict, origin: str = "") -> Iterator[AuditEvent]:
         path = rn if isinstance(rn, str) and rn.startswith("/") else "/" + "/".join(method.split(".")[2:])
         d["requestURI"] = path
         synthetic.append("requestURI")
+        # Health and discovery paths are GETs; GKE's method name carries no HTTP method.
+        verb = "get"
+        synthetic.append("verb")
     if verb:
         d["verb"] = verb
 
@@ -317,9 +320,13 @@ def convert_entry(entry: dict, origin: str = "") -> Iterator[AuditEvent]:
     authn = pp.get("authenticationInfo") if isinstance(pp.get("authenticationInfo"), dict) else {}
     if authn.get("principalEmail"):
         d["user"] = {"username": authn["principalEmail"]}
-    if authn.get("authoritySelector"):
-        d["impersonatedUser"] = {"username": authn["authoritySelector"]}
-        synthetic.append("impersonatedUser")
+        if authn.get("authoritySelector"):
+            d["impersonatedUser"] = {"username": authn["authoritySelector"]}
+            synthetic.append("impersonatedUser")
+    elif authn.get("authoritySelector"):
+        # Nobody to impersonate on behalf of: the selector is the only identity shown.
+        d["user"] = {"username": authn["authoritySelector"]}
+        synthetic.append("user")
     meta = pp.get("requestMetadata") if isinstance(pp.get("requestMetadata"), dict) else {}
     ip = meta.get("callerIp") or meta.get("callerIP")
     if ip:
