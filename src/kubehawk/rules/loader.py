@@ -103,7 +103,7 @@ class RuleSet:
 
 
 def _rebuild(sources: list[tuple[str, str]], variables: dict[str, list[str]]) -> RuleSet:
-    return _build(sources, variables, collect_errors=True)
+    return _build(sources, variables, True)
 
 
 def load_rules(
