@@ -371,3 +371,12 @@ def test_memory_stays_flat_on_a_50mb_log(tmp_path):
         tracemalloc.stop()
     assert count == n_blocks * 1000 and stats.bad == 0
     assert peak < 2 * 1024 * 1024, f"peak {peak} bytes while reading a 50 MB log"
+
+
+def test_a_file_of_one_cut_line_is_a_line_not_a_document(tmp_path):
+    p = tmp_path / "cut.log"
+    p.write_bytes(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"x","requestURI":"/api')
+    events, stats, warnings = read(p)
+    assert events == [] and stats.bad == 1 and stats.lines == 1
+    assert warnings[0].startswith(f"{p}:1: malformed JSON")
+    assert "document" not in warnings[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -228,3 +229,19 @@ def test_follow_stdin_through_a_pipe():
     finally:
         proc.kill()
         proc.wait(5)
+
+
+def test_a_compressed_file_is_read_once_not_tailed(tmp_path):
+    log = tmp_path / "audit.log"
+    log.write_bytes(b"")
+    with Follower(log) as f:
+        append(log, line("plain"))
+        assert f.wait_ids(["plain"]) == ["plain"]
+        # The path is replaced by a gzip file (a rotation that compresses in place).
+        tmp = tmp_path / "next"
+        tmp.write_bytes(gzip.compress(line("z1") + line("z2")))
+        os.replace(tmp, log)
+        assert f.wait_ids(["plain", "z1", "z2"]) == ["plain", "z1", "z2"]
+        time.sleep(5 * POLL)
+        assert f.ids == ["plain", "z1", "z2"]  # not read again on later polls
+    assert f.stats.bad == 0 and f.warnings == []

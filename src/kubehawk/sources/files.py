@@ -246,9 +246,8 @@ def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = N
         else:
             document = _looks_like_document(stripped)
             break
-    else:
-        # The file ended while the first line was still an open value: a (broken) document.
-        document = first is not None
+    # A file that ends on its first line is one (cut) line, not a document: the line
+    # formats get their say (CloudWatch's "[Truncated...]" is a skip, not an error).
     if document:
         data = b"".join(head) + fh.read()
         stats.lines += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)

@@ -20,7 +20,17 @@ import time
 from collections.abc import Iterable, Iterator
 
 from kubehawk.event import AuditEvent
-from kubehawk.sources.files import STDIN, STDIN_NAME, ReadStats, Warn, emit_line, rotation_of, walk_files
+from kubehawk.sources.files import (
+    _MAGIC,
+    STDIN,
+    STDIN_NAME,
+    ReadStats,
+    Warn,
+    _read_opened,
+    emit_line,
+    rotation_of,
+    walk_files,
+)
 
 __all__ = ["follow_paths"]
 
@@ -40,6 +50,7 @@ class _FileTail:
         self.lineno = 0
         self.partial = bytearray()
         self._error: str | None = None
+        self.archive = False  # a compressed file: read once, never tailed
         self._open(at_end)
 
     # --- opening ---------------------------------------------------------------------------
@@ -62,7 +73,11 @@ class _FileTail:
         self.lineno = 0
         self.partial.clear()
         self.stats.files += 1
-        if at_end:
+        self.archive = any(os.pread(fh.fileno(), 6, 0).startswith(m) for m, _ in _MAGIC)
+        if self.archive:
+            # Nobody appends to a gzip file: read it whole unless we start at the end.
+            self.pos = st.st_size if at_end else 0
+        elif at_end:
             self._skip_existing()
         return True
 
@@ -104,6 +119,12 @@ class _FileTail:
         """Every complete line now in the open file; a partial last line waits for its newline."""
         fh = self.fh
         if fh is None:
+            return
+        if self.archive:
+            if self.pos == 0:
+                self.pos = os.fstat(fh.fileno()).st_size  # type: ignore[attr-defined]
+                with open(os.dup(fh.fileno()), "rb") as f:  # type: ignore[attr-defined]
+                    yield from _read_opened(f, self.path, self.stats, self.on_warning)
             return
         while True:
             try:
@@ -149,7 +170,7 @@ class _FileTail:
             self.close()
             if self._open(at_end=False):
                 yield from self._drain()
-        elif st.st_size < self.pos:
+        elif st.st_size < self.pos and not self.archive:
             # copytruncate: the file was emptied in place; whatever it holds now is new.
             yield from self._flush_partial()
             self.fh.seek(0)  # type: ignore[union-attr]
