@@ -73,7 +73,9 @@ class _FileTail:
         self.lineno = 0
         self.partial.clear()
         self.stats.files += 1
-        self.archive = any(os.pread(fh.fileno(), 6, 0).startswith(m) for m, _ in _MAGIC)
+        magic = fh.read(6)
+        fh.seek(0)
+        self.archive = any(magic.startswith(m) for m, _ in _MAGIC)
         if self.archive:
             # Nobody appends to a gzip file: read it whole unless we start at the end.
             self.pos = st.st_size if at_end else 0
