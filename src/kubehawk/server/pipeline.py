@@ -164,11 +164,9 @@ class Feeder(threading.Thread):
     def run(self) -> None:
         db = self.journal.connect()
         try:
-            while True:
+            while not self._stop_evt.is_set():
                 rows = self.journal.alerts_after(db, self.cursor, self.batch)
                 if not rows:
-                    if self._stop_evt.is_set():
-                        return
                     self.lag = 0
                     if not self.wake.wait(1.0):
                         self.sink.tick()
