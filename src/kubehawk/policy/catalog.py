@@ -91,6 +91,17 @@ GROUPS_OF: dict[str, list[str]] = {}
 for _res in CATALOG:
     GROUPS_OF.setdefault(_res.resource, []).append(_res.group)
 
+# The most a policy may record for these without writing secret material into the log:
+# secrets (data in bodies), configmaps (CIS 3.2.2 treats them as secrets), token reviews
+# (the bearer token is in the request body) stay at Metadata; a TokenRequest's body holds
+# no secret, its response holds the token, so serviceaccounts/token may go up to Request.
+SENSITIVE_CAPS: dict[tuple[str, str, str], str] = {
+    ("", "secrets", ""): "Metadata",
+    ("", "configmaps", ""): "Metadata",
+    ("authentication.k8s.io", "tokenreviews", ""): "Metadata",
+    ("", "serviceaccounts", "token"): "Request",
+}
+
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 READ_VERBS = ("get", "list", "watch")
 WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubehawk.policy import probes as P
-from kubehawk.policy.catalog import CATALOG, GROUPS_OF, lookup
+from kubehawk.policy.catalog import CATALOG, GROUPS_OF, SENSITIVE_CAPS, lookup
 from kubehawk.policy.evaluate import Decision
 from kubehawk.policy.model import Policy, level_rank
 from kubehawk.policy.request import Request
@@ -35,13 +35,11 @@ REP_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
 CONNECT_VERBS = ("get", "create")
 CONNECT_SUBRESOURCES = ("exec", "attach", "portforward", "proxy")
 _SECONDARY_GROUPS = ("extensions", "metrics.k8s.io")
-# Kept at Metadata by design (CIS 3.2.2(a)): above it the log holds secrets and tokens.
-SENSITIVE = frozenset({("", "secrets", ""), ("", "configmaps", ""), ("", "serviceaccounts", "token"),
-                       ("authentication.k8s.io", "tokenreviews", "")})
 
 
-def is_sensitive(req: Request) -> bool:
-    return (req.api_group, req.resource, req.subresource) in SENSITIVE
+def sensitive_cap(req: Request) -> str | None:
+    """The highest level this request may be logged at without secrets in the log (None: no cap)."""
+    return SENSITIVE_CAPS.get((req.api_group, req.resource, req.subresource))
 
 
 def identity_for(user: str) -> P.Identity:
@@ -207,8 +205,9 @@ def rule_coverage(policy: Policy, rule: Any, cache: dict[Request, Decision] | No
             if why is None:
                 continue
             gap = Gap(req, d, why, scope.level)
-            if is_sensitive(req) and feeds(d, req, "Metadata") is None:
-                # Secrets stay at Metadata: the rule sees the request, not the secret material.
+            cap = sensitive_cap(req)
+            if cap is not None and level_rank(scope.level) > level_rank(cap) and feeds(d, req, cap) is None:
+                # Secrets stay out of the log by design: the rule sees the request, not the secret.
                 capped.append(gap)
             else:
                 gaps.append(gap)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kubehawk.policy import probes as P
-from kubehawk.policy.catalog import CATALOG, check_resource_pattern
+from kubehawk.policy.catalog import CATALOG, SENSITIVE_CAPS, check_resource_pattern
 from kubehawk.policy.flags import ApiserverFlags
 from kubehawk.policy.model import Policy, PolicyError, PolicyRule, level_rank
 from kubehawk.policy.request import Request
@@ -455,7 +455,7 @@ def check_stages(ctx: _Ctx) -> None:
 _SENSITIVE = (
     ("", "secrets", "", "high", "secret data"),
     ("", "configmaps", "", "medium", "configuration values (often credentials)"),
-    ("", "serviceaccounts", "token", "high", "issued service-account tokens"),
+    ("", "serviceaccounts", "token", "high", "issued service-account tokens (in the responses)"),
     ("authentication.k8s.io", "tokenreviews", "", "high", "bearer tokens under review"),
 )
 _LEAK_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
@@ -468,6 +468,8 @@ def check_secret_leaks(ctx: _Ctx) -> None:
         if level_rank(rule.level) <= level_rank("Metadata"):
             continue
         for group, res, sub, sev, what in _SENSITIVE:
+            if level_rank(rule.level) <= level_rank(SENSITIVE_CAPS[(group, res, sub)]):
+                continue
             req = P.witness(rule, group, res, sub, _LEAK_VERBS)
             if req is None:
                 continue
@@ -483,7 +485,8 @@ def check_secret_leaks(ctx: _Ctx) -> None:
                     ctx.add("POL-SECRET-LEAK", sev,
                             f"rules[{rule.index}] logs {target} at {rule.level} (e.g. {cand.describe()}): the log "
                             f"then holds {what}",
-                            f"Add a Metadata rule for {target} before rules[{rule.index}].", rule.index,
+                            f"Add a {SENSITIVE_CAPS[(group, res, sub)]} rule for {target} before rules[{rule.index}].",
+                            rule.index,
                             "CIS 3.2.2(a); policy.md d")
                     break
     ctx.result("POL-SECRET-LEAK", before)
