@@ -403,3 +403,14 @@ def test_a_file_of_one_cut_line_is_a_line_not_a_document(tmp_path):
     assert events == [] and stats.bad == 1 and stats.lines == 1
     assert warnings[0].startswith(f"{p}:1: malformed JSON")
     assert "document" not in warnings[0]
+
+
+def test_json_lines_whose_first_two_lines_are_broken(tmp_path):
+    """Looks like a document at first sight; one whole line by itself says otherwise."""
+    p = tmp_path / "audit.log"
+    p.write_bytes(b'{"kind":"Event","au\n{"kind":"Ev\n' + jsonl(audit(auditID="ok1"), audit(auditID="ok2")))
+    events, stats, warnings = read(p)
+    assert [e.head.auditID for e in events] == ["ok1", "ok2"]
+    assert [e.origin for e in events] == [f"{p}:3", f"{p}:4"]
+    assert stats.bad == 2 and stats.lines == 4
+    assert [w.split(": ")[0] for w in warnings] == [f"{p}:1", f"{p}:2"]

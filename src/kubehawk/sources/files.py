@@ -23,7 +23,7 @@ import stat
 import sys
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -148,23 +148,30 @@ _BYTE_AT = re.compile(r"\(byte (\d+)\)")
 _WS = b" \t\r\n"
 
 
-def _emit_documents(data: bytes, name: str, first_line: int, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+def _emit_documents(
+    data: bytes, name: str, first_line: int, stats: ReadStats, on_warning: Warn
+) -> Generator[AuditEvent, None, bool]:
     """Events of a file holding one JSON document or several in a row (``jq .`` output).
 
     Each document's origin is ``name:line`` of its first line; a malformed document
-    gives one warning at the line where the JSON breaks and ends the file.
+    gives one warning at the line where the JSON breaks and ends the file. Returns
+    False, having emitted nothing, when the first document is broken but some line is
+    a whole JSON object by itself: the file is JSON lines and must be read as such.
     """
     view = memoryview(data)
     pos = 0
     line = first_line
     n = len(data)
+    start = 0  # where the first document begins
+    while start < n and data[start] in _WS:
+        start += 1
     while True:
         while pos < n and data[pos] in _WS:
             if data[pos] == 0x0A:
                 line += 1
             pos += 1
         if pos >= n:
-            return
+            return True
         try:
             obj = _json.decode(view[pos:])
             end = n
@@ -175,15 +182,27 @@ def _emit_documents(data: bytes, name: str, first_line: int, stats: ReadStats, o
             if found is not None:
                 obj, end = found
             else:
+                if pos == start and _has_json_line(data):
+                    return False
                 at = pos + int(m.group(1)) if m else n
                 bad_line = line + data.count(b"\n", pos, min(at, n))
                 if not m:
                     msg += " (document ends before it is complete)"
                 stats.warn(f"{name}:{bad_line}: malformed JSON document: {msg}", on_warning)
-                return
+                return True
         yield from _emit_value(obj, f"{name}:{line}", stats, on_warning)
         line += data.count(b"\n", pos, end)
         pos = end
+
+
+def _has_json_line(data: bytes) -> bool:
+    """Does any line hold a whole JSON object (``{"...}``)? Pretty-printed documents
+    put each key on its own line, so their lines are fragments."""
+    for raw in io.BytesIO(data):
+        line = raw.strip()
+        if line.startswith(b'{"') and _is_complete_json(line):
+            return True
+    return False
 
 
 def _split_trailing(view: memoryview, pos: int, at: int) -> tuple[Any, int] | None:
@@ -250,9 +269,11 @@ def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = N
     # formats get their say (CloudWatch's "[Truncated...]" is a skip, not an error).
     if document:
         data = b"".join(head) + fh.read()
-        stats.lines += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        yield from _emit_documents(data, name, 1, stats, on_warning)
-        return
+        if (yield from _emit_documents(data, name, 1, stats, on_warning)):
+            stats.lines += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            return
+        # Not a document after all: JSON lines whose first lines are broken.
+        head, lines = [], iter(io.BytesIO(data))
     lineno = 0
     for source in (head, lines):
         for raw in source:
