@@ -212,3 +212,18 @@ def test_jsonl_line_path_recognises_entries():
     line = json.dumps(sample("02-data-access-secret-get-forbidden.json")).encode()
     (ev,) = list(line_to_events(line, "f:1"))
     assert ev.head.verb == "get" and ev.origin == "f:1"
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("2025-03-14T09:40:21.637512Z", "2025-03-14T09:40:21.637512Z"),
+    ("2025-03-14T09:52:09.771034120Z", "2025-03-14T09:52:09.771034Z"),  # ns precision cut, not rounded
+    ("2025-03-14 09:40:21.637512 UTC", "2025-03-14T09:40:21.637512Z"),
+    ("2024-02-16 11:48:22.742154000", "2024-02-16T11:48:22.742154Z"),
+    ("2025-03-14T10:40:21+01:00", "2025-03-14T09:40:21.000000Z"),
+    (1741953798352, "2025-03-14T12:03:18.352000Z"),  # CloudWatch epoch ms
+    ("yesterday", None), ("2025-13-01T00:00:00Z", None), (None, None), (True, None),
+])
+def test_time_normalisation(raw, want):
+    from kubehawk.sources._cloud import rfc3339
+
+    assert rfc3339(raw) == want

@@ -60,6 +60,8 @@ def rfc3339(value: Any) -> str | None:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if not isinstance(value, str):
         return None
+    if len(value) == 27 and value[10] == "T" and value[19] == "." and value[26] == "Z" and _TS.match(value):
+        return value  # already the Event's own shape (the common case)
     m = _TS.match(value.strip())
     if not m:
         return None
