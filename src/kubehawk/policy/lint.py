@@ -156,8 +156,15 @@ def lint_policy(
 ) -> LintReport:
     report = LintReport(policy.source)
     ctx = _Ctx(policy, report, options or LintOptions())
-    for check in POLICY_CHECKS:
+    for check in STRUCTURE_CHECKS:
         check(ctx)
+    if any(f.id == "POL-INVALID" for f in report.findings):
+        # The apiserver would not start: what it would log is moot until the errors are fixed.
+        for check in PROBE_CHECKS:
+            report.skipped[check.__name__.removeprefix("check_")] = "the policy does not load"
+    else:
+        for check in PROBE_CHECKS:
+            check(ctx)
     _flag_checks(ctx, manifest)
     report.findings.sort(key=lambda f: (-SEVERITY_RANK[f.severity], f.rule_index if f.rule_index is not None else -1))
     return report
@@ -781,7 +788,7 @@ def check_noise(ctx: _Ctx) -> None:
         ctx.ok("POL-NOISE-KEPT")
 
 
-POLICY_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
+STRUCTURE_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_loadable,
     check_unknown_fields,
     check_literal_wildcards,
@@ -791,6 +798,8 @@ POLICY_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_namespace_objects,
     check_non_resource_levels,
     check_order,
+)
+PROBE_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
     check_stages,
     check_secret_leaks,
     check_broad_none,
