@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from kubehawk.alerts import Alert, level_rank, render_message
 from kubehawk.event import event_from_dict
 
-from conftest import audit
+from helpers import audit
 
 
 @dataclass

@@ -4,7 +4,7 @@ from kubehawk.config import Config
 from kubehawk.enrich import image_registry, pod_spec_of
 from kubehawk.event import event_from_dict
 
-from conftest import audit
+from helpers import audit
 
 CFG = Config.from_dict({
     "timezone": "Europe/Moscow",

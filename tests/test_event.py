@@ -4,7 +4,7 @@ import pytest
 
 from kubehawk.event import EventDecodeError, decode_event, event_from_dict, resolve
 
-from conftest import audit
+from helpers import audit
 
 
 def test_fast_decode_keeps_bodies_raw_until_read():

@@ -1,4 +1,4 @@
-"""Shared test helpers: where the third-party corpora live, and event builders."""
+"""Shared test helpers (import as `from helpers import ...`): corpus locations and event builders."""
 
 from __future__ import annotations
 
