@@ -8,7 +8,7 @@ from typing import Any
 from kubehawk.event import AuditEvent, event_from_dict
 from kubehawk.rules import Engine, RuleSet
 
-from conftest import audit
+from helpers import audit
 
 HEADER = """\
 title: {title}

@@ -11,7 +11,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources.admission import admission_review_to_event
 from kubehawk.sources.normalize import line_to_events, to_events
 
-from conftest import CORPUS, SAMPLES, need
+from helpers import CORPUS, SAMPLES, need
 
 
 def sample(name: str) -> dict:

@@ -10,7 +10,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources import aks
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
-from conftest import SAMPLES, audit, need
+from helpers import SAMPLES, audit, need
 
 EXEC_ID = "1f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b"
 RB_ID = "6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d"

@@ -17,7 +17,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources.gke import parse_method
 from kubehawk.sources.normalize import SkipRecord, to_events
 
-from conftest import CORPUS, need
+from helpers import CORPUS, need
 
 
 @pytest.fixture(scope="module")

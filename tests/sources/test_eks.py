@@ -12,7 +12,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources import eks
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
-from conftest import SAMPLES, audit, need
+from helpers import SAMPLES, audit, need
 
 CRB_ID = "c0ffee12-3456-4789-abcd-ef0123456789"
 NODE_ID = "9b8a7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"

@@ -30,7 +30,7 @@ def need(path: Path) -> Path:
     return path
 
 
-# Local on purpose: `from conftest import ...` is ambiguous once a subfolder has its own conftest.
+# Local on purpose: `from helpers import ...` is ambiguous once a subfolder has its own conftest.
 def audit(**kw: Any) -> dict[str, Any]:
     """A well-formed audit Event; keyword arguments override or add fields."""
     ev: dict[str, Any] = {

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 POLL = 0.02
 
 
-# Local on purpose: `from conftest import ...` is ambiguous once a subfolder has its own conftest.
+# Local on purpose: `from helpers import ...` is ambiguous once a subfolder has its own conftest.
 def audit(**kw: Any) -> dict[str, Any]:
     """A well-formed audit Event; keyword arguments override or add fields."""
     ev: dict[str, Any] = {

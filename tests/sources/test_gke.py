@@ -12,7 +12,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources import gke
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
-from conftest import SAMPLES, need
+from helpers import SAMPLES, need
 
 
 def sample(name: str):

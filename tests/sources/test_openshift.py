@@ -9,7 +9,7 @@ import pytest
 from kubehawk.event import EventDecodeError
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
-from conftest import SAMPLES, audit, need
+from helpers import SAMPLES, audit, need
 
 
 def sample(name: str) -> str:

@@ -9,7 +9,7 @@ from azure.eventhub import CheckpointStore, EventData, PartitionContext
 from kubehawk.sources.pull.aks import AksConsumer, SQLiteCheckpointStore
 from kubehawk.sources.pull.state import PullState
 
-from conftest import SAMPLES, audit, need
+from helpers import SAMPLES, audit, need
 
 NS, HUB, CG = "acme.servicebus.windows.net", "insights-logs-kube-audit", "$Default"
 

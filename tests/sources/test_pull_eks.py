@@ -14,7 +14,7 @@ from kubehawk.sources.pull.cli import pull
 from kubehawk.sources.pull.eks import EksPuller
 from kubehawk.sources.pull.state import PullState
 
-from conftest import audit
+from helpers import audit
 
 GROUP = "/aws/eks/orders-prod/cluster"
 STREAM = "kube-apiserver-audit-7f3c"

@@ -13,7 +13,7 @@ from kubehawk.sources.pull.cli import parse_since, pull
 from kubehawk.sources.pull.gke import GkePuller, base_filter
 from kubehawk.sources.pull.state import PullState
 
-from conftest import SAMPLES, need
+from helpers import SAMPLES, need
 
 
 class Entry:

@@ -8,7 +8,7 @@ from kubehawk.sources.normalize import to_events
 from kubehawk.sources.pull.base import Feeder
 from kubehawk.sources.pull.state import PullState
 
-from conftest import audit
+from helpers import audit
 
 
 def test_positions_survive_reopen_and_prefixes_are_literal(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from kubehawk.event import EventDecodeError
 from kubehawk.sources.normalize import SkipRecord, to_events
 
-from conftest import SAMPLES, audit, need
+from helpers import SAMPLES, audit, need
 
 EXEC_ID = "0a2c4e6a-8c0e-4a2c-8e6a-8c0e2a4c6e8a"
 
