@@ -1,0 +1,146 @@
+"""The CLI as a user meets it: a real subprocess of the installed ``kubehawk`` command."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, audit
+
+KUBEHAWK = Path(sys.executable).with_name("kubehawk")
+SAMPLE = REPO / "examples" / "sample-audit.log"
+CONFIG = REPO / "examples" / "kubehawk.yaml"
+
+RULE = """
+title: Exec into a pod (test rule)
+id: 0b4a3f7e-8a7d-4c1e-9d55-1f1f00000001
+name: test-exec
+status: test
+level: high
+logsource: {product: kubernetes, service: audit}
+tags: [attack.execution, attack.t1609, ms-k8s.ms-ta9006]
+message: "{user.username} ran {x.exec.command_line} in {objectRef.namespace}/{objectRef.name}"
+detection:
+  sel:
+    objectRef.resource: pods
+    objectRef.subresource: exec
+    verb: [create, get]
+  condition: sel
+"""
+
+
+def run(*args: str, stdin: bytes | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([str(KUBEHAWK), *args], input=stdin, capture_output=True, timeout=120, env=env,
+                          check=check)
+
+
+def exec_event(i: int, **kw) -> dict:
+    fields = {"auditID": f"id-{i}", "verb": "create",
+              "objectRef": {"resource": "pods", "subresource": "exec", "namespace": "web", "name": "api"},
+              "requestURI": "/api/v1/namespaces/web/pods/api/exec?command=sh&tty=true"}
+    return audit(**{**fields, **kw})
+
+
+@pytest.fixture()
+def rules_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "rules"
+    d.mkdir()
+    (d / "exec.yml").write_text(RULE)
+    return d
+
+
+def test_demo_sample_raises_alerts_in_json():
+    res = run("detect", "--format", "json", "--config", str(CONFIG), str(SAMPLE), check=True)
+    alerts = [json.loads(line) for line in res.stdout.decode().splitlines()]
+    assert alerts, res.stderr.decode()
+    assert {"rule", "techniques", "attack", "auditID", "message"} <= set(alerts[0])
+    levels = {a["rule"]["level"] for a in alerts}
+    assert levels & {"high", "critical"}
+    summary = res.stderr.decode()
+    assert "620 events read" in summary and "0 bad records" in summary
+
+
+def test_piped_output_is_json_and_table_on_request(rules_dir, tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text(json.dumps(exec_event(1)) + "\n")
+    piped = run("detect", "--no-builtin", "--rules", str(rules_dir), str(log), check=True)
+    assert json.loads(piped.stdout)["message"] == "alice ran sh in web/api"
+    table = run("detect", "--no-builtin", "--rules", str(rules_dir), "--format", "table", str(log), check=True)
+    assert "Exec into a pod" in table.stdout.decode() and "alert" in table.stdout.decode()
+
+
+def test_stdin_gzip_dirs_and_dedup(rules_dir, tmp_path):
+    started = exec_event(7, stage="ResponseStarted")
+    done = exec_event(7)
+    data = (json.dumps(started) + "\n" + json.dumps(done) + "\n").encode()
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), "-", stdin=data, check=True)
+    assert len(res.stdout.decode().splitlines()) == 1  # one alert per (rule, auditID)
+    logs = tmp_path / "logs" / "nested"
+    logs.mkdir(parents=True)
+    with gzip.open(logs / "audit-1.log.gz", "wt") as fh:
+        fh.write(json.dumps(exec_event(8)) + "\n")
+    (logs / "audit.log").write_text(json.dumps(exec_event(9)) + "\n")
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), str(tmp_path / "logs"), check=True)
+    assert sorted(json.loads(x)["auditID"] for x in res.stdout.decode().splitlines()) == ["id-8", "id-9"]
+
+
+def test_bad_lines_warn_count_and_strict(rules_dir, tmp_path):
+    log = tmp_path / "mixed.log"
+    log.write_text("\n".join([json.dumps(exec_event(1)), "{broken", json.dumps(exec_event(2, verb=5)),
+                              json.dumps(exec_event(3))]) + "\n")
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), str(log))
+    err = res.stderr.decode()
+    assert res.returncode == 0
+    assert f"{log}:2" in err and f"{log}:3" in err and "verb" in err
+    assert "2 bad records" in err
+    assert len(res.stdout.decode().splitlines()) == 2
+    assert run("detect", "--strict", "--no-builtin", "--rules", str(rules_dir), str(log)).returncode == 1
+
+
+def test_min_level_and_output_file(rules_dir, tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text(json.dumps(exec_event(1)) + "\n")
+    out = tmp_path / "alerts.jsonl"
+    run("detect", "--no-builtin", "--rules", str(rules_dir), "-o", str(out), str(log), check=True)
+    assert json.loads(out.read_text())["rule"]["level"] == "high"
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), "--min-level", "critical", str(log), check=True)
+    assert res.stdout == b""
+
+
+def test_user_mistakes_are_clear_errors_not_tracebacks(tmp_path):
+    bad_cfg = tmp_path / "k.yaml"
+    bad_cfg.write_text("timezone: Mars/Base\n")
+    res = run("detect", "--config", str(bad_cfg), str(SAMPLE))
+    assert res.returncode == 2 and b"timezone" in res.stderr and b"Traceback" not in res.stderr
+    bad_rules = tmp_path / "bad"
+    bad_rules.mkdir()
+    (bad_rules / "broken.yml").write_text("title: x\ndetection: {condition: nope}\n")
+    res = run("detect", "--no-builtin", "--rules", str(bad_rules), str(SAMPLE))
+    assert b"broken.yml" in res.stderr and b"Traceback" not in res.stderr
+    res = run("detect", str(tmp_path / "missing.log"))
+    assert b"missing.log" in res.stderr and b"Traceback" not in res.stderr
+
+
+def test_rules_list_and_show(rules_dir):
+    res = run("rules", "list", "--no-builtin", "--rules", str(rules_dir), "--format", "json", check=True)
+    rows = json.loads(res.stdout)
+    assert rows == [{"id": "0b4a3f7e-8a7d-4c1e-9d55-1f1f00000001", "name": "test-exec",
+                     "title": "Exec into a pod (test rule)", "level": "high", "kind": "event",
+                     "techniques": ["MS-TA9006"], "attack": ["T1609"], "audit_level": "Metadata",
+                     "source": str(rules_dir / "exec.yml")}]
+    shown = run("rules", "show", "test-exec", "--rules", str(rules_dir), check=True).stdout.decode()
+    assert "Exec into a pod" in shown and "MS-TA9006" in shown
+    assert run("rules", "show", "no-such-rule").returncode == 1
+
+
+def test_builtin_pack_loads():
+    rows = json.loads(run("rules", "list", "--format", "json", check=True).stdout)
+    assert len(rows) >= 4
+    assert all(r["techniques"] for r in rows if r["kind"] == "event")
