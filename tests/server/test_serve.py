@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import RULE_ID, event, event_list, read_alerts
 
 TOKEN = "s3cret-token-for-tests"

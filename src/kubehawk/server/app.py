@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -248,17 +249,19 @@ def _journal_admission(service: Service, review: dict[str, Any], uid: str) -> No
         m.admission_dropped.inc()
         log.warning("admission request %s not journaled: journal busy", uid)
         return
+    # Stamp the receipt time (like kube-audit-rest) and store the review itself, so the
+    # processor rebuilds the event with everything the converter keeps beside it.
+    review.setdefault("requestReceivedTimestamp",
+                      dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"))
     try:
         from kubehawk.sources.admission import admission_review_to_event
 
-        converted = admission_review_to_event(review, f"POST /admission uid {uid}")
-        events = converted if isinstance(converted, list) else [converted]
-        records = [Record.make(ev.head.auditID or uid, ev.head.stage, "admission", ev.to_json())
-                   for ev in events if ev is not None]
+        admission_review_to_event(review, f"POST /admission uid {uid}")  # validate now, not in the processor
     except Exception as e:  # a review we cannot convert is still allowed; count and log it
         m.bad_requests.inc(endpoint="admission", reason="unconvertible")
         log.warning("admission request %s: cannot turn it into an event: %s", uid, e)
         return
+    records = [Record.make(uid, "", "admission", msgspec.json.encode(review))]
     if not records:
         return
     fut = service.journal.submit(records)
@@ -274,7 +277,3 @@ def _journal_admission(service: Service, review: dict[str, Any], uid: str) -> No
                 m.events_duplicate.inc(r.duplicates, endpoint="admission")
 
     fut.add_done_callback(done)
-
-
-def default_journal_dir(settings: ServerSettings) -> Path:
-    return Path(settings.journal).parent

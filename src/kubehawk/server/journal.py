@@ -121,6 +121,8 @@ class Journal:
             db.executescript(SCHEMA)
             self.last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
             self.processed = self.read_state(db, "processed")
+            # Seq numbers have gaps (an ignored duplicate still consumes one), so count.
+            self._backlog = db.execute("SELECT count(*) FROM events WHERE seq > ?", (self.processed,)).fetchone()[0]
         finally:
             db.close()
         self._q: queue.Queue[tuple[list[Record], float, Future[AppendResult]] | None] = queue.Queue()
@@ -147,7 +149,7 @@ class Journal:
     @property
     def backlog(self) -> int:
         """Events stored but not yet through detection."""
-        return max(0, self.last_seq - self.processed)
+        return self._backlog
 
     @property
     def pending_appends(self) -> int:
@@ -218,6 +220,7 @@ class Journal:
         last = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         with self.new_events:
             self.last_seq = last
+            self._backlog += sum(r.accepted for r in results)
             self.new_events.notify_all()
         for (_records, _received, fut), res in zip(group, results, strict=True):
             fut.set_result(res)
@@ -234,8 +237,12 @@ class Journal:
             "SELECT seq, source, payload, received FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
         ).fetchall()
 
-    def commit_processed(self, db: sqlite3.Connection, upto: int, alerts: list[NewAlert]) -> list[NewAlert]:
-        """Record alerts and advance the cursor in one transaction; returns the alerts that were new."""
+    def commit_processed(self, db: sqlite3.Connection, upto: int, alerts: list[NewAlert],
+                         count: int = 0) -> list[NewAlert]:
+        """Record alerts and advance the cursor past ``count`` events in one transaction.
+
+        Returns the alerts that were new.
+        """
         fresh: list[NewAlert] = []
         now = time.time()
         db.execute("BEGIN IMMEDIATE")
@@ -253,7 +260,9 @@ class Journal:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
-        self.processed = upto
+        with self.new_events:
+            self.processed = upto
+            self._backlog = max(0, self._backlog - count)
         return fresh
 
     def prune(self, db: sqlite3.Connection, *, dedup_window: float, alert_window: float, sinks: list[str]) -> int:

@@ -78,13 +78,16 @@ class Processor(threading.Thread):
         for seq, source, payload, received in rows:
             origin = f"journal seq {seq} ({source})"
             try:
-                event = decode_event(payload, origin)
-            except EventDecodeError as e:  # cannot happen for rows we wrote; count it anyway
+                if source == "admission":
+                    from kubehawk.sources.admission import admission_review_to_event
+
+                    event = admission_review_to_event(_decode.decode(payload), origin)
+                else:
+                    event = decode_event(payload, origin)
+            except (EventDecodeError, msgspec.DecodeError) as e:  # validated on receipt; count it anyway
                 self.metrics.event_errors.inc(stage="decode")
                 log.warning("%s: %s", origin, e)
                 continue
-            if source == "admission":
-                event.extra["source_type"] = "admission"
             if self.config is not None:
                 event.bind_context(self.config)
             try:
@@ -100,7 +103,7 @@ class Processor(threading.Thread):
                 key = audit_id or f"seq:{seq}"
                 found.append(NewAlert(rule_id, key, msgspec.json.encode(d), received))
                 levels[rule_id] = d.get("rule", {}).get("level", "unknown")
-        fresh = self.journal.commit_processed(db, rows[-1][0], found)
+        fresh = self.journal.commit_processed(db, rows[-1][0], found, len(rows))
         self.metrics.events_processed.inc(len(rows))
         for a in fresh:
             self.metrics.alerts.inc(rule=a.rule_id, level=levels.get(a.rule_id, "unknown"))
