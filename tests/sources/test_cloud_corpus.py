@@ -8,6 +8,7 @@ each source record, so the test follows the corpus rather than a list of answers
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import Counter
 
@@ -17,7 +18,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources.gke import parse_method
 from kubehawk.sources.normalize import SkipRecord, to_events
 
-from helpers import CORPUS, need
+from helpers import CORPUS, SAMPLES, need
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,41 @@ def test_whole_corpus_never_raises_anything_else(cases):
         outcomes["events" if events else type(err).__name__] += 1
     assert sum(outcomes.values()) == len(cases)
     assert outcomes["events"] > 230
+
+
+def _paths(obj, prefix=()):
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj[:3]):
+            yield from _paths(v, (*prefix, i))
+
+
+def test_wrong_types_anywhere_in_a_cloud_record_never_crash():
+    """Every field of every cloud fixture replaced by each wrong JSON type: an event or a counted
+    error/skip, never another exception (the readers and pullers must not die on bad input)."""
+
+    files = [f for d in ("gke", "eks", "aks", "yandex", "openshift", "kube-audit-rest")
+             for f in sorted(need(SAMPLES / d).glob("*.json"))]
+    crashes, cases = [], 0
+    for f in files:
+        base = json.loads(f.read_text())
+        for path in [p for p in _paths(base) if p]:
+            for wrong in (None, 1, "x", [], {}, True, "{", [1, 2]):
+                obj = copy.deepcopy(base)
+                holder = obj
+                for k in path[:-1]:
+                    holder = holder[k]
+                holder[path[-1]] = wrong
+                cases += 1
+                try:
+                    for ev in to_events(obj, "fuzz"):
+                        ev.to_dict()
+                except (SkipRecord, EventDecodeError):
+                    pass
+                except Exception as e:  # noqa: BLE001 - the point of the test
+                    crashes.append(f"{f.name} {path} = {wrong!r}: {type(e).__name__}: {e}")
+    assert cases > 5000
+    assert crashes == []

@@ -22,12 +22,18 @@ from kubehawk.event import AuditEvent, EventDecodeError, decode_event
 from kubehawk.sources.normalize import SkipRecord
 
 __all__ = [
+    "SHAPE_ERRORS",
     "TRUNCATED_MARKER",
     "decode_native",
     "gather",
+    "guard",
+    "guard_detect",
+    "guard_line",
     "json_value",
     "maybe_json",
     "rfc3339",
+    "register",
+    "register_line",
     "skip",
     "unpack_blob",
 ]
@@ -78,6 +84,53 @@ def rfc3339(value: Any) -> str | None:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# What a converter raises when a field has a type the format never uses there.
+SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def shape_error(what: str, err: Exception) -> EventDecodeError:
+    return EventDecodeError(f"{what}: a field has an unexpected type ({type(err).__name__}: {err})")
+
+
+def guard(convert: Callable[[Any, str], Iterator[AuditEvent]], what: str) -> Callable[[Any, str], Iterator[AuditEvent]]:
+    """A record converter whose type confusions become :class:`EventDecodeError` (bad input, counted)."""
+
+    def guarded(obj: Any, origin: str) -> Iterator[AuditEvent]:
+        try:
+            yield from convert(obj, origin)
+        except (SkipRecord, EventDecodeError):
+            raise
+        except SHAPE_ERRORS as e:
+            raise shape_error(what, e) from None
+
+    return guarded
+
+
+def guard_detect(detect: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    def guarded(obj: Any) -> bool:
+        try:
+            return bool(detect(obj))
+        except SHAPE_ERRORS:
+            return False
+
+    return guarded
+
+
+def guard_line(
+    convert: Callable[[bytes, str], Iterator[AuditEvent] | None], what: str
+) -> Callable[[bytes, str], Iterator[AuditEvent] | None]:
+    def guarded(line: bytes, origin: str) -> Iterator[AuditEvent] | None:
+        try:
+            found = convert(line, origin)
+        except SHAPE_ERRORS as e:
+            if isinstance(e, EventDecodeError):
+                raise
+            raise shape_error(what, e) from None
+        return None if found is None else guard(lambda _obj, _origin: found, what)(None, origin)
+
+    return guarded
+
+
 def skip(reason: str, count: int = 1) -> SkipRecord:
     err = SkipRecord(reason)
     err.count = count  # type: ignore[attr-defined]
@@ -108,6 +161,8 @@ def gather(
             skipped.append(f"{where}: {e}")
         except EventDecodeError as e:
             bad.append(f"{where}: {e}")
+        except SHAPE_ERRORS as e:
+            bad.append(f"{where}: {shape_error(what, e)}")
     if bad:
         more = f"; {len(skipped)} more skipped" if skipped else ""
         err = EventDecodeError(f"{len(bad)} of {total} {what} malformed, first {bad[0]}{more}")
@@ -174,3 +229,16 @@ def unpack_blob(data: str | bytes, what: str) -> bytes:
         except (OSError, EOFError, zlib.error) as e:
             raise EventDecodeError(f"{what}: corrupt gzip data ({e})") from None
     return raw
+
+
+def register(name: str, detect: Callable[[Any], bool], convert: Callable[[Any, str], Iterator[AuditEvent]]) -> None:
+    """``normalize.register_format`` with both callables guarded against type confusion."""
+    from kubehawk.sources.normalize import register_format
+
+    register_format(name, guard_detect(detect), guard(convert, name))
+
+
+def register_line(name: str, convert: Callable[[bytes, str], Iterator[AuditEvent] | None]) -> None:
+    from kubehawk.sources.normalize import register_line_format
+
+    register_line_format(name, guard_line(convert, name))

@@ -47,7 +47,6 @@ from urllib.parse import quote, urlencode
 
 from kubehawk.event import AuditEvent, EventDecodeError, event_from_dict
 from kubehawk.sources import _cloud
-from kubehawk.sources.normalize import register_format
 
 __all__ = ["admission_review_to_event"]
 
@@ -90,7 +89,28 @@ def _now() -> str:
 
 
 def admission_review_to_event(review: dict, origin: str = "") -> AuditEvent:
-    """One AdmissionReview (v1; v1beta1 has the same request shape) as an audit-like Event."""
+    """One AdmissionReview (v1; v1beta1 has the same request shape) as an audit-like Event.
+
+    Raises :class:`EventDecodeError` (naming the field) for anything that is not one.
+    """
+    try:
+        return _convert_review(review, origin)
+    except EventDecodeError:
+        raise
+    except _cloud.SHAPE_ERRORS as e:
+        raise _cloud.shape_error("AdmissionReview", e) from None
+
+
+def _str(req: dict, key: str) -> str | None:
+    value = req.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise EventDecodeError(f"AdmissionReview request.{key} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _convert_review(review: dict, origin: str) -> AuditEvent:
     if not isinstance(review, dict):
         raise EventDecodeError(f"AdmissionReview must be an object, got {type(review).__name__}")
     req = review.get("request")
@@ -100,7 +120,7 @@ def admission_review_to_event(review: dict, origin: str = "") -> AuditEvent:
     if not isinstance(uid, str) or not uid:
         raise EventDecodeError("AdmissionReview request without a uid")
     op = req.get("operation")
-    if op not in _VERBS:
+    if not isinstance(op, str) or op not in _VERBS:
         raise EventDecodeError(f"AdmissionReview request.operation {op!r} is not CREATE/UPDATE/DELETE/CONNECT")
     options = req.get("options") if isinstance(req.get("options"), dict) else None
     verb = _VERBS[op]
@@ -116,14 +136,14 @@ def admission_review_to_event(review: dict, origin: str = "") -> AuditEvent:
     ref: dict[str, Any] = {}
     if resource.get("resource"):
         ref["resource"] = resource["resource"]
-    if req.get("subResource"):
+    if _str(req, "subResource"):
         ref["subresource"] = req["subResource"]
-    if req.get("namespace"):
+    if _str(req, "namespace"):
         ref["namespace"] = req["namespace"]
     meta_src = obj if isinstance(obj, dict) and isinstance(obj.get("metadata"), dict) else old
     meta = meta_src.get("metadata") if isinstance(meta_src, dict) and isinstance(meta_src.get("metadata"), dict) else {}
-    name = req.get("name") or meta.get("name")
-    if name:
+    name = _str(req, "name") or meta.get("name")
+    if isinstance(name, str) and name:
         ref["name"] = name
     if meta.get("uid") and op != "CONNECT":
         ref["uid"] = meta["uid"]
@@ -186,4 +206,4 @@ def _convert(obj: dict, origin: str) -> Iterator[AuditEvent]:
     yield admission_review_to_event(obj, origin)
 
 
-register_format("admission-review", _detect, _convert)
+_cloud.register("admission-review", _detect, _convert)

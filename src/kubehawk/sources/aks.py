@@ -24,7 +24,7 @@ from typing import Any
 
 from kubehawk.event import AuditEvent, EventDecodeError, event_from_dict
 from kubehawk.sources import _cloud
-from kubehawk.sources.normalize import register_format, to_events
+from kubehawk.sources.normalize import to_events
 
 __all__ = ["AUDIT_CATEGORIES", "cluster_from_resource_id", "convert_record"]
 
@@ -183,7 +183,7 @@ def _convert_tables(obj: dict, origin: str) -> Iterator[AuditEvent]:
     yield from _cloud.gather(rows(), one, "query rows")
 
 
-register_format("azure-eventhub-records", _detect_batch, _convert_batch)
-register_format("aks-audit-table-row", _detect_table_row, convert_table_row)
-register_format("azure-diagnostic-record", _detect_record, convert_record)
-register_format("azure-log-analytics-response", _detect_tables, _convert_tables)
+_cloud.register("azure-eventhub-records", _detect_batch, _convert_batch)
+_cloud.register("aks-audit-table-row", _detect_table_row, convert_table_row)
+_cloud.register("azure-diagnostic-record", _detect_record, convert_record)
+_cloud.register("azure-log-analytics-response", _detect_tables, _convert_tables)

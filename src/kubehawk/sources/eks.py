@@ -30,7 +30,7 @@ from typing import Any
 
 from kubehawk.event import AuditEvent, EventDecodeError, event_from_dict
 from kubehawk.sources import _cloud
-from kubehawk.sources.normalize import register_format, register_line_format, to_events
+from kubehawk.sources.normalize import to_events
 
 __all__ = ["AUDIT_STREAM_PREFIX", "cluster_from_log_group", "convert_log_event", "log_events_to_events"]
 
@@ -350,12 +350,12 @@ def _doc_events(doc: Any, where: str) -> Iterator[AuditEvent]:
     yield from to_events(doc, where)
 
 
-register_format("cloudwatch-subscription", _detect_subscription, _convert_subscription)
-register_format("cloudwatch-page", _detect_page, _convert_page)
-register_format("cloudwatch-event", _detect_single, _convert_single)
-register_format("kinesis-firehose-records", _detect_records, _convert_records)
-register_format("lambda-awslogs", _detect_awslogs, _convert_awslogs)
-register_format("cloudwatch-logs-insights", _detect_insights, _convert_insights)
-register_line_format("cloudwatch-truncated", _convert_truncated_line)
-register_line_format("cloudwatch-export", _convert_export_line)
-register_line_format("firehose-concatenated", _convert_concatenated)
+_cloud.register("cloudwatch-subscription", _detect_subscription, _convert_subscription)
+_cloud.register("cloudwatch-page", _detect_page, _convert_page)
+_cloud.register("cloudwatch-event", _detect_single, _convert_single)
+_cloud.register("kinesis-firehose-records", _detect_records, _convert_records)
+_cloud.register("lambda-awslogs", _detect_awslogs, _convert_awslogs)
+_cloud.register("cloudwatch-logs-insights", _detect_insights, _convert_insights)
+_cloud.register_line("cloudwatch-truncated", _convert_truncated_line)
+_cloud.register_line("cloudwatch-export", _convert_export_line)
+_cloud.register_line("firehose-concatenated", _convert_concatenated)

@@ -30,7 +30,7 @@ from typing import Any
 
 from kubehawk.event import AuditEvent, EventDecodeError, event_from_dict
 from kubehawk.sources import _cloud
-from kubehawk.sources.normalize import register_format, to_events
+from kubehawk.sources.normalize import to_events
 
 __all__ = ["GRPC_TO_HTTP", "convert_entry", "is_k8s_entry", "parse_method", "parse_resource_name"]
 
@@ -388,5 +388,5 @@ def convert_pubsub(obj: dict, origin: str = "") -> Iterator[AuditEvent]:
     yield from to_events(inner, f"{origin} pubsub")
 
 
-register_format("gke-logentry", _detect_entry, convert_entry)
-register_format("gcp-pubsub-push", _detect_pubsub, convert_pubsub)
+_cloud.register("gke-logentry", _detect_entry, convert_entry)
+_cloud.register("gcp-pubsub-push", _detect_pubsub, convert_pubsub)

@@ -23,7 +23,6 @@ from typing import Any
 
 from kubehawk.event import TOP_FIELDS, AuditEvent, EventDecodeError, event_from_dict
 from kubehawk.sources import _cloud
-from kubehawk.sources.normalize import register_format, register_line_format
 
 __all__ = ["convert_forwarder_record"]
 
@@ -81,5 +80,5 @@ def _node_events(rest: bytes, origin: str, node: str) -> Iterator[AuditEvent]:
     yield _cloud.decode_native(rest, origin, {"source_type": "openshift", "node": node, "synthetic": []})
 
 
-register_format("openshift-log-forwarder", _detect_forwarder, convert_forwarder_record)
-register_line_format("openshift-node-logs", _convert_node_line)
+_cloud.register("openshift-log-forwarder", _detect_forwarder, convert_forwarder_record)
+_cloud.register_line("openshift-node-logs", _convert_node_line)

@@ -22,7 +22,6 @@ from typing import Any
 
 from kubehawk.event import AuditEvent, EventDecodeError, event_from_dict
 from kubehawk.sources import _cloud
-from kubehawk.sources.normalize import register_format
 
 __all__ = ["convert_cloud_logging_entry", "convert_trail_event"]
 
@@ -132,6 +131,6 @@ def _convert_trigger(obj: dict, origin: str) -> Iterator[AuditEvent]:
     yield from _cloud.gather(entries(), one, "Cloud Logging entries")
 
 
-register_format("yandex-audit-trails", _detect_trail, convert_trail_event)
-register_format("yandex-cloud-functions-trigger", _detect_trigger, _convert_trigger)
-register_format("yandex-cloud-logging", _detect_entry, convert_cloud_logging_entry)
+_cloud.register("yandex-audit-trails", _detect_trail, convert_trail_event)
+_cloud.register("yandex-cloud-functions-trigger", _detect_trigger, _convert_trigger)
+_cloud.register("yandex-cloud-logging", _detect_entry, convert_cloud_logging_entry)
