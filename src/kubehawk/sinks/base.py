@@ -76,8 +76,8 @@ class Sink:
         self.name = name
         self.min_rank = LEVEL_RANK[min_level]
         self.stats = SinkStats()
-        self._last_log = 0.0
-        self._suppressed = 0
+        self._last_log: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
 
     def wants(self, alert: dict[str, Any]) -> bool:
         return LEVEL_RANK[alert_level(alert)] >= self.min_rank
@@ -112,18 +112,22 @@ class Sink:
 
     def drop(self, n: int, reason: str) -> None:
         self.stats.add("dropped", n)
-        self.warn(f"output {self.name}: dropped {n} alert(s): {reason}")
+        self.warn(f"output {self.name}: dropped {n} alert(s): {reason}", kind="drop")
 
-    def warn(self, message: str) -> None:
-        """Log, at most once a second per sink, so a dead endpoint does not flood the log."""
+    def warn(self, message: str, kind: str = "retry") -> None:
+        """Log, at most once a second per sink and kind, so a dead endpoint does not flood the log.
+
+        Drops have their own kind, so a retry message never hides a drop.
+        """
         now = time.monotonic()
-        if now - self._last_log >= 1.0:
-            extra = f" ({self._suppressed} similar messages suppressed)" if self._suppressed else ""
+        if now - self._last_log.get(kind, -1e9) >= 1.0:
+            n = self._suppressed.get(kind, 0)
+            extra = f" ({n} similar messages suppressed)" if n else ""
             log.warning("%s%s", message, extra)
-            self._last_log = now
-            self._suppressed = 0
+            self._last_log[kind] = now
+            self._suppressed[kind] = 0
         else:
-            self._suppressed += 1
+            self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
