@@ -82,6 +82,8 @@ def test_arm_activity_and_other_azure_records_are_skipped_with_a_reason():
            "resourceId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerService/managedClusters/c"}
     with pytest.raises(SkipRecord, match="Activity Log"):
         list(to_events(arm))
+    with pytest.raises(SkipRecord, match="Activity Log"):  # Activity Log records often carry properties
+        list(to_events({**arm, "properties": {"statusCode": "Created"}}))
     guard = {"category": "guard", "operationName": "Microsoft.ContainerService/managedClusters/diagnosticLogs/Read",
              "properties": {"log": "I0314 guard started"}}
     with pytest.raises(SkipRecord, match="'guard'"):

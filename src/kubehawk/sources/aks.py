@@ -30,6 +30,9 @@ __all__ = ["AUDIT_CATEGORIES", "cluster_from_resource_id", "convert_record"]
 
 AUDIT_CATEGORIES = frozenset({"kube-audit", "kube-audit-admin"})
 TOO_BIG = "skipped-too-big-size-object"
+# Azure Activity Log categories: ARM control-plane operations, never apiserver audit events.
+_ACTIVITY_CATEGORIES = frozenset({"Administrative", "Security", "ServiceHealth", "Alert", "Recommendation",
+                                  "Policy", "Autoscale", "ResourceHealth"})
 _RESOURCE_ID = re.compile(
     r"/subscriptions/([^/]+)/resourcegroups/([^/]+)/providers/microsoft\.containerservice/managedclusters/([^/]+)",
     re.I,
@@ -80,7 +83,9 @@ def convert_record(record: dict, origin: str = "") -> Iterator[AuditEvent]:
     category = record.get("category", record.get("Category"))
     op = record.get("operationName", record.get("OperationName")) or ""
     if category not in AUDIT_CATEGORIES:
-        if "/" in op and "diagnosticLogs" not in op and record.get("properties") is None and "log_s" not in record:
+        if category in _ACTIVITY_CATEGORIES or (
+            "/" in op and "diagnosticLogs" not in op and record.get("properties") is None and "log_s" not in record
+        ):
             raise _cloud.skip(f"Azure Activity Log record ({category}: {op}), not a kube-apiserver audit event")
         raise _cloud.skip(f"Azure record of category {category!r} ({op or 'no operation'}), not kube-audit")
     props = record.get("properties")
