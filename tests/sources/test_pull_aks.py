@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from azure.eventhub import CheckpointStore, EventData, PartitionContext
 
@@ -96,3 +97,56 @@ def test_idle_tracking_and_the_fixture_body(tmp_path):
     fixture = (need(SAMPLES / "aks") / "01-eventhub-event-body.json").read_bytes()
     consumer.on_event_batch(ctx, [received(fixture, 1)])
     assert consumer.idle_partitions == set() and len(got) == 2 and consumer.stats.skipped == 1
+
+
+class FakeConsumerClient:
+    """Stands in for EventHubConsumerClient: delivers events per partition, then idles until closed."""
+
+    def __init__(self, batches: dict[str, list], store):
+        self.batches, self.store = batches, store
+        self.closed = threading.Event()
+        self.kwargs: dict = {}
+
+    def get_partition_ids(self):
+        return list(self.batches)
+
+    def receive(self, on_event, **kwargs):
+        self.kwargs = kwargs
+        for pid, events in self.batches.items():
+            ctx = PartitionContext(NS, HUB, CG, pid, checkpoint_store=self.store)
+            for ev in events:
+                on_event(ctx, ev)
+        while not self.closed.is_set():
+            for pid in self.batches:
+                on_event(PartitionContext(NS, HUB, CG, pid, checkpoint_store=self.store), None)
+            self.closed.wait(0.05)
+
+    def close(self):
+        self.closed.set()
+
+
+def test_one_shot_receive_stops_when_every_partition_is_idle(tmp_path, monkeypatch):
+    import azure.eventhub
+
+    from kubehawk.sources.pull import aks as pull_aks
+
+    state = PullState(tmp_path / "s.sqlite")
+    store = SQLiteCheckpointStore(state)
+    fake = FakeConsumerClient({"0": [received(body(record("p0")), 1)], "1": [received(body(record("p1")), 4)]}, store)
+    seen_args = {}
+
+    def from_connection_string(conn, **kw):
+        seen_args.update(kw, conn=conn)
+        return fake
+
+    monkeypatch.setattr(azure.eventhub.EventHubConsumerClient, "from_connection_string",
+                        staticmethod(from_connection_string))
+    got = []
+    consumer = AksConsumer(state, got.append)
+    pull_aks.receive(consumer, "Endpoint=sb://acme/;SharedAccessKeyName=k;SharedAccessKey=s", HUB, CG, store,
+                     follow=False, idle_seconds=1)
+    assert fake.closed.is_set() and sorted(e.head.auditID for e in got) == ["p0", "p1"]
+    assert seen_args["checkpoint_store"] is store and seen_args["eventhub_name"] == HUB
+    assert fake.kwargs["starting_position"] == "-1"
+    assert sorted((c["partition_id"], c["sequence_number"]) for c in store.list_checkpoints(NS, HUB, CG)) == [
+        ("0", 1), ("1", 4)]
