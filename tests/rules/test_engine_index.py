@@ -8,7 +8,7 @@ from ruletools import rule_yaml, ruleset
 
 from kubehawk.event import event_from_dict
 from kubehawk.rules import Engine
-from kubehawk.rules.index import choose_index_key
+from kubehawk.rules.index import choose_index_keys
 
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "GET", "Create"]
 RESOURCES = ["pods", "secrets", "configmaps", "nodes", "deployments", "clusterrolebindings", "Pods", None]
@@ -26,7 +26,7 @@ DETECTIONS = [
     "sel: {objectRef.subresource: [exec, attach]}\nf: {user.username|startswith: 'system:'}\ncondition: sel and not f",
     "a: {verb: create, objectRef.resource: pods}\nb: {verb: delete, objectRef.resource: secrets}\ncondition: a or b",
     "a: {verb: create}\nb: {objectRef.resource: nodes}\ncondition: a or b",  # no common field: always
-    "sel: {user.username: system:anonymous}\ncondition: sel",
+    "sel: {user.username: 'system:anonymous'}\ncondition: sel",
     "sel: {user.groups: system:masters}\ncondition: sel",
     "sel: {user.groups|all: [system:masters, system:authenticated]}\ncondition: sel",
     "sel: {annotations.authorization.k8s.io/decision: forbid}\ncondition: sel",
@@ -88,29 +88,40 @@ def test_indexed_engine_equals_brute_force():
 
 
 def test_index_key_choice():
-    def key_of(d):
-        return ruleset(rule_yaml(d)).rules[0].index_key
+    def keys_of(d):
+        return ruleset(rule_yaml(d)).rules[0].index_keys
+
+    def one(fields, *values):
+        return ((tuple(fields.split("+")), frozenset(values)),)
 
     # subresource is the most selective field
-    assert key_of("sel: {verb: create, objectRef.resource: pods, objectRef.subresource: exec}\ncondition: sel") == (
-        "objectRef.subresource",
-        frozenset({"exec"}),
+    assert keys_of("sel: {verb: create, objectRef.resource: pods, objectRef.subresource: exec}\ncondition: sel") == one(
+        "objectRef.subresource", "exec"
     )
     # read verbs are a poor filter: prefer the resource
-    assert key_of("sel: {verb: [get, list], objectRef.resource: Secrets}\ncondition: sel") == (
-        "objectRef.resource",
-        frozenset({"secrets"}),
+    assert keys_of("sel: {verb: [get, list], objectRef.resource: Secrets}\ncondition: sel") == one(
+        "objectRef.resource", "secrets"
+    )
+    # two common values: the pair is far more selective than either
+    assert keys_of("sel: {verb: [update, patch], objectRef.resource: leases}\ncondition: sel") == one(
+        "objectRef.resource+verb", ("leases", "update"), ("leases", "patch")
     )
     # a field constrained in every disjunct, values unioned
-    assert key_of("a: {verb: create, objectRef.resource: pods}\nb: {verb: patch}\ncondition: a or b") == (
-        "verb",
-        frozenset({"create", "patch"}),
+    assert keys_of("a: {verb: create, userAgent|contains: x}\nb: {verb: delete}\ncondition: a or b") == one(
+        "verb", "create", "delete"
     )
-    # nothing common, wildcards, negation only: evaluated always
-    assert key_of("a: {verb: create}\nb: {objectRef.resource: pods}\ncondition: a or b") is None
-    assert key_of("sel: {verb: 'cre*'}\ncondition: sel") is None
-    assert key_of("sel: {verb: create}\ncondition: not sel") is None
+    # each disjunct may use its own key
+    keys = keys_of("a: {user.username: 'system:anonymous'}\nb: {user.groups: system:unauthenticated}\ncondition: a or b")
+    assert set(keys) == {(("user.username",), frozenset({"system:anonymous"})),
+                         (("user.groups",), frozenset({"system:unauthenticated"}))}
+    # a field that only has to be present
+    assert keys_of("sel: {impersonatedUser.username|startswith: 'system:'}\ncondition: sel") == (
+        (("impersonatedUser.username",), None),
+    )
+    # nothing required, or only negations: evaluated always
+    assert keys_of("a: {verb: create}\nb: {objectRef.resource: null}\ncondition: a or b") is None
+    assert keys_of("sel: {verb: create}\ncondition: not sel") is None
     # derived fields only when there is nothing else
-    assert key_of("sel: {x.identity: anonymous, verb: create}\ncondition: sel")[0] == "verb"
-    assert key_of("sel: {x.identity: anonymous}\ncondition: sel")[0] == "x.identity"
-    assert choose_index_key(None) is None and choose_index_key([]) is None
+    assert keys_of("sel: {x.identity: anonymous, verb: create}\ncondition: sel")[0][0] == ("verb",)
+    assert keys_of("sel: {x.identity: anonymous}\ncondition: sel")[0][0] == ("x.identity",)
+    assert choose_index_keys(None) is None and choose_index_keys([]) is None

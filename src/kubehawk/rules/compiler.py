@@ -56,9 +56,9 @@ from sigma.types import (
     TimestampPart,
 )
 
-from kubehawk.event import TOP_FIELDS, AuditEvent, resolve, split_path
+from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 
-__all__ = ["CompileError", "Leaf", "And", "Or", "Not", "build", "dnf", "to_ir", "leaves", "make_getter"]
+__all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaves", "make_getter", "to_ir"]
 
 Pred = Callable[[Any], bool]
 Test = Callable[[AuditEvent], bool]
@@ -251,13 +251,36 @@ def leaves(node: Any) -> list[Leaf]:
     return out
 
 
-# --- DNF of positive equality constraints -------------------------------------------------
+# --- DNF of positive constraints --------------------------------------------------------
 
-Conjunct = dict[str, frozenset[str]]
+Conjunct = dict[str, Any]  # field -> frozenset of plain values, or PRESENT
+
+
+class _Present:
+    """Marker: the conjunct needs the field to hold some non-null value (any value)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PRESENT"
+
+
+PRESENT = _Present()
+
+
+def _positive(leaf: Leaf) -> Any:
+    if leaf.field is None:
+        return None
+    if leaf.kind == "value":
+        vals = leaf.eq_values()
+        return vals if vals is not None else PRESENT
+    if leaf.kind == "fieldref" or (leaf.kind == "exists" and leaf.atoms[0]):
+        return PRESENT
+    return None
 
 
 def dnf(node: Any, limit: int = 64) -> list[Conjunct] | None:
-    """Disjuncts of the positive, plain equality constraints (None if more than ``limit``).
+    """Disjuncts of the positive constraints: plain equality sets or "present" (None if > ``limit``).
 
     Negations and other tests are treated as "true", so the result over-approximates the
     events the rule can match: safe for indexing and for audit-policy scopes. Two
@@ -265,8 +288,8 @@ def dnf(node: Any, limit: int = 64) -> list[Conjunct] | None:
     ``user.groups`` can satisfy both with different elements); the smaller set is kept.
     """
     if isinstance(node, Leaf):
-        vals = node.eq_values() if node.field is not None else None
-        return [{node.field: vals}] if vals is not None else [{}]
+        c = _positive(node)
+        return [{node.field: c}] if c is not None else [{}]
     if isinstance(node, Not):
         return [{}]
     if isinstance(node, Or):
@@ -291,7 +314,8 @@ def dnf(node: Any, limit: int = 64) -> list[Conjunct] | None:
             for c2 in d:
                 c = dict(c1)
                 for k, v in c2.items():
-                    if k not in c or len(v) < len(c[k]):
+                    old = c.get(k)
+                    if old is None or old is PRESENT or (v is not PRESENT and len(v) < len(old)):
                         c[k] = v
                 nxt.append(c)
         acc = nxt
@@ -303,11 +327,65 @@ def dnf(node: Any, limit: int = 64) -> list[Conjunct] | None:
 _HEAD_ATTR = {name: operator.attrgetter("head." + name) for name in TOP_FIELDS}
 
 
+def _joins(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
+    """For each position i, the dotted keys parts[i:j] (longest first, j > i+1) and their j."""
+    n = len(parts)
+    return [[(".".join(parts[i:j]), j) for j in range(n, i + 1, -1)] for i in range(n)]
+
+
+def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
+    """:func:`kubehawk.event.resolve` for a fixed path, with the dotted keys joined once."""
+    if not parts:
+        return lambda v: v if type(v) is list else [v]
+    joins = _joins(parts)
+    n = len(parts)
+
+    def walk(value: Any, i: int, out: list[Any]) -> None:
+        while True:
+            if i == n:
+                if type(value) is list:
+                    out.extend(value)
+                else:
+                    out.append(value)
+                return
+            t = type(value)
+            if t is list:
+                for item in value:
+                    walk(item, i, out)
+                return
+            if t is not dict and not isinstance(value, Mapping):
+                return
+            for joined, j in joins[i]:
+                if joined in value:
+                    walk(value[joined], j, out)
+                    return
+            key = parts[i]
+            if key not in value:
+                return
+            value = value[key]
+            i += 1
+
+    def resolve_path(value: Any) -> list[Any]:
+        out: list[Any] = []
+        walk(value, 0, out)
+        return out
+
+    return resolve_path
+
+
+def _derived_keys_plain() -> bool:
+    try:
+        from kubehawk.enrich import DERIVED_LEVELS
+    except ImportError:  # pragma: no cover - enrich is part of the package
+        return False
+    return not any("." in k for k in DERIVED_LEVELS)
+
+
 def make_getter(path: str) -> Callable[[AuditEvent], Any]:
     """A function returning the value(s) at ``path``: a scalar, a list of values, or None.
 
-    Specialised for the top-level fields of the typed head; bodies and ``x.*`` go
-    through :func:`kubehawk.event.resolve` (list and dotted-key semantics).
+    Specialised for the top-level fields of the typed head; bodies and ``x.*`` follow
+    the semantics of :func:`kubehawk.event.resolve` (lists, dotted keys).
     """
     parts = split_path(path)
     top, rest = parts[0], parts[1:]
@@ -316,18 +394,32 @@ def make_getter(path: str) -> Callable[[AuditEvent], Any]:
         body = operator.attrgetter(attr)
         if not rest:
             return body
+        res = make_resolver(rest)
 
         def get_body(e: AuditEvent) -> Any:
             b = body(e)
-            return None if b is None else resolve(b, rest)
+            return None if b is None else res(b)
 
         return get_body
     if top == "x":
         if not rest:
             return lambda e: e.derived
+        if _derived_keys_plain():
+            # Derived keys have no dots: read the first one directly, walk the rest.
+            first = rest[0]
+            sub = make_resolver(rest[1:]) if len(rest) > 1 else None
+
+            def get_derived_fast(e: AuditEvent) -> Any:
+                v = e.derived.get(first)
+                if v is None or sub is None:
+                    return v
+                return sub(v)
+
+            return get_derived_fast
+        res_x = make_resolver(rest)
 
         def get_derived(e: AuditEvent) -> Any:
-            return resolve(e.derived, rest)
+            return res_x(e.derived)
 
         return get_derived
     if top in TOP_FIELDS:
@@ -336,12 +428,13 @@ def make_getter(path: str) -> Callable[[AuditEvent], Any]:
             return head
         if len(rest) == 1:
             key = rest[0]
+            res1 = make_resolver(rest)
 
             def get_one(e: AuditEvent) -> Any:
                 d = head(e)
                 if type(d) is dict:
                     return d.get(key)
-                return None if d is None else resolve(d, rest)
+                return None if d is None else res1(d)
 
             return get_one
         if top == "annotations":
@@ -353,10 +446,11 @@ def make_getter(path: str) -> Callable[[AuditEvent], Any]:
                 return d.get(joined) if type(d) is dict else None
 
             return get_annotation
+        resn = make_resolver(rest)
 
         def get_path(e: AuditEvent) -> Any:
             d = head(e)
-            return None if d is None else resolve(d, rest)
+            return None if d is None else resn(d)
 
         return get_path
 
@@ -503,6 +597,8 @@ class _StringSet:
                     return True
             return rx is not None and rx(s) is not None
 
+        if len(contains) + len(self.regex) > 2:
+            return _memo(match)
         return match
 
 
@@ -651,7 +747,32 @@ def _regex_pred(a: SigmaRegularExpression) -> Pred:
         s = v if type(v) is str else _scalar_str(v)
         return s is not None and search(s) is not None
 
-    return p
+    return _memo(p)
+
+
+MEMO_SIZE = 4096
+
+
+def _memo(pred: Pred) -> Pred:
+    """Remember results per string value: user agents, user names, images repeat a lot.
+
+    Bounded: the memo is cleared when full, so high-cardinality fields cost one dict
+    store per value and nothing more.
+    """
+    memo: dict[str, bool] = {}
+
+    def memoized(v: Any) -> bool:
+        if type(v) is not str:
+            return pred(v)
+        r = memo.get(v)
+        if r is None:
+            r = pred(v)
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[v] = r
+        return r
+
+    return memoized
 
 
 def _cidr_pred(a: SigmaCIDRExpression) -> Pred:

@@ -33,7 +33,7 @@ from sigma.rule.base import SigmaYAMLLoader
 
 from kubehawk.rules import compiler
 from kubehawk.rules.compiler import CompileError, Leaf, Or
-from kubehawk.rules.index import choose_index_key
+from kubehawk.rules.index import choose_index_keys
 from kubehawk.rules.model import AUDIT_LEVELS, CorrelationSpec, Rule, RuleLoadError, Scope
 
 __all__ = ["BUILTIN_DIR", "RuleSet", "load_rules"]
@@ -375,7 +375,7 @@ def _event_rule(path: str, obj: SigmaRule, variables: Mapping[str, list[str]]) -
         predicate=predicate,
         **meta,
     )
-    rule.index_key = choose_index_key(conjuncts)
+    rule.index_keys = choose_index_keys(conjuncts)
     return rule
 
 
@@ -428,12 +428,12 @@ _SCOPE_FIELDS = {
 }
 
 
-def _scopes(conjuncts: list[dict[str, frozenset[str]]] | None, level: str) -> list[Scope]:
+def _scopes(conjuncts: list[dict[str, Any]] | None, level: str) -> list[Scope]:
     if conjuncts is None:
         return [Scope(level=level)]
     out: list[Scope] = []
     for c in conjuncts:
-        kw = {attr: c[f] for f, attr in _SCOPE_FIELDS.items() if f in c}
+        kw = {attr: c[f] for f, attr in _SCOPE_FIELDS.items() if isinstance(c.get(f), frozenset)}
         s = Scope(level=level, **kw)
         if s not in out:
             out.append(s)

@@ -91,8 +91,12 @@ class Rule:
     correlation: CorrelationSpec | None = None
     # Position in the rule set: matches of one event come out in this order.
     ordinal: int = 0
-    # (field, lower-cased values) every match requires; None = evaluated on every event.
-    index_key: tuple[str, frozenset[str]] | None = field(default=None, repr=False)
+    # Where the index files the rule: one entry per distinct key chosen over the disjuncts of
+    # its condition, each (fields, lower-cased values or value tuples, or None for "present").
+    # None: evaluated on every event.
+    index_keys: tuple[tuple[tuple[str, ...], frozenset[Any] | None], ...] | None = field(
+        default=None, repr=False
+    )
     # Compiled condition (event rules only); never pickled.
     predicate: Callable[[AuditEvent], bool] | None = field(default=None, repr=False)
 
