@@ -48,6 +48,13 @@ def _warn_policy(policy: Policy) -> None:
         click.echo(f"kubehawk policy: warning: {where}: {w}", err=True)
 
 
+def _e(text: Any) -> str:
+    """Escape text for rich: policy rules are full of [brackets] that rich would eat as markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def _console():
     from rich.console import Console
 
@@ -138,9 +145,9 @@ def evaluate(policy_file: str, user: str | None, groups: tuple[str, ...], verb: 
         return
     from rich.table import Table
 
-    t = Table(title=f"{policy_file}: {req.describe()}", show_header=False)
+    t = Table(title=_e(f"{policy_file}: {req.describe()}"), show_header=False)
     t.add_row("level", f"[bold]{d.level}[/]")
-    t.add_row("decided by", f"rules[{d.rule_index}]: {pol.rules[d.rule_index].describe()}"
+    t.add_row("decided by", _e(f"rules[{d.rule_index}]: {pol.rules[d.rule_index].describe()}")
               if d.rule_index is not None else "no rule matched (default level None)")
     t.add_row("omitStages", ", ".join(d.omit_stages) or "-")
     t.add_row("omitManagedFields", str(d.omit_managed_fields).lower())
@@ -226,7 +233,7 @@ def _print_lint(report: Any) -> None:
     from rich.table import Table
 
     con = _console()
-    t = Table(title=f"audit policy lint: {report.source}", show_lines=False, expand=False)
+    t = Table(title=_e(f"audit policy lint: {report.source}"), show_lines=False, expand=False)
     t.add_column("severity")
     t.add_column("id")
     t.add_column("rule", justify="right")
@@ -236,7 +243,8 @@ def _print_lint(report: Any) -> None:
         rule = "-" if f.rule_index is None else f"{f.rule_index}"
         if f.line:
             rule += f" (L{f.line})"
-        t.add_row(f"[{_SEV_STYLE[f.severity]}]{f.severity}[/]", f.id, rule, f.message, f"{f.fix}\n[dim]{f.reference}[/]")
+        t.add_row(f"[{_SEV_STYLE[f.severity]}]{f.severity}[/]", f.id, rule, _e(f.message),
+                  f"{_e(f.fix)}\n[dim]{_e(f.reference)}[/]")
     con.print(t)
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     con.print(f"{len(report.findings)} findings ({counts or 'none'}); {len(report.passed)} checks passed"
@@ -298,7 +306,7 @@ def coverage(policy_file: str, rule_dirs: tuple[str, ...], no_builtin: bool, con
         from rich.table import Table
 
         con = _console()
-        t = Table(title=f"detections fed by {policy_file}")
+        t = Table(title=_e(f"detections fed by {policy_file}"))
         t.add_column("status")
         t.add_column("rule", overflow="fold")
         t.add_column("needs")
@@ -309,10 +317,10 @@ def coverage(policy_file: str, rule_dirs: tuple[str, ...], no_builtin: bool, con
                 continue
             detail = ""
             if rc.gaps:
-                detail = f"{len(rc.gaps)}/{rc.probes} probes: {rc.gaps[0].describe()}\n[bold]fix:[/] {rc.fix}"
+                detail = f"{len(rc.gaps)}/{rc.probes} probes: {_e(rc.gaps[0].describe())}\n[bold]fix:[/] {_e(rc.fix)}"
             if rc.capped:
                 detail += ("\n" if detail else "") + f"[dim]{len(rc.capped)} probes kept at a secret-safe level[/]"
-            t.add_row(f"[{_STATUS_STYLE[rc.status]}]{rc.status}[/]", f"{rc.title}\n[dim]{rc.id}[/]", rc.level, detail)
+            t.add_row(f"[{_STATUS_STYLE[rc.status]}]{rc.status}[/]", f"{_e(rc.title)}\n[dim]{rc.id}[/]", rc.level, detail)
         con.print(t)
         c = report.counts()
         con.print(f"{c['rules']} rules: {c['fed']} fed, {c['partial']} partial, {c['blind']} blind "
@@ -363,12 +371,12 @@ def _print_simulation(pol: Policy, r: Any, alerts: bool) -> None:
     from rich.table import Table
 
     con = _console()
-    t = Table(title=f"{pol.source}: {r.events:,} events replayed")
+    t = Table(title=_e(f"{pol.source}: {r.events:,} events replayed"))
     for col in ("policy rule", "kept", "dropped", "bytes kept", "bytes cut"):
         t.add_column(col, justify="right" if col != "policy rule" else "left")
     for idx, tr in sorted(r.by_rule.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         label = "no rule (None)" if idx is None else f"rules[{idx}] {pol.rules[idx].describe()}"
-        t.add_row(label[:70], f"{tr.events_kept:,}", f"{tr.events_dropped:,}", _mb(tr.bytes_kept), _mb(tr.bytes_dropped))
+        t.add_row(_e(label[:70]), f"{tr.events_kept:,}", f"{tr.events_dropped:,}", _mb(tr.bytes_kept), _mb(tr.bytes_dropped))
     con.print(t)
     lv = Table(title="decided level")
     for lvl in LEVELS:
@@ -395,7 +403,7 @@ def _print_simulation(pol: Policy, r: Any, alerts: bool) -> None:
             for rid, n in by_rule.most_common():
                 ex = examples[rid]
                 what = f"{ex['user']} {ex['verb']} {ex['resource'] or ''} {ex['namespace'] or ''} ({ex['auditID']})"
-                mt.add_row(f"{ex['title']}\n[dim]{rid}[/]", str(n), what)
+                mt.add_row(f"{_e(ex['title'])}\n[dim]{rid}[/]", str(n), _e(what))
             con.print(mt)
     if r.read.get("bad"):
         con.print(f"[yellow]{r.read['bad']} unreadable records skipped (see warnings)[/]")
