@@ -144,3 +144,10 @@ def test_builtin_pack_loads():
     rows = json.loads(run("rules", "list", "--format", "json", check=True).stdout)
     assert len(rows) >= 4
     assert all(r["techniques"] for r in rows if r["kind"] == "event")
+
+
+def test_request_received_stage_is_not_judged(rules_dir):
+    """A RequestReceived event has no outcome yet; only its completed twin may alert."""
+    data = (json.dumps(exec_event(1, stage="RequestReceived")) + "\n").encode()
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), "-", stdin=data, check=True)
+    assert res.stdout == b""

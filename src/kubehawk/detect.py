@@ -57,6 +57,10 @@ class Detector:
         return out
 
     def process(self, event: AuditEvent) -> list[Alert]:
+        # RequestReceived carries no outcome (no status, no decision): a denied request would look
+        # allowed. Its ResponseStarted/ResponseComplete twin is what rules judge.
+        if event.head.stage == "RequestReceived":
+            return []
         matches = self.engine.process(event)
         return self._shape(matches) if matches else []
 
@@ -69,7 +73,7 @@ def detect(events: Iterable[AuditEvent], rules: RuleSet | None = None, config: C
     """Alerts for a stream of events, in stream order."""
     detector = Detector(rules, config, min_level=min_level)
     for event in events:
-        matches = detector.engine.process(event)
-        if matches:
-            yield from detector._shape(matches)
+        alerts = detector.process(event)
+        if alerts:
+            yield from alerts
     yield from detector.flush()
