@@ -76,6 +76,21 @@ class ReadStats:
         if on_warning is not None:
             on_warning(message)
 
+    def skip(self, err: Exception, origin: str, on_warning: Warn = None) -> None:
+        """Count records that hold no audit event (a batch may stand for several).
+
+        The first few are reported with their reason, so that a truncated export or a
+        wrong log category is visible without flooding the terminal.
+        """
+        n = getattr(err, "count", 1) or 1
+        with self._lock:
+            before = self.skipped
+            self.skipped += n
+        if before < self.MAX_SKIP_NOTES and on_warning is not None:
+            on_warning(f"{origin}: skipped: {err}")
+
+    MAX_SKIP_NOTES = 20
+
     def summary(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -110,8 +125,8 @@ def emit_line(line: bytes, origin: str, stats: ReadStats, on_warning: Warn) -> I
         for ev in line_to_events(line, origin):
             stats.events += 1
             yield ev
-    except SkipRecord:
-        stats.skipped += 1
+    except SkipRecord as e:
+        stats.skip(e, origin, on_warning)
     except Exception as e:  # noqa: BLE001 - bad input of any shape must not stop the run
         stats.warn(f"{origin}: {_describe(e, line)}", on_warning)
 
@@ -137,8 +152,8 @@ def _emit_value(obj: Any, origin: str, stats: ReadStats, on_warning: Warn) -> It
         for ev in to_events(obj, origin):
             stats.events += 1
             yield ev
-    except SkipRecord:
-        stats.skipped += 1
+    except SkipRecord as e:
+        stats.skip(e, origin, on_warning)
     except Exception as e:  # noqa: BLE001
         stats.warn(f"{origin}: {_describe(e)}", on_warning)
 
