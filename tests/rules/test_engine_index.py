@@ -125,3 +125,14 @@ def test_index_key_choice():
     assert keys_of("sel: {x.identity: anonymous, verb: create}\ncondition: sel")[0][0] == ("verb",)
     assert keys_of("sel: {x.identity: anonymous}\ncondition: sel")[0][0] == ("x.identity",)
     assert choose_index_keys(None) is None and choose_index_keys([]) is None
+
+
+def test_candidate_memo_is_bounded_and_stays_correct():
+    rs = ruleset(*[rule_yaml(d, title=f"r{i}") for i, d in enumerate(DETECTIONS)])
+    eng = Engine(rs)
+    eng.index.memo_size = 8
+    rng = random.Random(3)
+    for i in range(500):
+        e = random_event(rng, i)
+        assert [m.rule.title for m in eng.process(e)] == [r.title for r in rs.rules if r.predicate(e)]
+        assert len(eng.index._memo) <= 8

@@ -80,11 +80,12 @@ class Engine:
     def process(self, event: AuditEvent) -> list[Match]:
         """Matches for one event: event rules that alert, then any correlation it completes."""
         self._events += 1
+        if self.config is not None:
+            # before the index: an index key may be a derived (x.*) field
+            event.bind_context(self.config)
         cands = self.index.candidates(event)
         if not cands:
             return []
-        if self.config is not None:
-            event.bind_context(self.config)
         self._candidates += len(cands)
         out: list[Match] = []
         aid = event.head.auditID
