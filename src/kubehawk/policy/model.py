@@ -216,6 +216,8 @@ class Policy:
     def __post_init__(self) -> None:
         # NewPolicyRuleEvaluator: each rule's omitStages becomes the union with the policy's.
         self._effective_stages = tuple(_union(self.omit_stages, r.omit_stages) for r in self.rules)
+        # Logs repeat the same request shapes endlessly; a bounded memo makes replay cheap.
+        self._memo: dict[Request, Decision] = {}
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -262,9 +264,15 @@ class Policy:
         return self._effective_stages[index]
 
     def evaluate(self, request: Request) -> Decision:
-        from kubehawk.policy.evaluate import evaluate
+        d = self._memo.get(request)
+        if d is None:
+            from kubehawk.policy.evaluate import evaluate
 
-        return evaluate(self, request)
+            d = evaluate(self, request)
+            if len(self._memo) >= 65536:
+                self._memo.clear()
+            self._memo[request] = d
+        return d
 
     def evaluate_event(self, event: Any) -> Decision:
         """Decision for an audit Event (``AuditEvent`` or plain dict), as the apiserver made it."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent
+from kubehawk.event import AuditEvent, EventHead
 from kubehawk.policy.model import LEVELS, Policy, level_rank
 
 _encoder = msgspec.json.Encoder()
@@ -133,9 +133,17 @@ def _drop_managed(body: Any) -> None:
                 _drop_managed(row.get("object"))
 
 
+_FIELDS = tuple(EventHead.__struct_fields__)
+
+
 def event_size(event: AuditEvent) -> int:
-    """Bytes of the event as one JSON line (bodies stay raw: no decoding)."""
-    return len(_encoder.encode(event.head)) + 1
+    """Bytes of the event as one compact JSON line, as the apiserver writes it (no null fields).
+
+    Bodies stay raw (no decoding); the ``"name":null,`` of unset fields is not counted.
+    """
+    head = event.head
+    nulls = sum(len(name) + 8 for name in _FIELDS if getattr(head, name) is None)
+    return len(_encoder.encode(head)) - nulls + 1
 
 
 def simulate(
