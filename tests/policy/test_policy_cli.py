@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import GOOD
+from policy_fixtures import GOOD
 
 from kubehawk.policy.cli import policy
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import yaml
-from conftest import GOOD
+from policy_fixtures import GOOD
 
 from kubehawk.policy import Policy
 from kubehawk.policy.flags import ApiserverFlags, ManifestError, parse_args

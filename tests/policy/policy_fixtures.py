@@ -1,10 +1,6 @@
-"""Shared fixtures for the policy toolkit tests."""
+"""Shared data for the policy toolkit tests (a plain module: conftest names collide across test dirs)."""
 
 from __future__ import annotations
-
-import copy
-
-import pytest
 
 # A policy that passes every policy check of the linter: noise dropped narrowly, secrets at
 # Metadata, privileged writes with bodies, a Metadata catch-all, RequestReceived omitted.
@@ -38,7 +34,3 @@ GOOD = {
     ],
 }
 
-
-@pytest.fixture
-def good() -> dict:
-    return copy.deepcopy(GOOD)
