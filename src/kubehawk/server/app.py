@@ -187,7 +187,7 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
 
     async def admission(request: Request) -> Response:
         ep = "admission"
-        why = service.auth.check(request.scope)
+        why = service.auth.check(request.scope) if s.admission_auth else None
         if why is not None:
             return _error(ep, m, 401, "unauthenticated", why, {"WWW-Authenticate": "Bearer"})
         try:

@@ -17,7 +17,7 @@ __all__ = ["ServerSettings"]
 KEYS = {
     "listen", "port", "tls_cert", "tls_key", "client_ca", "client_names", "tokens", "token_file",
     "max_body_bytes", "journal", "journal_sync", "max_backlog", "max_pending_batches", "max_inflight",
-    "dedup_window", "alert_window", "admission", "metrics_auth",
+    "dedup_window", "alert_window", "admission", "admission_auth", "metrics_auth",
 }
 
 
@@ -40,6 +40,9 @@ class ServerSettings:
     dedup_window: float = 3600.0  # seconds an auditID+stage is remembered after processing
     alert_window: float = 86400.0  # seconds a (rule, auditID) alert is remembered
     admission: bool = True
+    # The apiserver sends admission webhooks without credentials unless its AdmissionConfiguration
+    # gives it a kubeconfig; false accepts /admission unauthenticated (protect it with a NetworkPolicy).
+    admission_auth: bool = True
     metrics_auth: bool = False
 
     @property
