@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RULE_ID, event, event_list
+from servetools import RULE_ID, event, event_list
 
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import RULE_ID, event, event_list, read_alerts
+from servetools import RULE_ID, event, event_list, read_alerts
 
 TOKEN = "s3cret-token-for-tests"
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Receiver, TcpCollector, alert, dead_url
+from sinktools import Receiver, TcpCollector, alert, dead_url
 
 from kubehawk.config import ConfigError
 from kubehawk.sinks import build_sink_list, build_sinks
