@@ -55,11 +55,11 @@ class Processor(threading.Thread):
         last_prune = time.monotonic()
         try:
             while not self._stop_evt.is_set():
+                if time.monotonic() - last_prune > 60:  # also under constant load
+                    last_prune = time.monotonic()
+                    self._prune(db)
                 rows = self.journal.fetch(db, self.journal.processed, self.chunk)
                 if not rows:
-                    if time.monotonic() - last_prune > 60:
-                        last_prune = time.monotonic()
-                        self._prune(db)
                     with self.journal.new_events:
                         if self.journal.last_seq <= self.journal.processed and not self._stop_evt.is_set():
                             self.journal.new_events.wait(0.5)
