@@ -21,7 +21,7 @@ install: $(VENV)/.installed
 dev: $(VENV)/.dev-installed
 
 demo: install
-	$(BIN)/kubehawk detect --format table --config examples/kubehawk.yaml examples/sample-audit.log
+	$(BIN)/kubehawk detect --format table --min-level medium --config examples/kubehawk.yaml examples/sample-audit.log
 
 test: dev
 	$(BIN)/ruff check src tests bench

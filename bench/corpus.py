@@ -187,6 +187,7 @@ def benign(rng: random.Random, clock: _Clock) -> dict:
         return event(rng, clock, user=person[0], groups=person[1] + ["system:authenticated"],
                      verb=rng.choice(["get", "list"]), resource=rng.choice(["pods", "deployments", "services", "events"]),
                      group="", ns=ns, ua=ua, ip=f"192.0.2.{rng.randint(10, 60)}")
+    ns = rng.choice(["default", "web", "monitoring"])  # GitOps-managed namespaces are not edited by hand
     cm = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": f"{app}-config", "namespace": ns},
           "data": {"LOG_LEVEL": rng.choice(["info", "debug"])}}
     return event(rng, clock, user=person[0], groups=person[1] + ["system:authenticated"], verb="patch",

@@ -116,6 +116,9 @@ def test_gitops_and_honeytokens():
     assert secret.get("x.honeytoken") == [True] and secret.get("x.honeytoken_kind") == ["secret"]
     listing = ev(verb="list", objectRef={"resource": "secrets", "namespace": "default"})
     assert listing.get("x.honeytoken_kind") == ["secret-list"]
+    denied = ev(verb="list", objectRef={"resource": "secrets", "namespace": "default"},
+                responseStatus={"code": 403}, annotations={"authorization.k8s.io/decision": "forbid"})
+    assert denied.get("x.honeytoken") == [False]
     used = ev(user={"username": "system:serviceaccount:kube-system:backup-operator"})
     assert used.get("x.honeytoken_kind") == ["serviceaccount-token-used"]
     other = ev(objectRef={"resource": "secrets", "namespace": "default", "name": "other"})

@@ -98,7 +98,9 @@ class _Sink:
         if self.fmt == "table":
             from rich.console import Console
 
-            self.console = Console(file=self.fh) if self.fh else Console()
+            # Off a terminal rich assumes 80 columns, too narrow for alerts.
+            self.console = Console(file=self.fh, width=160) if self.fh else (
+                Console() if sys.stdout.isatty() else Console(width=160))
 
     def emit(self, alert: Alert) -> None:
         if self.fmt == "json":
@@ -130,19 +132,18 @@ def _print_table(console, alerts: list[Alert]) -> None:
     if not alerts:
         console.print("[green]No alerts.[/]")
         return
-    table = Table(title=f"kubehawk: {len(alerts)} alert(s)", show_lines=False, expand=True)
-    for col, kw in (("level", {"no_wrap": True}), ("time", {"no_wrap": True}), ("rule", {}),
-                    ("techniques", {}), ("who", {}), ("what", {}), ("message", {"ratio": 3})):
-        table.add_column(col, **kw)
+    table = Table(title=f"kubehawk: {len(alerts)} alert(s)", expand=True, show_lines=True)
+    table.add_column("level", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("rule", ratio=2)
+    table.add_column("who", ratio=1)
+    table.add_column("message", ratio=4)
     for a in alerts:
         d = a.to_dict()
-        what = "/".join(x for x in (d["namespace"], d["name"]) if x)
-        res = d["resource"] or ""
-        if d["subresource"]:
-            res += "/" + d["subresource"]
-        table.add_row(f"[{_LEVEL_STYLE.get(a.level, '')}]{a.level}[/]", (d["time"] or "-")[:19],
-                      a.rule.title, " ".join(d["techniques"] + d["attack"]), d["user"] or "-",
-                      f"{d['verb'] or ''} {res} {what}".strip(), a.message)
+        tags = " ".join(d["techniques"] + d["attack"])
+        table.add_row(f"[{_LEVEL_STYLE.get(a.level, '')}]{a.level}[/]", (d["time"] or "-")[:19].replace("T", " "),
+                      f"{a.rule.title}\n[dim]{tags}[/]", f"{d['user'] or '-'}\n[dim]{d['sourceIP'] or ''}[/]",
+                      a.message)
     console.print(table)
 
 

@@ -422,7 +422,10 @@ class Derived(_Lazy):
             if name and f"{ns}/{name}" in cfg.honeytoken_secrets:
                 return "secret"
             # A list returns every secret in scope, the honeytoken's value included.
-            listed = not name and ev.head.verb in ("list", "watch") and not self.get("system")
+            # A denied list returned nothing, so it did not touch the honeytoken.
+            code = (ev.head.responseStatus or {}).get("code")
+            succeeded = not (isinstance(code, int) and code >= 400) and self.get("decision") != "forbid"
+            listed = not name and ev.head.verb in ("list", "watch") and succeeded and not self.get("system")
             if listed and (not ns or any(s.split("/", 1)[0] == ns for s in cfg.honeytoken_secrets)):
                 return "secret-list"
         return None
