@@ -151,3 +151,31 @@ def test_request_received_stage_is_not_judged(rules_dir):
     data = (json.dumps(exec_event(1, stage="RequestReceived")) + "\n").encode()
     res = run("detect", "--no-builtin", "--rules", str(rules_dir), "-", stdin=data, check=True)
     assert res.stdout == b""
+
+
+def test_follow_streams_new_lines_and_stops_on_sigterm(rules_dir, tmp_path):
+    import signal
+    import time
+
+    log = tmp_path / "audit.log"
+    log.write_text(json.dumps(exec_event(1)) + "\n")
+    proc = subprocess.Popen([str(KUBEHAWK), "detect", "--follow", "--no-builtin", "--rules", str(rules_dir),
+                             "--format", "json", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        with log.open("a") as fh:
+            fh.write(json.dumps(exec_event(2)) + "\n")
+        log.rename(tmp_path / "audit.log.1")  # rotation by rename, then a new file
+        (tmp_path / "audit.log").write_text(json.dumps(exec_event(3)) + "\n")
+        deadline = time.time() + 20
+        lines: list[bytes] = []
+        while len(lines) < 2 and time.time() < deadline:
+            lines.append(proc.stdout.readline())
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    ids = [json.loads(x)["auditID"] for x in [*lines, *out.splitlines()] if x.strip()]
+    assert ids == ["id-2", "id-3"]  # follow starts at the end, survives rotation
+    assert b"events read" in err and proc.returncode == 0

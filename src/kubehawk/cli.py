@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -191,6 +192,9 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     stop = threading.Event()
     events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
                         else read_paths(list(paths), stats, on_warning=warn))
+    if follow:
+        # systemd and kubectl stop us with SIGTERM: finish the current record and print the summary.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sink = _Sink(fmt, output, streaming=follow)
     try:
         for event in events:
