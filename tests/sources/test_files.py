@@ -11,38 +11,12 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from kubehawk.sources.files import ReadStats, order_files, read_paths, rotation_of
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
-CORPUS = SHARED / "corpus"
-SAMPLES = SHARED / "reference" / "samples"
-
-
-def need(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"{path} is absent: ../shared is not beside this clone")
-    return path
-
-
-# Local on purpose: `from helpers import ...` is ambiguous once a subfolder has its own conftest.
-def audit(**kw: Any) -> dict[str, Any]:
-    """A well-formed audit Event; keyword arguments override or add fields."""
-    ev: dict[str, Any] = {
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": "a-1",
-        "stage": "ResponseComplete", "verb": "get", "requestURI": "/api/v1/namespaces/default/pods/p",
-        "user": {"username": "alice", "groups": ["system:authenticated"]}, "sourceIPs": ["10.0.0.1"],
-        "userAgent": "kubectl/v1.30", "objectRef": {"resource": "pods", "namespace": "default", "name": "p"},
-        "responseStatus": {"code": 200}, "requestReceivedTimestamp": "2026-11-23T10:00:00.000000Z",
-        "stageTimestamp": "2026-11-23T10:00:00.100000Z",
-    }
-    ev.update(kw)
-    return ev
+from helpers import CORPUS, REPO, SAMPLES, audit, need
 
 
 def jsonl(*events: dict) -> bytes:

@@ -11,27 +11,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from kubehawk.sources.files import ReadStats, follow_paths
 
-REPO = Path(__file__).resolve().parents[2]
+from helpers import REPO, audit
+
 POLL = 0.02
 
 
-# Local on purpose: `from helpers import ...` is ambiguous once a subfolder has its own conftest.
-def audit(**kw: Any) -> dict[str, Any]:
-    """A well-formed audit Event; keyword arguments override or add fields."""
-    ev: dict[str, Any] = {
-        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": "a-1",
-        "stage": "ResponseComplete", "verb": "get", "requestURI": "/api/v1/namespaces/default/pods/p",
-        "user": {"username": "alice", "groups": ["system:authenticated"]}, "sourceIPs": ["10.0.0.1"],
-        "userAgent": "kubectl/v1.30", "objectRef": {"resource": "pods", "namespace": "default", "name": "p"},
-        "responseStatus": {"code": 200}, "requestReceivedTimestamp": "2026-11-23T10:00:00.000000Z",
-        "stageTimestamp": "2026-11-23T10:00:00.100000Z",
-    }
-    ev.update(kw)
-    return ev
 
 
 def line(i: str, **kw) -> bytes:
