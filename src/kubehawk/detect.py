@@ -44,6 +44,10 @@ class Detector:
         self.min_rank = level_rank(min_level) if min_level else 0
         self.alerts_by_level: Counter[str] = Counter()
         self.alerts_by_rule: Counter[str] = Counter()
+        # --- first-seen baselines (rulepack2): a baseline rule's match alerts only when its value is new ---
+        from kubehawk.rules.baseline import Baselines
+
+        self.baselines = Baselines.for_rules(self.rules, config)
 
     def _shape(self, matches: list) -> list[Alert]:
         out = []
@@ -61,11 +65,25 @@ class Detector:
         # allowed. Its ResponseStarted/ResponseComplete twin is what rules judge.
         if event.head.stage == "RequestReceived":
             return []
+        baselines = self.baselines
+        if baselines is not None and baselines.pending_start:
+            baselines.observe(event)
         matches = self.engine.process(event)
+        if matches and baselines is not None:
+            matches = baselines.filter(matches)
         return self._shape(matches) if matches else []
 
     def flush(self) -> list[Alert]:
-        return self._shape(self.engine.flush())
+        matches = self.engine.flush()
+        if self.baselines is not None:
+            matches = self.baselines.filter(matches)
+            self.baselines.flush()  # end of a batch: what was learned is on disk
+        return self._shape(matches)
+
+    def close(self) -> None:
+        """Release the baseline store (also done at exit); the Detector is not used afterwards."""
+        if self.baselines is not None:
+            self.baselines.close()
 
 
 def detect(events: Iterable[AuditEvent], rules: RuleSet | None = None, config: Config | None = None, *,

@@ -24,8 +24,9 @@ from tests.rules.builtin_events import (
 )
 
 from kubehawk.config import Config
+from kubehawk.detect import Detector
 from kubehawk.event import event_from_dict
-from kubehawk.rules import Engine, load_rules
+from kubehawk.rules import load_rules
 
 CFG = {
     "timezone": "Europe/Berlin",
@@ -411,6 +412,30 @@ CASES: list[tuple] = [
     ("selfsubject-review-by-user", False, ev("create", "selfsubjectrulesreviews", ns=None, user=BOB_SA)),
     ("sensitive-list-by-serviceaccount", True, ev("list", "secrets", ns="shop", user=BOB_SA)),
     ("sensitive-list-by-serviceaccount", False, ev("list", "secrets", ns="shop", user=BOB_SA, uri="/api/v1/namespaces/shop/secrets?resourceVersion=0")),
+    # --- baselines: the selection only (learning and first-seen logic: tests/rules/test_baseline.py) ---------
+    ("baseline-first-exec-by-identity", True, exec_ev("shop", "web-1", "ls")),
+    ("baseline-first-exec-by-identity", True, exec_ev("shop", "web-1", "ls", verb="get", sub="attach")),
+    ("baseline-first-exec-by-identity", False, exec_ev("shop", "web-1", "ls", code=403, decision="forbid")),
+    ("baseline-first-exec-by-identity", False, ev("get", "pods", name="web-1", sub="log")),
+    ("baseline-first-cluster-wide-secret-list", True, ev("list", "secrets", ns=None, user=sa("kube-system", "x"))),
+    ("baseline-first-cluster-wide-secret-list", True, ev("watch", "secrets", ns=None, user=BOB_SA,
+                                                          uri="/api/v1/secrets?resourceVersion=1&watch=true")),
+    ("baseline-first-cluster-wide-secret-list", False, ev("list", "secrets", ns="shop", user=BOB_SA)),
+    ("baseline-first-cluster-wide-secret-list", False, ev("list", "secrets", ns=None)),  # a person: secrets-listed-cluster-wide
+    ("baseline-serviceaccount-new-network", True, ev("get", "configmaps", user=BOB_SA)),
+    ("baseline-serviceaccount-new-network", False, ev("get", "configmaps", user=BOB_SA, code=403, decision="forbid")),
+    ("baseline-serviceaccount-new-network", False, ev("get", "configmaps", user="system:node:n1")),
+    ("baseline-first-workload-writer", True, ev("patch", "deployments", ns="shop", name="web", group="apps")),
+    ("baseline-first-workload-writer", True, ev("create", "cronjobs", ns="shop", group="batch", user=BOB_SA, body=cronjob())),
+    ("baseline-first-workload-writer", False, ev("update", "deployments", ns="shop", name="web", sub="status", group="apps", user=sa("kube-system", "deployment-controller"))),
+    ("baseline-first-workload-writer", False, ev("patch", "deployments", ns="shop", name="web", group="apps", user=sa("kube-system", "x"))),
+    ("baseline-new-client-for-person", True, ev("get", "secrets", name="db")),
+    ("baseline-new-client-for-person", True, exec_ev("shop", "web-1", "ls")),
+    ("baseline-new-client-for-person", True, ev("create", "rolebindings", ns="shop", group="rbac.authorization.k8s.io", body=binding("edit", {"kind": "User", "name": "x"}, kind="RoleBinding"))),
+    ("baseline-new-client-for-person", False, ev("get", "secrets", name="db", user=BOB_SA)),
+    ("baseline-new-client-for-person", False, ev("get", "configmaps", name="db")),
+    ("baseline-person-new-network", True, ev("create", "serviceaccounts", ns="shop", name="x", sub="token")),
+    ("baseline-person-new-network", False, ev("list", "rolebindings", ns="shop", group="rbac.authorization.k8s.io")),
 ]
 
 
@@ -469,8 +494,8 @@ def test_rule_metadata(ruleset):
 
 def test_exec_gives_one_alert_per_audit_id(ruleset):
     """ResponseStarted and ResponseComplete of one exec share an auditID: one alert, the shell rule only."""
-    engine = Engine(ruleset, _config(CFG))
+    detector = Detector(ruleset, _config(CFG))  # baselines still learning: they add nothing
     started = exec_ev("shop", "web-1", "bash")
     complete = dict(started, stage="ResponseComplete")
-    names = [m.rule.name for d in (started, complete) for m in engine.process(event_from_dict(d))]
+    names = [a.rule.name for d in (started, complete) for a in detector.process(event_from_dict(d))]
     assert names == ["pod-exec-shell"]

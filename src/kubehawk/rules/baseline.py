@@ -1,0 +1,412 @@
+"""First-seen baselines: alert when a value was never seen before for a key.
+
+Some intrusions look like ordinary requests and are only odd *for this cluster*: an
+identity that has never read secrets cluster-wide, a person who has never exec'd into a
+pod, a ServiceAccount token suddenly used from a network it never came from. A baseline
+rule is a normal Sigma rule (its detection selects the sensitive action) with one custom
+attribute::
+
+    baseline:
+      key: [user.username]      # what the baseline is kept per (empty list: one set for all)
+      value: x.source_ip        # the value that must have been seen before for that key
+      network: 16               # optional: compare IPs by their /16 (IPv4) and /48 (IPv6)
+      transform: product        # optional: compare user agents by product ("kubectl")
+      learn_days: 7             # optional: this rule's learning period (else the config's)
+
+A match of such a rule becomes an alert only when the value is new for the key *after*
+the rule's learning period; during the learning period values are only recorded. The
+learning period starts at the first event processed with the rule enabled (event time,
+so replaying an archive learns from its first days). Events without the key or the value
+are not judged (no alert).
+
+Knowledge lives in a SQLite file (WAL) named by the config::
+
+    baseline:
+      path: /var/lib/kubehawk/baseline.sqlite
+      learning_days: 7          # default learning period
+      cache_entries: 100000     # known values kept in memory (LRU); the rest stay on disk
+      flush_every: 500          # pending writes before a commit (also every 5 s and at the end)
+
+Without ``path`` the same store runs in memory (SQLite ``:memory:``): baselines learn
+within one run and forget at exit, which still suits a long archive; kubehawk says so
+once on stderr. Memory is bounded by ``cache_entries`` plus ``flush_every`` pending rows
+(the in-memory store excepted, which holds every value it learned).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+import sys
+import threading
+import time
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from kubehawk.config import ConfigError
+from kubehawk.rules.correlation import event_epoch
+from kubehawk.rules.model import RuleLoadError
+
+if TYPE_CHECKING:
+    from kubehawk.config import Config
+    from kubehawk.event import AuditEvent
+    from kubehawk.rules.model import Match, Rule
+
+__all__ = ["CONFIG_KEYS", "BaselineConfig", "BaselineSpec", "BaselineStore", "Baselines", "baseline_config",
+           "spec_of"]
+
+DAY = 86400.0
+CONFIG_KEYS = ("path", "learning_days", "cache_entries", "flush_every")
+SPEC_KEYS = ("key", "value", "network", "network6", "transform", "learn_days")
+TRANSFORMS = ("none", "product", "lower")
+FLUSH_SECONDS = 5.0
+_SEP = "\x1f"  # joins key parts; never in a username, namespace or IP
+
+_warned_memory = False
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    path: str | None = None
+    learning_days: float = 7.0
+    cache_entries: int = 100_000
+    flush_every: int = 500
+
+
+def baseline_config(config: Config | None) -> BaselineConfig:
+    """The ``baseline:`` mapping of the config, validated; every mistake names its key."""
+    raw: Any = (config.raw.get("baseline") if config is not None else None) or {}
+    source = config.source if config is not None else "<config>"
+
+    def fail(key: str, msg: str) -> None:
+        raise ConfigError(f"{source}: baseline.{key}: {msg}")
+
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: baseline: expected a mapping")
+    for k in raw:
+        if k not in CONFIG_KEYS:
+            fail(str(k), f"unknown key (expected one of: {', '.join(CONFIG_KEYS)})")
+    path = raw.get("path")
+    if path is not None and (not isinstance(path, str) or not path.strip()):
+        fail("path", "expected a file path")
+    days = raw.get("learning_days", BaselineConfig.learning_days)
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
+        fail("learning_days", f"expected a number of days >= 0, got {days!r}")
+    out: dict[str, Any] = {"path": path, "learning_days": float(days)}
+    for key, low in (("cache_entries", 1), ("flush_every", 1)):
+        v = raw.get(key, getattr(BaselineConfig, key))
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            fail(key, f"expected a whole number >= {low}, got {v!r}")
+        out[key] = v
+    if path is not None and config is not None and config.source not in ("<config>", "<defaults>"):
+        # A relative path is relative to the config file, like every other path a user writes there.
+        p = Path(path).expanduser()
+        if not p.is_absolute():
+            p = Path(config.source).resolve().parent / p
+        out["path"] = str(p)
+    return BaselineConfig(**out)
+
+
+# --- the rule attribute --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    key: tuple[str, ...]
+    value: str
+    network: int | None = None
+    network6: int | None = None
+    transform: str = "none"
+    learn_days: float | None = None
+
+    def key_of(self, event: AuditEvent) -> str | None:
+        parts = []
+        for path in self.key:
+            v = event.first(path)
+            if v is None or v == "":
+                return None
+            parts.append(str(v))
+        return _SEP.join(parts)
+
+    def value_of(self, event: AuditEvent) -> str | None:
+        v = event.first(self.value)
+        if v is None or v == "" or isinstance(v, (dict, list)):
+            return None
+        s = str(v)
+        if self.network is not None or self.network6 is not None:
+            s = _network(s, self.network, self.network6)
+        if self.transform == "product":
+            s = _product(s)
+        elif self.transform == "lower":
+            s = s.lower()
+        return s
+
+
+def _network(s: str, v4: int | None, v6: int | None) -> str:
+    try:
+        ip = ipaddress.ip_address(s)
+    except ValueError:
+        return s  # not an IP (a hostname from a converter): compare as written
+    prefix = (v4 if v4 is not None else 32) if ip.version == 4 else (v6 if v6 is not None else 48)
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def _product(ua: str) -> str:
+    """``kubectl/v1.30.2 (darwin/arm64) kubernetes/3968350`` -> ``kubectl``: versions change, products rarely."""
+    head = ua.strip().split(" ", 1)[0]
+    return head.split("/", 1)[0].lower() or ua
+
+
+def spec_of(rule: Rule) -> BaselineSpec | None:
+    """The rule's ``baseline`` attribute, validated; None for an ordinary rule."""
+    raw = rule.custom.get("baseline") if rule.custom else None
+    if raw is None:
+        return None
+
+    def fail(key: str, msg: str) -> None:
+        where = f"baseline.{key}" if key else "baseline"
+        raise RuleLoadError(f"{rule.source}: {rule.title!r}: {where}: {msg}", rule.source)
+
+    if rule.kind != "event":
+        fail("", "only event rules can have a baseline (not correlations)")
+    if not isinstance(raw, Mapping):
+        fail("", "expected a mapping with key and value")
+    for k in raw:
+        if k not in SPEC_KEYS:
+            fail(str(k), f"unknown key (expected one of: {', '.join(SPEC_KEYS)})")
+    key = raw.get("key", [])
+    if isinstance(key, str):
+        key = [key]
+    if not isinstance(key, list) or not all(isinstance(k, str) and k for k in key):
+        fail("key", "expected a field path or a list of field paths")
+    value = raw.get("value")
+    if not isinstance(value, str) or not value:
+        fail("value", "expected a field path")
+    ints: dict[str, int | None] = {}
+    for name, top in (("network", 32), ("network6", 128)):
+        v = raw.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= top):
+            fail(name, f"expected a prefix length 0..{top}, got {v!r}")
+        ints[name] = v
+    transform = raw.get("transform", "none")
+    if transform not in TRANSFORMS:
+        fail("transform", f"expected one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    days = raw.get("learn_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0):
+        fail("learn_days", f"expected a number of days >= 0, got {days!r}")
+    return BaselineSpec(key=tuple(key), value=value, network=ints["network"], network6=ints["network6"],
+                        transform=transform, learn_days=None if days is None else float(days))
+
+
+# --- the store -----------------------------------------------------------------------------
+
+
+class BaselineStore:
+    """A persistent set of (rule, key, value) with first/last seen times, cached and batched.
+
+    Reads go cache -> pending writes -> SQLite (primary-key lookup); new values and
+    last-seen bumps (at most one per value per day) wait in ``pending`` and are committed
+    in one transaction every ``flush_every`` rows, every few seconds, and on close.
+    """
+
+    def __init__(self, path: str | None, *, cache_entries: int = 100_000, flush_every: int = 500):
+        self.path = path
+        self.cache_entries = cache_entries
+        self.flush_every = flush_every
+        self._lock = threading.Lock()
+        target = ":memory:" if path is None else path
+        try:
+            if path is not None:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=5000")
+            if path is not None:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(
+                "CREATE TABLE IF NOT EXISTS rules (rule TEXT PRIMARY KEY, started REAL NOT NULL);"
+                "CREATE TABLE IF NOT EXISTS seen (rule TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+                " first REAL NOT NULL, last REAL NOT NULL, PRIMARY KEY (rule, key, value)) WITHOUT ROWID;"
+            )
+        except (sqlite3.Error, OSError) as e:
+            raise ConfigError(f"baseline.path: cannot open {target}: {e}") from None
+        self._cache: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._pending: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._last_flush = time.monotonic()
+        self.closed = False
+
+    # rule learning starts
+    def starts(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._db.execute("SELECT rule, started FROM rules").fetchall())
+
+    def set_start(self, rule_id: str, t: float) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO rules (rule, started) VALUES (?, ?)", (rule_id, t))
+
+    # values
+    def last_seen(self, rule_id: str, key: str, value: str) -> float | None:
+        """When the value was last recorded for the key, or None if never."""
+        k = (rule_id, key, value)
+        with self._lock:
+            last = self._cache.get(k)
+            if last is not None:
+                self._cache.move_to_end(k)
+                return last
+            p = self._pending.get(k)
+            if p is not None:
+                return p[1]
+            row = self._db.execute("SELECT last FROM seen WHERE rule=? AND key=? AND value=?", k).fetchone()
+            if row is None:
+                return None
+            self._remember(k, row[0])
+            return row[0]
+
+    def record(self, rule_id: str, key: str, value: str, t: float) -> None:
+        k = (rule_id, key, value)
+        with self._lock:
+            p = self._pending.get(k)
+            self._pending[k] = (min(p[0], t), max(p[1], t)) if p else (t, t)
+            self._remember(k, max(t, self._cache.get(k, t)))
+            due = len(self._pending) >= self.flush_every or time.monotonic() - self._last_flush > FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def _remember(self, k: tuple[str, str, str], last: float) -> None:
+        self._cache[k] = last
+        self._cache.move_to_end(k)
+        while len(self._cache) > self.cache_entries:
+            self._cache.popitem(last=False)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._last_flush = time.monotonic()
+            if not self._pending or self.closed:
+                return
+            rows = [(*k, first, last) for k, (first, last) in self._pending.items()]
+            self._pending.clear()
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO seen (rule, key, value, first, last) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (rule, key, value) DO UPDATE SET first=min(first, excluded.first), "
+                    "last=max(last, excluded.last)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def count(self, rule_id: str | None = None) -> int:
+        self.flush()
+        with self._lock:
+            if rule_id is None:
+                return self._db.execute("SELECT count(*) FROM seen").fetchone()[0]
+            return self._db.execute("SELECT count(*) FROM seen WHERE rule=?", (rule_id,)).fetchone()[0]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            with self._lock:
+                self.closed = True
+                self._db.close()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+# --- what the Detector asks ----------------------------------------------------------------
+
+
+class Baselines:
+    """Decides whether a baseline rule's match is new (an alert) or known (learned, dropped)."""
+
+    def __init__(self, rules: Iterable[Rule], config: Config | None = None, *, warn: TextIO | None = None):
+        self.config = baseline_config(config)
+        self.specs: dict[str, BaselineSpec] = {}
+        self.learn: dict[str, float] = {}
+        for r in rules:
+            spec = spec_of(r)
+            if spec is not None:
+                self.specs[r.id] = spec
+                days = spec.learn_days if spec.learn_days is not None else self.config.learning_days
+                self.learn[r.id] = days * DAY
+        self.store = BaselineStore(self.config.path, cache_entries=self.config.cache_entries,
+                                   flush_every=self.config.flush_every)
+        self._finalizer = weakref.finalize(self, self.store.close)
+        known = self.store.starts()
+        self.started: dict[str, float] = {rid: known[rid] for rid in self.specs if rid in known}
+        self.pending_start = [rid for rid in self.specs if rid not in known]
+        self.stats: Counter[str] = Counter()
+        if self.config.path is None and self.specs:
+            global _warned_memory
+            if not _warned_memory:
+                _warned_memory = True
+                print(f"kubehawk: baseline: no baseline.path in the config; {len(self.specs)} first-seen rules "
+                      "learn in memory and forget at exit", file=warn or sys.stderr)
+
+    @classmethod
+    def for_rules(cls, rules: Iterable[Rule], config: Config | None = None, **kw: Any) -> Baselines | None:
+        """A Baselines for the rule set, or None when no rule has a ``baseline`` attribute."""
+        rules = list(rules)
+        if not any(spec_of(r) is not None for r in rules):
+            return None
+        return cls(rules, config, **kw)
+
+    def observe(self, event: AuditEvent) -> None:
+        """Start the learning period of newly enabled rules at the first timed event."""
+        if not self.pending_start:
+            return
+        t = event_epoch(event)
+        if t is None:
+            return
+        for rid in self.pending_start:
+            self.store.set_start(rid, t)
+            self.started[rid] = t
+        self.pending_start = []
+
+    def admit(self, match: Match) -> bool:
+        """True when the match should alert: its rule has no baseline, or the value is new after learning."""
+        rid = match.rule.id
+        spec = self.specs.get(rid)
+        if spec is None:
+            return True
+        ev = match.event
+        key, value = spec.key_of(ev), spec.value_of(ev)
+        if key is None or value is None:
+            self.stats["undecided"] += 1
+            return False
+        t = event_epoch(ev)
+        if t is None:
+            t = self.started.get(rid, 0.0)
+        last = self.store.last_seen(rid, key, value)
+        if last is not None:
+            if t - last >= DAY:
+                self.store.record(rid, key, value, t)  # keep last-seen roughly current, once a day
+            self.stats["known"] += 1
+            return False
+        self.store.record(rid, key, value, t)
+        start = self.started.get(rid)
+        if start is None or t < start + self.learn[rid]:
+            self.stats["learned"] += 1
+            return False
+        self.stats["new"] += 1
+        return True
+
+    def filter(self, matches: list[Match]) -> list[Match]:
+        return [m for m in matches if self.admit(m)]
+
+    def flush(self) -> None:
+        self.store.flush()
+
+    def close(self) -> None:
+        self._finalizer()

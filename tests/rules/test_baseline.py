@@ -1,0 +1,218 @@
+"""First-seen baselines: learning, alerting once, a real SQLite file kept across Detector restarts."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from tests.rules.builtin_events import ev, sa
+
+import kubehawk.rules.baseline as baseline_mod
+from kubehawk.config import Config, ConfigError
+from kubehawk.detect import Detector
+from kubehawk.event import event_from_dict
+from kubehawk.rules import RuleLoadError, load_rules
+from kubehawk.rules.baseline import Baselines, BaselineStore, baseline_config
+
+DAY0 = "2025-06-02T10:00:00.000000Z"
+DAY1 = "2025-06-03T10:00:00.000000Z"
+DAY3 = "2025-06-05T10:00:00.000000Z"
+DAY9 = "2025-06-11T10:00:00.000000Z"
+EXEC = "baseline-first-exec-by-identity"
+SA_NET = "baseline-serviceaccount-new-network"
+CLIENT = "baseline-new-client-for-person"
+FRONTEND = sa("shop", "frontend")
+
+
+@pytest.fixture(scope="module")
+def ruleset():
+    return load_rules(builtin=True)
+
+
+def _cfg(tmp_path, **baseline) -> Config:
+    return Config.from_dict({"baseline": {"path": str(tmp_path / "state" / "baseline.sqlite"), **baseline}})
+
+
+def _exec(user: str, time: str, ip: str = "10.0.0.5") -> dict:
+    return ev("create", "pods", name="web-1", sub="exec", user=user, time=time, code=101, ip=ip,
+              uri="/api/v1/namespaces/default/pods/web-1/exec?command=ls&container=app&stdout=true")
+
+
+def _names(detector: Detector, *events: dict) -> list[str]:
+    return [a.rule.name for d in events for a in detector.process(event_from_dict(d))]
+
+
+def test_learns_then_alerts_once_per_new_value(tmp_path, ruleset):
+    det = Detector(ruleset, _cfg(tmp_path, learning_days=2))
+    # Learning: every identity is recorded, nothing alerts (the ordinary exec rule still does).
+    got = _names(det, _exec("alice", DAY0), _exec("bob", DAY1))
+    assert EXEC not in got and got.count("pod-exec") == 2
+    # After the learning period: known identities are quiet, a new one alerts once.
+    assert EXEC not in _names(det, _exec("alice", DAY3), _exec("bob", DAY3))
+    assert _names(det, _exec("mallory", DAY3)).count(EXEC) == 1
+    assert EXEC not in _names(det, _exec("mallory", DAY9))
+    assert det.baselines.store.count(ruleset.get(EXEC).id) == 3  # alice, bob, mallory
+    det.close()
+
+
+def test_restart_keeps_knowledge_and_learning_start(tmp_path, ruleset):
+    cfg = _cfg(tmp_path, learning_days=2)
+    first = Detector(ruleset, cfg)
+    _names(first, _exec("alice", DAY0))
+    first.flush()
+    first.close()
+    path = tmp_path / "state" / "baseline.sqlite"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT count(*) FROM seen WHERE value='alice'").fetchone()[0] == 1
+
+    second = Detector(ruleset, cfg)
+    # alice was learned by the first process; the learning period did not restart with the second.
+    assert EXEC not in _names(second, _exec("alice", DAY3))
+    assert _names(second, _exec("mallory", DAY3)).count(EXEC) == 1
+    second.close()
+    third = Detector(ruleset, cfg)
+    assert EXEC not in _names(third, _exec("mallory", DAY9))
+    third.close()
+
+
+def test_serviceaccount_token_from_new_network(tmp_path, ruleset):
+    det = Detector(ruleset, _cfg(tmp_path, learning_days=1))
+    pod = {"authentication.kubernetes.io/pod-name": ["frontend-7d9"]}
+
+    def sa_get(time: str, ip: str) -> dict:
+        return ev("get", "configmaps", ns="shop", name="cfg", user=FRONTEND, time=time, ip=ip, extra=pod,
+                  ua="frontend/1.0 (linux/amd64) kubernetes/abc")
+
+    assert SA_NET not in _names(det, sa_get(DAY0, "10.244.1.7"))
+    # A restarted pod gets another IP in the same pod network: known.
+    assert SA_NET not in _names(det, sa_get(DAY3, "10.244.9.200"))
+    # The token replayed from outside: new network, once.
+    assert _names(det, sa_get(DAY3, "203.0.113.66")).count(SA_NET) == 1
+    assert SA_NET not in _names(det, sa_get(DAY9, "203.0.113.99"))
+    # No source IP (an admission-webhook source): not judged.
+    no_ip = sa_get(DAY9, "10.0.0.1")
+    del no_ip["sourceIPs"]
+    assert SA_NET not in _names(det, no_ip)
+    assert det.baselines.stats["undecided"] == 1
+    det.close()
+
+
+def test_client_product_ignores_versions(tmp_path, ruleset):
+    det = Detector(ruleset, _cfg(tmp_path, learning_days=1))
+    read = dict(name="db", user="alice@example.com")
+    assert CLIENT not in _names(det, ev("get", "secrets", time=DAY0, ua="kubectl/v1.30.1 (linux/amd64)", **read))
+    assert CLIENT not in _names(det, ev("get", "secrets", time=DAY3, ua="kubectl/v1.31.0 (darwin/arm64)", **read))
+    assert _names(det, ev("get", "secrets", time=DAY3, ua="python-requests/2.31", **read)).count(CLIENT) == 1
+    det.close()
+
+
+def test_writes_are_batched_and_memory_is_bounded(tmp_path, ruleset):
+    det = Detector(ruleset, _cfg(tmp_path, learning_days=1, cache_entries=20, flush_every=100_000))
+    path = tmp_path / "state" / "baseline.sqlite"
+    ips = [f"10.{i % 200}.{i // 200}.9" for i in range(300)]  # 200 distinct /16 networks
+    for ip in ips:
+        det.process(event_from_dict(ev("get", "pods", user=FRONTEND, time=DAY0, ip=ip)))
+    assert len(det.baselines.store) <= 20
+    with sqlite3.connect(path) as db:  # nothing committed yet: the batch is pending
+        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] == 0
+    det.flush()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] == 200
+    # Values evicted from the cache are still known (read back from the file).
+    got = [n for ip in ips[:50] for n in _names(det, ev("get", "pods", user=FRONTEND, time=DAY3, ip=ip))]
+    assert SA_NET not in got
+    assert _names(det, ev("get", "pods", user=FRONTEND, time=DAY3, ip="172.31.4.4")).count(SA_NET) == 1
+    det.close()
+
+
+def test_without_a_path_runs_in_memory_and_says_so_once(ruleset, capsys, monkeypatch):
+    monkeypatch.setattr(baseline_mod, "_warned_memory", False)
+    cfg = Config.from_dict({"baseline": {"learning_days": 0}})
+    det = Detector(ruleset, cfg)
+    Detector(ruleset, cfg).close()
+    err = capsys.readouterr().err
+    assert err.count("no baseline.path") == 1 and "memory" in err
+    assert det.baselines.store.path is None
+    # learning_days 0: the very first value is already new.
+    assert _names(det, _exec("alice", DAY0)).count(EXEC) == 1
+    assert EXEC not in _names(det, _exec("alice", DAY1))
+    det.close()
+
+
+def test_rule_learning_period_overrides_config(tmp_path):
+    rules = load_rules(builtin=False, paths=[_rule_file(tmp_path, "learn_days: 0")])
+    det = Detector(rules, _cfg(tmp_path, learning_days=30))
+    assert _names(det, ev("delete", "configmaps", name="a", time=DAY0)) == ["test-first-deleter"]
+    assert _names(det, ev("delete", "configmaps", name="b", time=DAY1)) == []
+    assert _names(det, ev("delete", "configmaps", name="c", time=DAY1, user="eve")) == ["test-first-deleter"]
+    det.close()
+
+
+def _rule_file(tmp_path, extra: str, key: str = "[]", value: str = "user.username"):
+    p = tmp_path / "rules" / "first-deleter.yml"
+    p.parent.mkdir(exist_ok=True)
+    p.write_text(f"""title: First delete by an identity
+name: test-first-deleter
+logsource: {{product: kubernetes, service: audit}}
+detection:
+  selection: {{verb: delete}}
+  condition: selection
+baseline:
+  key: {key}
+  value: {value}
+  {extra}
+level: medium
+""")
+    return p
+
+
+@pytest.mark.parametrize(("extra", "where"), [
+    ("network: 40", "baseline.network"),
+    ("colour: red", "baseline.colour"),
+    ("transform: upper", "baseline.transform"),
+    ("learn_days: -1", "baseline.learn_days"),
+])
+def test_bad_rule_attribute_names_the_key(tmp_path, extra, where):
+    rules = load_rules(builtin=False, paths=[_rule_file(tmp_path, extra)])
+    with pytest.raises(RuleLoadError, match=rf"first-deleter.yml: 'First delete by an identity': {where}"):
+        Detector(rules, Config.from_dict({}))
+
+
+def test_bad_rule_value_names_the_key(tmp_path):
+    rules = load_rules(builtin=False, paths=[_rule_file(tmp_path, "", value="[1, 2]")])
+    with pytest.raises(RuleLoadError, match="baseline.value"):
+        Baselines(rules.rules)
+
+
+@pytest.mark.parametrize(("baseline", "where"), [
+    ({"paht": "/tmp/x"}, "baseline.paht: unknown key"),
+    ({"path": ""}, "baseline.path"),
+    ({"learning_days": "a week"}, "baseline.learning_days"),
+    ({"learning_days": -2}, "baseline.learning_days"),
+    ({"cache_entries": 0}, "baseline.cache_entries"),
+    ({"flush_every": True}, "baseline.flush_every"),
+])
+def test_bad_config_names_the_key(baseline, where):
+    with pytest.raises(ConfigError, match=where):
+        baseline_config(Config.from_dict({"baseline": baseline}, source="k.yaml"))
+
+
+def test_relative_path_is_relative_to_the_config_file(tmp_path):
+    conf = tmp_path / "etc" / "kubehawk.yaml"
+    conf.parent.mkdir()
+    conf.write_text("baseline: {path: state/b.sqlite}\n")
+    assert baseline_config(Config.load(conf)).path == str((tmp_path / "etc" / "state" / "b.sqlite").resolve())
+
+
+def test_unopenable_store_is_a_config_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="baseline.path: cannot open"):
+        BaselineStore(str(blocker / "sub" / "b.sqlite"))
+
+
+def test_no_baseline_rules_no_store(tmp_path):
+    rules = load_rules(builtin=False, paths=[_rule_file(tmp_path, "")])
+    plain = [r for r in rules.rules if not r.custom.get("baseline")]
+    assert Baselines.for_rules(plain, Config.from_dict({})) is None
