@@ -216,3 +216,11 @@ def test_no_baseline_rules_no_store(tmp_path):
     rules = load_rules(builtin=False, paths=[_rule_file(tmp_path, "")])
     plain = [r for r in rules.rules if not r.custom.get("baseline")]
     assert Baselines.for_rules(plain, Config.from_dict({})) is None
+
+
+@pytest.mark.parametrize(("ip", "prefix", "want"), [
+    ("10.244.3.17", 16, "10.244.0.0/16"), ("203.0.113.66", 24, "203.0.113.0/24"), ("1.2.3.4", 32, "1.2.3.4/32"),
+    ("2001:db8:1:2::7", 16, "2001:db8:1::/48"), ("300.1.1.1", 16, "300.1.1.1"), ("api.example", 16, "api.example"),
+])
+def test_network_of_an_address(ip, prefix, want):
+    assert baseline_mod._network(ip, prefix, 48) == want
