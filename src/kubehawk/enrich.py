@@ -176,10 +176,29 @@ def image_registry(image: str) -> str:
     return "docker.io"
 
 
+def _exec_options(body: Any) -> dict[str, list[str]] | None:
+    """PodExecOptions from a request body, shaped like the query string (rulepack2).
+
+    Admission-webhook sources, GKE (``protoPayload.request``) and apiservers that log the
+    options object carry the command there, not in the requestURI.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("command"), list):
+        return None
+    out: dict[str, list[str]] = {"command": [str(c) for c in body["command"] if isinstance(c, (str, int, float))]}
+    if isinstance(body.get("container"), str):
+        out["container"] = [body["container"]]
+    for flag in ("tty", "stdin"):
+        if body.get(flag) is True:
+            out[flag] = ["true"]
+    return out
+
+
 def _exec_info(event: AuditEvent) -> dict[str, Any] | None:
     if event.ref("subresource") not in ("exec", "attach", "portforward"):
         return None
     query = parse_qs(urlsplit(event.head.requestURI or "").query)
+    if "command" not in query and event.has_request_object:
+        query = _exec_options(event.request_object) or query
     command = query.get("command", [])
     first = posixpath.basename(command[0]) if command else ""
     second = posixpath.basename(command[1]) if len(command) > 1 else ""
