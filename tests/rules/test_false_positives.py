@@ -97,3 +97,110 @@ def test_kube_audit_rest_is_quiet():
     n, loud, total = _run(events)
     print(f"kube-audit-rest: {n} events, alerts by level {dict(total)}")
     assert loud == []
+
+
+# --- the bench corpus generator and the bundled demo log ------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_CONFIG = REPO / "examples" / "kubehawk.yaml"
+SAMPLE_LOG = REPO / "examples" / "sample-audit.log"
+
+
+def _bench_corpus():
+    """bench/corpus.py is a script folder, not a package: import it by path."""
+    import importlib.util
+
+    path = REPO / "bench" / "corpus.py"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    spec = importlib.util.spec_from_file_location("kubehawk_bench_corpus", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize(("seed", "start_hour", "config"), [
+    (1, 8, "example"),    # 11:00 in Moscow: business hours
+    (2, 21, "example"),   # 00:00 in Moscow: off hours, the off-hours rules are live
+    (3, 14, "example"),
+    (4, 8, "default"),    # no business context at all
+])
+def test_bench_corpus_is_quiet(seed, start_hour, config):
+    """20,000 events of ordinary traffic per seed: nothing medium or higher (the baselines still learn)."""
+    import datetime as dt
+
+    corpus = _bench_corpus()
+    cfg = Config.load(EXAMPLE_CONFIG) if config == "example" else Config.from_dict({})
+    start = dt.datetime(2026, 11, 23, start_hour, 0, tzinfo=dt.UTC)
+    events = (event_from_dict(d, f"bench:{seed}:{i}") for i, d in enumerate(corpus.generate(20_000, seed, start)))
+    detector = Detector(load_rules(builtin=True), cfg)
+    loud, total, n = [], Counter(), 0
+    for e in events:
+        n += 1
+        for a in detector.process(e):
+            total[a.level] += 1
+            if level_rank(a.level) >= MEDIUM:
+                loud.append((a.rule.name, a.level, e.username, e.head.verb, e.ref("resource"), e.ref("namespace")))
+    print(f"bench seed {seed} ({config}, {start_hour}:00 UTC): {n} events, alerts by level {dict(total)}")
+    assert n == 20_000
+    assert loud == [], Counter(x[0] for x in loud)
+
+
+# Each step of bench/corpus.py attacks(): (what, rule name, auditID selector) -> the alert it must raise.
+def _step(verb, resource, *, ns=None, name=None, sub=None, user=None):
+    def match(d):
+        ref = d.get("objectRef") or {}
+        return (d["verb"] == verb and ref.get("resource") == resource and (ns is None or ref.get("namespace") == ns)
+                and (name is None or ref.get("name") == name) and ref.get("subresource") == sub
+                and (user is None or d["user"]["username"] == user))
+    return match
+
+
+ATTACK_STEPS = [
+    ("SelfSubjectRulesReview probe by a workload token", "selfsubject-review-by-serviceaccount",
+     _step("create", "selfsubjectrulesreviews")),
+    ("burst of forbidden requests", "forbidden-burst", _step("list", "secrets", user="system:serviceaccount:web:frontend")),
+    ("denied secret reads", "secret-access-denied-burst", _step("list", "secrets", user="system:serviceaccount:web:frontend")),
+    ("privileged bare pod", "privileged-container", _step("create", "pods", ns="default", user="mallory")),
+    ("host PID pod", "host-pid-ipc", _step("create", "pods", ns="default", user="mallory")),
+    ("bare pod", "bare-pod-created", _step("create", "pods", ns="default", user="mallory")),
+    ("pod created off hours", "workload-change-off-hours", _step("create", "pods", ns="default", user="mallory")),
+    ("shell exec into kube-system", "pod-exec-kube-system", _step("create", "pods", ns="kube-system", sub="exec")),
+    ("honeytoken secret read", "honeytoken-used", _step("get", "secrets", name="db-admin-credentials")),
+    ("cluster-admin binding", "cluster-admin-binding", _step("create", "clusterrolebindings")),
+    ("NetworkPolicy deleted", "networkpolicy-deleted", _step("delete", "networkpolicies")),
+    ("GitOps drift in bank", "gitops-namespace-drift", _step("patch", "deployments", ns="bank")),
+    ("anonymous secrets list", "anonymous-request-allowed", _step("list", "secrets", user="system:anonymous")),
+]
+MIN_LEVEL = {"pod-exec-kube-system": "high", "honeytoken-used": "critical", "cluster-admin-binding": "high",
+             "privileged-container": "high", "anonymous-request-allowed": "high", "gitops-namespace-drift": "high"}
+
+
+def test_demo_log_raises_every_attack_step_and_nothing_loud_on_benign_traffic():
+    import json
+
+    corpus = _bench_corpus()
+    attack_ids = {d["auditID"] for d in corpus.attacks()}
+    records = [json.loads(line) for line in SAMPLE_LOG.read_text().splitlines() if line.strip()]
+    in_log = {d["auditID"] for d in records}
+    assert attack_ids <= in_log, "examples/sample-audit.log is not built from bench/corpus.py attacks()"
+    detector = Detector(load_rules(builtin=True), Config.load(EXAMPLE_CONFIG))
+    by_id: dict[str, list] = {}
+    for i, d in enumerate(records, 1):
+        for a in detector.process(event_from_dict(d, f"sample-audit.log:{i}")):
+            by_id.setdefault(d["auditID"], []).append(a)
+    attacks = [d for d in records if d["auditID"] in attack_ids]
+    missing = []
+    for what, rule_name, select in ATTACK_STEPS:
+        steps = [d for d in attacks if select(d)]
+        assert steps, f"no attack event for step {what!r}"
+        hits = [a for d in steps for a in by_id.get(d["auditID"], []) if a.rule.name == rule_name]
+        if not hits:
+            missing.append(f"{what}: {rule_name}")
+            continue
+        floor = MIN_LEVEL.get(rule_name, "medium")
+        assert all(level_rank(a.level) >= level_rank(floor) for a in hits), (rule_name, hits[0].level)
+    assert missing == []
+    benign_loud = [(a.rule.name, a.level, aid) for aid, alerts in by_id.items() if aid not in attack_ids
+                   for a in alerts if level_rank(a.level) >= MEDIUM]
+    assert benign_loud == []
