@@ -224,3 +224,44 @@ def test_no_baseline_rules_no_store(tmp_path):
 ])
 def test_network_of_an_address(ip, prefix, want):
     assert baseline_mod._network(ip, prefix, 48) == want
+
+
+def test_a_key_first_seen_later_learns_on_its_own(tmp_path, ruleset):
+    """per_key: a ServiceAccount deployed after the learning period learns its networks first."""
+    det = Detector(ruleset, _cfg(tmp_path, learning_days=1))
+    newapp = sa("shop", "newapp")
+    assert SA_NET not in _names(det, ev("get", "pods", user=FRONTEND, time=DAY0, ip="10.244.1.1"))
+    # newapp appears on day 3: its first networks are learned, not alerted...
+    assert SA_NET not in _names(det, ev("get", "pods", user=newapp, time=DAY3, ip="10.244.1.1"),
+                                ev("get", "pods", user=newapp, time=DAY3, ip="10.10.1.1"))
+    # ...until its own learning period is over.
+    assert _names(det, ev("get", "pods", user=newapp, time=DAY9, ip="198.51.100.7")).count(SA_NET) == 1
+    det.flush()
+    det.close()
+    again = Detector(ruleset, _cfg(tmp_path, learning_days=1))  # the key's first sighting survives a restart
+    assert SA_NET not in _names(again, ev("get", "pods", user=newapp, time=DAY9, ip="10.10.200.1"))
+    assert _names(again, ev("get", "pods", user=newapp, time=DAY9, ip="192.0.2.1")).count(SA_NET) == 1
+    again.close()
+
+
+def test_bench_corpus_after_learning_stays_quiet_and_the_intrusion_is_new(tmp_path, ruleset):
+    """Ordinary traffic after a short learning period raises no baseline alert; the demo intrusion does."""
+    import datetime as dt
+    import importlib.util
+
+    from helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("kubehawk_bench_corpus", REPO / "bench" / "corpus.py")
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    det = Detector(ruleset, _cfg(tmp_path, learning_days=30 / 86400))  # 30 s of a 400 events/s cluster
+    start = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
+    benign = [a.rule.name for i, d in enumerate(corpus.generate(30_000, 5, start))
+              for a in det.process(event_from_dict(d, f"bench:{i}")) if a.rule.name.startswith("baseline-")]
+    assert benign == []
+    assert det.baselines.stats["known"] > 5000
+    later = start + dt.timedelta(minutes=5)
+    hits = {a.rule.name for d in corpus.attacks(start=later) for a in det.process(event_from_dict(d))}
+    # mallory is new: her first shell and her first workload change are first-seen events.
+    assert {"baseline-first-exec-by-identity", "baseline-first-workload-writer"} <= hits
+    det.close()

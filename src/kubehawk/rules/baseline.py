@@ -12,11 +12,14 @@ attribute::
       network: 16               # optional: compare IPs by their /16 (IPv4) and /48 (IPv6)
       transform: product        # optional: compare user agents by product ("kubectl")
       learn_days: 7             # optional: this rule's learning period (else the config's)
+      per_key: true             # optional: each key also gets its own learning period from its
+                                # first sighting (a new ServiceAccount learns its networks first)
 
 A match of such a rule becomes an alert only when the value is new for the key *after*
 the rule's learning period; during the learning period values are only recorded. The
 learning period starts at the first event processed with the rule enabled (event time,
-so replaying an archive learns from its first days). Events without the key or the value
+so replaying an archive learns from its first days); with ``per_key`` a key first seen
+later (a newly deployed app's ServiceAccount) has its own learning period from then. Events without the key or the value
 are not judged (no alert).
 
 Knowledge lives in a SQLite file (WAL) named by the config::
@@ -62,7 +65,7 @@ __all__ = ["CONFIG_KEYS", "BaselineConfig", "BaselineSpec", "BaselineStore", "Ba
 
 DAY = 86400.0
 CONFIG_KEYS = ("path", "learning_days", "cache_entries", "flush_every")
-SPEC_KEYS = ("key", "value", "network", "network6", "transform", "learn_days")
+SPEC_KEYS = ("key", "value", "network", "network6", "transform", "learn_days", "per_key")
 TRANSFORMS = ("none", "product", "lower")
 FLUSH_SECONDS = 5.0
 _SEP = "\x1f"  # joins key parts; never in a username, namespace or IP
@@ -126,6 +129,7 @@ class BaselineSpec:
     network6: int | None = None
     transform: str = "none"
     learn_days: float | None = None
+    per_key: bool = False
 
     def key_of(self, event: AuditEvent) -> str | None:
         parts = []
@@ -216,11 +220,15 @@ def spec_of(rule: Rule) -> BaselineSpec | None:
     transform = raw.get("transform", "none")
     if transform not in TRANSFORMS:
         fail("transform", f"expected one of {', '.join(TRANSFORMS)}, got {transform!r}")
+    per_key = raw.get("per_key", False)
+    if not isinstance(per_key, bool):
+        fail("per_key", f"expected true or false, got {per_key!r}")
     days = raw.get("learn_days")
     if days is not None and (isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0):
         fail("learn_days", f"expected a number of days >= 0, got {days!r}")
     return BaselineSpec(key=tuple(key), value=value, network=ints["network"], network6=ints["network6"],
-                        transform=transform, learn_days=None if days is None else float(days))
+                        transform=transform, learn_days=None if days is None else float(days),
+                        per_key=per_key)
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -252,11 +260,15 @@ class BaselineStore:
                 "CREATE TABLE IF NOT EXISTS rules (rule TEXT PRIMARY KEY, started REAL NOT NULL);"
                 "CREATE TABLE IF NOT EXISTS seen (rule TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
                 " first REAL NOT NULL, last REAL NOT NULL, PRIMARY KEY (rule, key, value)) WITHOUT ROWID;"
+                "CREATE TABLE IF NOT EXISTS keys (rule TEXT NOT NULL, key TEXT NOT NULL, first REAL NOT NULL,"
+                " PRIMARY KEY (rule, key)) WITHOUT ROWID;"
             )
         except (sqlite3.Error, OSError) as e:
             raise ConfigError(f"baseline.path: cannot open {target}: {e}") from None
         self._cache: OrderedDict[tuple[str, str, str], float] = OrderedDict()
         self._pending: dict[tuple[str, str, str], tuple[float, float]] = {}
+        self._key_cache: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._pending_keys: dict[tuple[str, str], float] = {}
         self._last_flush = time.monotonic()
         self.closed = False
 
@@ -287,6 +299,24 @@ class BaselineStore:
             self._remember(k, row[0])
             return row[0]
 
+    def key_first(self, rule_id: str, key: str, t: float) -> float:
+        """When the key was first seen; a key never seen is recorded as first seen at ``t``."""
+        k = (rule_id, key)
+        with self._lock:
+            first = self._key_cache.get(k)
+            if first is None:
+                first = self._pending_keys.get(k)
+            if first is None:
+                row = self._db.execute("SELECT first FROM keys WHERE rule=? AND key=?", k).fetchone()
+                first = row[0] if row is not None else None
+            if first is None:
+                first = self._pending_keys[k] = t
+            self._key_cache[k] = first
+            self._key_cache.move_to_end(k)
+            while len(self._key_cache) > self.cache_entries:
+                self._key_cache.popitem(last=False)
+            return first
+
     def record(self, rule_id: str, key: str, value: str, t: float) -> None:
         k = (rule_id, key, value)
         with self._lock:
@@ -306,16 +336,21 @@ class BaselineStore:
     def flush(self) -> None:
         with self._lock:
             self._last_flush = time.monotonic()
-            if not self._pending or self.closed:
+            if not (self._pending or self._pending_keys) or self.closed:
                 return
             rows = [(*k, first, last) for k, (first, last) in self._pending.items()]
+            keys = [(*k, first) for k, first in self._pending_keys.items()]
             self._pending.clear()
+            self._pending_keys.clear()
             self._db.execute("BEGIN")
             try:
                 self._db.executemany(
                     "INSERT INTO seen (rule, key, value, first, last) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (rule, key, value) DO UPDATE SET first=min(first, excluded.first), "
                     "last=max(last, excluded.last)", rows)
+                self._db.executemany(
+                    "INSERT INTO keys (rule, key, first) VALUES (?, ?, ?) "
+                    "ON CONFLICT (rule, key) DO UPDATE SET first=min(first, excluded.first)", keys)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -406,6 +441,7 @@ class Baselines:
         t = event_epoch(ev)
         if t is None:
             t = self.started.get(rid, 0.0)
+        key_first = self.store.key_first(rid, key, t) if spec.per_key else None
         last = self.store.last_seen(rid, key, value)
         if last is not None:
             if t - last >= DAY:
@@ -414,6 +450,8 @@ class Baselines:
             return False
         self.store.record(rid, key, value, t)
         start = self.started.get(rid)
+        if key_first is not None and start is not None:
+            start = max(start, key_first)
         if start is None or t < start + self.learn[rid]:
             self.stats["learned"] += 1
             return False
