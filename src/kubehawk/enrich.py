@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import posixpath
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
-__all__ = ["DERIVED_FIELDS", "DERIVED_LEVELS", "Derived", "image_registry", "pod_spec_of"]
+__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "Derived", "derived_gates", "image_registry",
+           "pod_spec_of"]
 
 # The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it).
 DERIVED_LEVELS: dict[str, str] = {
@@ -77,6 +78,23 @@ DERIVED_FIELDS: dict[str, str] = {
     "x.health_endpoint": "true for /healthz, /livez, /readyz (and sub-paths) and /version",
 }
 
+# The top-level event fields each derived value is computed from, and nothing else (a leading
+# "?" means only whether the field is present). The rule index relies on it: two events that
+# agree on these fields agree on the value, so a rule test on it can be decided once per
+# combination. tests/test_enrich_deps.py checks the claim; keep it true when editing below.
+DERIVED_DEPS: dict[str, tuple[str, ...]] = {
+    "workload": ("objectRef.resource",),
+    "sa": ("user.username",),
+    "node": ("user.username",),
+    "identity": ("user.username", "user.groups"),
+    "system": ("user.username", "user.groups"),
+    "source_ip": ("sourceIPs",),
+    "decision": ("annotations.authorization.k8s.io/decision",),
+    "impersonated": ("?impersonatedUser",),
+    "health_endpoint": ("requestURI",),
+    "gitops": ("user.username", "objectRef.namespace"),
+}
+
 WORKLOAD_RESOURCES = frozenset(
     {"pods", "deployments", "statefulsets", "daemonsets", "replicasets", "replicationcontrollers", "jobs",
      "cronjobs", "podtemplates"}
@@ -92,6 +110,8 @@ _CONTROL_PLANE_USERS = frozenset({
     "system:kube-controller-manager", "system:kube-scheduler", "system:apiserver", "system:kube-proxy",
     "kube-apiserver", "kube-apiserver-kubelet-client", "system:volume-scheduler",
 })
+# Subresources through which a pod spec is written: the object itself and ephemeral containers.
+_SPEC_SUBRESOURCES = (None, "ephemeralcontainers")
 _SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-node-lease", "kube-public"})
 _HEALTH_PREFIXES = ("/healthz", "/livez", "/readyz")
 
@@ -194,7 +214,7 @@ def _exec_options(body: Any) -> dict[str, list[str]] | None:
 
 
 def _exec_info(event: AuditEvent) -> dict[str, Any] | None:
-    if event.ref("subresource") not in ("exec", "attach", "portforward"):
+    if event.ref("subresource") not in _EXEC_SUBRESOURCES:
         return None
     query = parse_qs(urlsplit(event.head.requestURI or "").query)
     if "command" not in query and event.has_request_object:
@@ -216,6 +236,49 @@ def _exec_info(event: AuditEvent) -> dict[str, Any] | None:
         "tty": flag("tty"),
         "stdin": flag("stdin"),
     }
+
+
+_EXEC_SUBRESOURCES = ("exec", "attach", "portforward")
+_SA_PREFIX = "system:serviceaccount:"
+Gate = tuple[tuple[str, ...], Callable[..., bool]]
+
+
+def _sa_ref(user: Any) -> str | None:
+    """``namespace/name`` of a ServiceAccount user name, else None."""
+    if type(user) is not str or not user.startswith(_SA_PREFIX):
+        return None
+    ns, _, name = user[len(_SA_PREFIX):].partition(":")
+    return f"{ns}/{name}"
+
+
+def derived_gates(config: Config | None) -> dict[str, Gate]:
+    """For derived values that are absent (or false) on most events: ``(fields, possible)``.
+
+    ``possible(*values of fields)`` false means the value is certainly absent (``x.honeytoken``:
+    false) whatever the rest of the event holds, so the rule index can drop a rule without
+    computing anything. Every check mirrors the first lines of the ``_x_*`` method it guards.
+    """
+    def spec_possible(resource: Any, subresource: Any, req: Any, resp: Any) -> bool:
+        return resource in WORKLOAD_RESOURCES and subresource in _SPEC_SUBRESOURCES and bool(req or resp)
+
+    spec: Gate = (("objectRef.resource", "objectRef.subresource", "?requestObject", "?responseObject"),
+                  spec_possible)
+    gates: dict[str, Gate] = {
+        "pod_spec": spec, "containers": spec, "images": spec, "registry": spec,
+        "exec": (("objectRef.subresource",), lambda sub: sub in _EXEC_SUBRESOURCES),
+    }
+    secrets = getattr(config, "honeytoken_secrets", None)
+    sas = getattr(config, "honeytoken_serviceaccounts", None)
+    if not (secrets or sas):
+        honey: Gate = ((), lambda: False)
+    else:
+
+        def honey_possible(resource: Any, user: Any) -> bool:
+            return resource in ("secrets", "serviceaccounts") or _sa_ref(user) in (sas or ())
+
+        honey = (("objectRef.resource", "user.username"), honey_possible)
+    gates["honeytoken"] = gates["honeytoken_kind"] = honey
+    return gates
 
 
 class _Lazy(Mapping[str, Any]):
@@ -308,6 +371,10 @@ class Derived(_Lazy):
         ev = self.event
         res = ev.ref("resource")
         if res not in WORKLOAD_RESOURCES:
+            return None
+        if ev.ref("subresource") not in _SPEC_SUBRESOURCES:
+            # status, binding, scale, eviction...: no spec is written there (the apiserver
+            # ignores spec changes sent to /status), so the body is never decoded for them.
             return None
         spec = pod_spec_of(ev.request_object, res)
         if spec is None and not ev.has_request_object:

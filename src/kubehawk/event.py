@@ -102,11 +102,10 @@ class AuditEvent:
     @property
     def derived(self) -> Mapping[str, Any]:
         """The ``x.*`` fields; built on first use by :mod:`kubehawk.enrich`."""
-        if self._x is None:
-            from kubehawk.enrich import Derived
-
-            self._x = Derived(self, self._ctx)
-        return self._x
+        x = self._x
+        if x is None:
+            x = self._x = _derived_class()(self, self._ctx)
+        return x
 
     def bind_context(self, context: Any) -> None:
         """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""
@@ -184,6 +183,18 @@ class AuditEvent:
         return f"AuditEvent({h.verb} {h.requestURI} by {self.username} @ {self.origin})"
 
 
+_DERIVED: list[Any] = []
+
+
+def _derived_class() -> Any:
+    """:class:`kubehawk.enrich.Derived`, imported on first use (enrich imports this module)."""
+    if not _DERIVED:
+        from kubehawk.enrich import Derived
+
+        _DERIVED.append(Derived)
+    return _DERIVED[0]
+
+
 class _Unset:
     __slots__ = ()
 
@@ -192,7 +203,9 @@ _UNSET = _Unset()
 
 
 def has_body(raw: msgspec.Raw) -> bool:
-    return bool(raw) and bytes(raw) != b"null"
+    n = len(raw)
+    # only a 4-byte body can be "null": no copy of the others
+    return n > 4 or (n > 0 and bytes(raw) != b"null")
 
 
 def _decode_body(raw: msgspec.Raw, name: str, origin: str) -> Any:

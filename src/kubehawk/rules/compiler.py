@@ -58,7 +58,8 @@ from sigma.types import (
 
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 
-__all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaves", "make_getter", "to_ir"]
+__all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_test", "leaves", "make_getter",
+           "to_ir"]
 
 Pred = Callable[[Any], bool]
 Test = Callable[[AuditEvent], bool]
@@ -858,6 +859,11 @@ def _keyword(a: Any) -> Test:
     return lambda e: text in event_text(e)[1]
 
 
+def leaf_test(leaf: Leaf) -> Test:
+    """The compiled test of one leaf (what :func:`build` combines)."""
+    return _leaf_test(leaf)
+
+
 def _leaf_test(leaf: Leaf) -> Test:
     if leaf.kind == "const":
         value = bool(leaf.atoms[0])
@@ -919,15 +925,19 @@ def _cost(node: Any) -> int:
     return max((_cost(a) for a in node.args), default=0)
 
 
-def build(node: Any) -> Test:
-    """Closures for the IR; cheap tests first inside And/Or (the tests are pure)."""
+def build(node: Any, leaf: Callable[[Leaf], Test] | None = None) -> Test:
+    """Closures for the IR; cheap tests first inside And/Or (the tests are pure).
+
+    ``leaf`` supplies the test of each leaf (default: compile it); the rule index passes
+    tests shared between rules.
+    """
     if isinstance(node, Leaf):
-        return _leaf_test(node)
+        return (leaf or _leaf_test)(node)
     if isinstance(node, Not):
-        inner = build(node.arg)
+        inner = build(node.arg, leaf)
         return lambda e: not inner(e)
     args = sorted(node.args, key=_cost)
-    tests = [build(a) for a in args]
+    tests = [build(a, leaf) for a in args]
     if isinstance(node, And):
         if len(tests) == 2:
             a, b = tests

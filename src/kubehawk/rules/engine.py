@@ -53,7 +53,7 @@ class Engine:
         self.config = config
         self._dedup_size = dedup_size
         event_rules = [r for r in ruleset.rules if r.kind == "event"]
-        self.index = RuleIndex(event_rules)
+        self.index = RuleIndex(event_rules, config)
         self.correlations: list[CorrelationState] = []
         self._feeds: dict[str, list[CorrelationState]] = {}
         for r in ruleset.rules:
@@ -80,22 +80,24 @@ class Engine:
     def process(self, event: AuditEvent) -> list[Match]:
         """Matches for one event: event rules that alert, then any correlation it completes."""
         self._events += 1
-        if self.config is not None:
-            # before the index: an index key may be a derived (x.*) field
-            event.bind_context(self.config)
-        cands = self.index.candidates(event)
-        if not cands:
+        config = self.config
+        if config is not None and event._ctx is not config:
+            # before the index: deciding a new slot combination may read derived (x.*) fields
+            event.bind_context(config)
+        plan = self.index.plan(event)
+        if not plan:
             return []
-        self._candidates += len(cands)
+        self._candidates += len(plan)
         out: list[Match] = []
         aid = event.head.auditID
-        for r in cands:
-            try:
-                if not r.predicate(event):
+        for r, test in plan:
+            if test is not None:  # None: the head fields alone make the rule match
+                try:
+                    if not test(event):
+                        continue
+                except Exception as err:  # noqa: BLE001 - one odd event must not stop the stream
+                    self._error(r, event, err)
                     continue
-            except Exception as err:  # noqa: BLE001 - one odd event must not stop the stream
-                self._error(r, event, err)
-                continue
             if aid is not None and self._dedup.seen((r.ordinal, aid)):
                 continue
             self._by_rule[r.id] += 1

@@ -1,7 +1,22 @@
 """The rule index: an event meets only the rules that could match it.
 
-For each disjunct of a rule's condition (DNF of its positive constraints) the index
-picks the cheapest, most selective key that disjunct requires:
+:class:`RuleIndex` reads a few cheap, low-cardinality fields of each event's head (verb,
+resource, subresource, user, user agent, response code, the decision annotation, whether
+an annotation or body is present...: the *slots*, chosen from what the rules test) and
+keys a memo with their values. The first event with a new combination evaluates every
+rule in three-valued (Kleene) logic: a test whose outcome those slots settle (a test on a
+slot, on an ``x.*`` field computed only from slots, on a field whose slot says it is
+absent, on a derived field whose gate in :func:`kubehawk.enrich.derived_gates` says it is
+absent) is evaluated on that event; any other test is UNKNOWN. Rules that come out FALSE
+cannot match any event with that combination and are dropped; the rest are the
+candidates, fully evaluated per event. So a repeated combination costs one tuple and one
+dict lookup, and most events meet no rule at all. Rules are grouped by the slots they
+depend on, each group with its own memo, so a new combination re-decides only the groups
+whose slots changed.
+
+:func:`choose_index_keys` (the rule's ``index_keys``: for each disjunct of its condition,
+DNF of the positive constraints, the cheapest and most selective key it requires) is kept
+for tools that describe rules:
 
 - one field constrained to a finite set of plain values (``verb in {create}``),
 - a pair of such fields (``(verb, objectRef.resource) in {(create, pods), ...}``) when
@@ -18,14 +33,27 @@ evaluated on every event. Per event: one read and a few dict lookups per distinc
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
-from kubehawk.rules.compiler import PRESENT, _scalar_str, make_getter
+from kubehawk.enrich import DERIVED_DEPS, derived_gates
+from kubehawk.event import TOP_FIELDS, AuditEvent, has_body, split_path
+from kubehawk.rules.compiler import (
+    PRESENT,
+    And,
+    Leaf,
+    Not,
+    Test,
+    build,
+    field_cost,
+    leaf_test,
+    leaves,
+    make_getter,
+)
 from kubehawk.rules.model import Rule
 
-__all__ = ["RuleIndex", "choose_index_keys"]
+__all__ = ["VALUE_FIELDS", "RuleIndex", "choose_index_keys"]
 
 IndexKey = tuple[tuple[str, ...], frozenset[Any] | None]
 
@@ -132,152 +160,433 @@ def choose_index_keys(conjuncts: list[dict[str, Any]] | None) -> tuple[IndexKey,
     return tuple((fields, None if vals is None else frozenset(vals)) for (fields, _), vals in chosen.items())
 
 
-def _key(v: Any) -> str | None:
-    if type(v) is str:
-        return v.lower()
-    return _scalar_str(v)
+
+# --- the candidate memo ----------------------------------------------------------------------
+
+# Head fields with few distinct values in a cluster's log: their values key the memo.
+# (Names, UIDs, URIs, IPs and timestamps are left out: one memo entry per event is no memo.)
+VALUE_FIELDS = frozenset({
+    "verb", "stage", "level", "userAgent", "apiVersion", "kind",
+    "objectRef.resource", "objectRef.subresource", "objectRef.apiGroup", "objectRef.apiVersion",
+    "objectRef.namespace",
+    "user.username", "user.groups", "impersonatedUser.username", "impersonatedUser.groups",
+    "responseStatus.code", "responseStatus.status", "responseStatus.reason",
+    "annotations.authorization.k8s.io/decision",
+})
+_BODIES = ("requestObject", "responseObject")
+# Head fields the typed decoder guarantees to be a string or None.
+_STR_FIELDS = frozenset({"kind", "apiVersion", "level", "auditID", "stage", "requestURI", "verb", "userAgent",
+                         "requestReceivedTimestamp", "stageTimestamp", "timestamp"}) & TOP_FIELDS
+_DICT_HEAD = ("user", "impersonatedUser", "objectRef", "responseStatus", "annotations")
+
+VALUE, PRESENT_HEAD, PRESENT_BODY = "value", "present", "body"
+_FALSE, _TRUE, _UNKNOWN = 0, 1, 2
+_NOT = (_TRUE, _FALSE, _UNKNOWN)
 
 
-def _keys(v: Any) -> list[str]:
+class _Unhashable(list):
+    """Stands for a value that cannot key the memo (an object): the lookup raises TypeError."""
+
+    __slots__ = ()
+
+
+def _odd(v: Any) -> Any:
+    """Memo key of a scalar that is neither a string nor an int: 1, 1.0 and true stay apart."""
+    t = v.__class__
+    if t is float or t is bool:
+        return (t, v)
+    if t is list:
+        return tuple(v)
+    return _Unhashable()
+
+
+def _exact(key: tuple[Any, ...]) -> bool:
+    """May this key be remembered? A tuple in it (a list value) must hold strings only, since
+    (1,), (1.0,) and (True,) are equal; a key that is not remembered never hits."""
+    for x in key:
+        if x.__class__ is tuple:
+            for y in x:
+                if y.__class__ is not str:
+                    return False
+    return True
+
+
+def _present(v: Any) -> bool:
+    """Same as ``field|exists: true`` (an explicit null, or a list of nulls, is absent)."""
     if v is None:
-        return []
-    if type(v) is tuple:
-        return [k for k in map(_key, v) if k is not None]
-    k = _key(v)
-    return [] if k is None else [k]
+        return False
+    if v.__class__ is list:
+        return any(x is not None for x in v)
+    return True
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + ".")
+
+
+class _Slots:
+    """The slots of one index: which fields, read how, at which position of the key."""
+
+    def __init__(self, config: Any):
+        self.specs: list[tuple[str, str]] = []
+        self.pos: dict[tuple[str, str], int] = {}
+        self.gates = derived_gates(config)
+
+    def slot(self, path: str, mode: str) -> int:
+        k = (path, mode)
+        i = self.pos.get(k)
+        if i is None:
+            i = self.pos[k] = len(self.specs)
+            self.specs.append(k)
+        return i
+
+    def dep(self, d: str) -> int | None:
+        """The slot of a derived field's dependency (``?path``: presence only), or None."""
+        if d.startswith("?"):
+            path = d[1:]
+            if path in _BODIES:
+                return self.slot(path, PRESENT_BODY)
+            parts = split_path(path)
+            return self.slot(path, PRESENT_HEAD) if parts[0] in TOP_FIELDS and _cheap(parts) else None
+        return self.slot(d, VALUE) if d in VALUE_FIELDS else None
+
+    def deps(self, ds: tuple[str, ...]) -> tuple[int, ...] | None:
+        out = []
+        for d in ds:
+            i = self.dep(d)
+            if i is None:
+                return None
+            out.append(i)
+        return tuple(out)
+
+
+# How a leaf's outcome is settled by the slots: always, never, or when a check on the key holds.
+_ALWAYS = "always"
+
+
+def _classify(leaf: Leaf, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
+    """(``_ALWAYS`` | a check ``(key, event) -> bool`` | None, slots it depends on)."""
+    if leaf.kind == "const":
+        return _ALWAYS, ()
+    f = leaf.field
+    if f is None or leaf.kind == "keyword":
+        return None, ()
+    if leaf.kind == "fieldref":
+        a, b = _known(f, slots), _known(leaf.atoms[0].field, slots)
+        return (_ALWAYS, a + b) if a is not None and b is not None else (None, ())
+    known = _known(f, slots)
+    if known is not None:
+        return _ALWAYS, known
+    parts = split_path(f)
+    top = parts[0]
+    if top == "x":
+        gate = slots.gates.get(parts[1]) if len(parts) > 1 else None
+        if gate is None:
+            return None, ()
+        fields, possible = gate
+        idx = slots.deps(fields)
+        if idx is None:
+            return None, ()
+        getters = tuple(_gate_arg(d, i) for d, i in zip(fields, idx, strict=True))
+
+        def gate_closed(k: tuple[Any, ...], e: AuditEvent) -> bool:
+            return not possible(*[g(k, e) for g in getters])
+
+        return gate_closed, idx
+    if top in _BODIES:
+        i = slots.slot(top, PRESENT_BODY)
+        return (lambda k, e: not k[i]), (i,)
+    if top not in TOP_FIELDS or _always_present(f) or not _cheap(parts):
+        return None, ()
+    i = slots.slot(f, PRESENT_HEAD)
+    if leaf.kind == "exists":
+        return _ALWAYS, (i,)
+    return (lambda k, e: not k[i]), (i,)
+
+
+def _gate_arg(dep: str, i: int) -> Callable[[tuple[Any, ...], AuditEvent], Any]:
+    """A gate's argument: presence from the key, a value read from the event itself."""
+    if dep.startswith("?"):
+        return lambda k, e: k[i]
+    get = make_getter(dep)
+    return lambda k, e: get(e)
+
+
+def _cheap(parts: tuple[str, ...]) -> bool:
+    """A head field read inline by the extractor (a deeper path would cost every event a walk)."""
+    return len(parts) == 1 or (parts[0] in _DICT_HEAD and (len(parts) == 2 or parts[0] == "annotations"))
+
+
+def _always_present(path: str) -> bool:
+    """Fields every audit event has: a presence slot for them would settle nothing."""
+    return _PRESENT_FREQ.get(path, 0.0) >= _USELESS
+
+
+def _known(path: str, slots: _Slots) -> tuple[int, ...] | None:
+    """Slots that determine the value at ``path`` entirely, or None."""
+    if path in VALUE_FIELDS:
+        return (slots.slot(path, VALUE),)
+    parts = split_path(path)
+    if parts[0] == "x" and len(parts) > 1:
+        ds = DERIVED_DEPS.get(parts[1])
+        if ds is not None:
+            return slots.deps(ds)
+    return None
+
+
+def _shape(leaf: Leaf) -> Any:
+    """Leaves with the same shape give the same result on an event: their test is shared."""
+    if leaf.kind not in ("value", "null", "exists") or leaf.field is None:
+        return None
+    return (leaf.field, leaf.kind, tuple((type(a).__qualname__, repr(a)) for a in leaf.atoms))
+
+
+def _per_event(test: Test) -> Test:
+    """Remember the result for the last event (rules sharing the leaf ask it in turn)."""
+    last: list[Any] = [None, None, False]
+
+    def cached(e: AuditEvent) -> bool:
+        if e is last[0] and e._ctx is last[1]:
+            return last[2]
+        r = test(e)
+        last[0], last[1], last[2] = e, e._ctx, r
+        return r
+
+    return cached
+
+
+class _Leaves:
+    """Every leaf of the indexed rules: how the slots settle it, and its (shared) test."""
+
+    def __init__(self, rules: list[Rule], slots: _Slots):
+        shapes: dict[Any, int] = {}
+        for r in rules:
+            for lf in leaves(r.ir):
+                sh = _shape(lf)
+                if sh is not None:
+                    shapes[sh] = shapes.get(sh, 0) + 1
+        tests: dict[Any, Test] = {}
+        self.info: dict[int, tuple[Any, Test]] = {}
+        self.slots_of: dict[int, tuple[int, ...]] = {}
+        for r in rules:
+            for lf in leaves(r.ir):
+                if id(lf) in self.info:
+                    continue
+                how, idx = _classify(lf, slots)
+                sh = _shape(lf)
+                test = tests.get(sh) if sh is not None else None
+                if test is None:
+                    test = leaf_test(lf)
+                    if sh is not None:
+                        if shapes[sh] > 1 and field_cost(lf.field) > 0:
+                            test = _per_event(test)  # a body or x.* read asked by several rules
+                        tests[sh] = test
+                self.info[id(lf)] = (how, test)
+                self.slots_of[id(lf)] = idx
+
+    def test(self, leaf: Leaf) -> Test:
+        return self.info[id(leaf)][1]
+
+    def settle(self, node: Any, e: AuditEvent, k: tuple[Any, ...]) -> tuple[int, Any]:
+        """Kleene evaluation of ``node`` with only what the slots settle: (value, residual).
+
+        The residual is the part of the condition left to decide per event (None when the
+        value is known): settled leaves are gone, so the head is not tested twice.
+        """
+        if isinstance(node, Leaf):
+            how, test = self.info[id(node)]
+            if how is None:
+                return _UNKNOWN, node
+            try:
+                if how is not _ALWAYS and not how(k, e):
+                    return _UNKNOWN, node
+                return (_TRUE if test(e) else _FALSE), None
+            except Exception:  # noqa: BLE001 - left to the per-event evaluation, which counts the error
+                return _UNKNOWN, node
+        if isinstance(node, Not):
+            v, rest = self.settle(node.arg, e, k)
+            return (_NOT[v], None) if v != _UNKNOWN else (_UNKNOWN, Not(rest))
+        stop = _FALSE if isinstance(node, And) else _TRUE
+        left = []
+        for arg in node.args:
+            v, rest = self.settle(arg, e, k)
+            if v == stop:
+                return stop, None
+            if v == _UNKNOWN:
+                left.append(rest)
+        if not left:
+            return _NOT[stop], None
+        return _UNKNOWN, (left[0] if len(left) == 1 else type(node)(left))
+
+
+class _Group:
+    """Rules that depend on the same slots, with a memo of their plan per slot values."""
+
+    __slots__ = ("project", "rules", "memo")
+
+    def __init__(self, sig: tuple[int, ...]):
+        self.project: Callable[[tuple[Any, ...]], Any] = (
+            operator.itemgetter(*sig) if sig else (lambda k: ())
+        )
+        # (rule, its compiled predicate when indexed: a rule whose predicate was replaced since
+        # is not described by its condition any more, so it is simply evaluated)
+        self.rules: list[tuple[Rule, Any]] = []
+        self.memo: dict[Any, list[tuple[Rule, Test | None]]] = {}
+
+
+Plan = list[tuple[Rule, "Test | None"]]
 
 
 class RuleIndex:
-    """Candidate rules for an event, in rule order."""
+    """Candidate rules for an event, in rule order (see the module docstring)."""
 
-    def __init__(self, rules: Iterable[Rule]):
-        singles: dict[str, dict[str, list[Rule]]] = {}
-        pairs: dict[tuple[str, str], dict[tuple[str, str], list[Rule]]] = {}
-        present: dict[str, list[Rule]] = {}
+    def __init__(self, rules: Iterable[Rule], config: Any = None):
+        rules = [r for r in rules if r.predicate is not None]
+        slots = _Slots(config)
+        indexed = [r for r in rules if r.ir is not None]
+        self._leaves = _Leaves(indexed, slots)
+        groups: dict[tuple[int, ...], _Group] = {}
+        # Rules no slot can ever rule out: evaluated on every event.
         self.always: list[Rule] = []
         for r in rules:
-            if r.predicate is None:
-                continue
-            if r.index_keys is None:
+            used: set[int] = set()
+            if r.ir is not None:
+                for lf in leaves(r.ir):
+                    used.update(self._leaves.slots_of[id(lf)])
+                if not any(self._leaves.info[id(lf)][0] is not None for lf in leaves(r.ir)):
+                    used = set()
+                    self.always.append(r)
+                    continue
+            else:
                 self.always.append(r)
                 continue
-            for fields, values in r.index_keys:
-                if values is None:
-                    present.setdefault(fields[0], []).append(r)
-                elif len(fields) == 1:
-                    table = singles.setdefault(fields[0], {})
-                    for v in values:
-                        table.setdefault(v, []).append(r)
-                else:
-                    table2 = pairs.setdefault((fields[0], fields[1]), {})
-                    for v in values:
-                        table2.setdefault(v, []).append(r)
-        fields = list(dict.fromkeys([*singles, *(f for ab in pairs for f in ab), *present]))
-        pos = {f: i for i, f in enumerate(fields)}
-        self.extract = make_extractor(fields)
-        self.singles = [(pos[f], t) for f, t in singles.items()]
-        self.pairs = [(pos[a], pos[b], t) for (a, b), t in pairs.items()]
-        self.present = [(pos[f], rs) for f, rs in present.items()]
-        self.field_names = [*singles, *(f"{a}+{b}" for a, b in pairs), *(f"{f}(present)" for f in present)]
-        self._memo: dict[tuple[Any, ...], list[Rule]] = {}
+            sig = tuple(sorted(used))
+            group = groups.get(sig)
+            if group is None:
+                group = groups[sig] = _Group(sig)
+            group.rules.append((r, r.predicate))
+        self._groups = list(groups.values())
+        self.slots = list(slots.specs)
+        self.extract = make_extractor(self.slots)
+        self.field_names = [p if m == VALUE else f"{p}({m})" for p, m in self.slots]
+        self._memo: dict[tuple[Any, ...], Plan] = {}
         self.memo_size = 50_000
 
     def candidates(self, e: AuditEvent) -> list[Rule]:
-        vals = self.extract(e)
-        # Events repeat (the same verb, resource, user...): remember the candidates per
-        # combination of the values the index reads. Bounded; unhashable values skip it.
+        """The rules the event's slots do not rule out."""
+        return [r for r, _ in self.plan(e)]
+
+    def plan(self, e: AuditEvent) -> Plan:
+        """(rule, test left to run on the event, or None when the slots alone make it match)."""
+        key = self.extract(e)
         memo = self._memo
         try:
-            hit = memo.get(vals)
-        except TypeError:
-            return self._lookup(vals)
+            hit = memo.get(key)
+        except TypeError:  # an object where a plain value was expected: no memo for it
+            return self._decide(key, e, False)
         if hit is None:
-            hit = self._lookup(vals)
+            if not _exact(key):
+                return self._decide(key, e, False)
+            hit = self._decide(key, e, True)
             if len(memo) >= self.memo_size:
                 memo.clear()
-            memo[vals] = hit
+            memo[key] = hit
         return hit
 
-    def _lookup(self, vals: tuple[Any, ...]) -> list[Rule]:
-        hits: list[list[Rule]] = []
-        for i, table in self.singles:
-            v = vals[i]
-            if v is None:
+    def _decide(self, key: tuple[Any, ...], e: AuditEvent, hashable: bool) -> Plan:
+        out: Plan = []
+        parts = 0
+        size = self.memo_size
+        for g in self._groups:
+            sub = g.project(key)
+            hit = None
+            if hashable:
+                try:
+                    hit = g.memo.get(sub)
+                except TypeError:
+                    hashable = False
+            if hit is None:
+                hit = self._decide_group(g, key, e)
+                if hashable:
+                    if len(g.memo) >= size:
+                        g.memo.clear()
+                    g.memo[sub] = hit
+            if hit:
+                out.extend(hit)
+                parts += 1
+        if self.always:
+            out.extend((r, r.predicate) for r in self.always)
+            parts += 1
+        if parts > 1:
+            out.sort(key=_rule_ordinal)
+        return out
+
+    def _decide_group(self, g: _Group, key: tuple[Any, ...], e: AuditEvent) -> Plan:
+        out: Plan = []
+        lv = self._leaves
+        for r, compiled in g.rules:
+            if r.predicate is not compiled:
+                out.append((r, r.predicate))
                 continue
-            if type(v) is tuple:
-                for x in v:
-                    k = _key(x)
-                    if k is not None:
-                        h = table.get(k)
-                        if h:
-                            hits.append(h)
-            else:
-                k = v.lower() if type(v) is str else _scalar_str(v)
-                if k is not None:
-                    h = table.get(k)
-                    if h:
-                        hits.append(h)
-        for i, j, table2 in self.pairs:
-            a = vals[i]
-            if a is None:
-                continue
-            b = vals[j]
-            if b is None:
-                continue
-            if type(a) is str and type(b) is str:
-                h = table2.get((a.lower(), b.lower()))
-                if h:
-                    hits.append(h)
-                continue
-            for ka in _keys(a):
-                for kb in _keys(b):
-                    h = table2.get((ka, kb))
-                    if h:
-                        hits.append(h)
-        for i, rules in self.present:
-            v = vals[i]
-            if v is not None and (type(v) is not tuple or any(x is not None for x in v)):
-                hits.append(rules)
-        if not hits:
-            return self.always
-        if len(hits) == 1 and not self.always:
-            return hits[0]
-        merged = {r.ordinal: r for h in hits for r in h}
-        for r in self.always:
-            merged[r.ordinal] = r
-        return [merged[k] for k in sorted(merged)]
+            v, rest = lv.settle(r.ir, e, key)
+            if v == _TRUE:
+                out.append((r, None))
+            elif v == _UNKNOWN:
+                out.append((r, build(rest, lv.test)))
+        return out
 
 
-_DICT_HEAD = ("user", "impersonatedUser", "objectRef", "responseStatus")
+def _rule_ordinal(item: tuple[Rule, Any]) -> int:
+    return item[0].ordinal
 
 
-def _as_tuple(v: Any) -> Any:
-    """Lists become tuples so that the extracted values can key the memo."""
-    return tuple(v) if type(v) is list else v
+def make_extractor(slots: list[tuple[str, str]]) -> Callable[[AuditEvent], tuple[Any, ...]]:
+    """One generated function reading every slot of an event: the memo key.
 
-
-def make_extractor(fields: list[str]) -> Callable[[AuditEvent], tuple[Any, ...]]:
-    """One generated function reading every index field of an event (one call per event).
-
-    Head fields are read inline (``head.verb``, ``(head.objectRef or {}).get("resource")``);
-    anything else goes through the field getter of the compiler, same semantics.
+    Head fields are read inline (``h.verb``, ``d_objectRef.get("resource")``); strings and
+    ints as they are, lists as tuples (see :func:`_exact`), other values through :func:`_odd`
+    so that equal keys mean equal values; anything else goes through the field getter of the
+    compiler, same semantics as the rules.
     """
-    ns: dict[str, Any] = {"_E": {}, "_t": _as_tuple}
-    lines = ["def extract(e):", "    h = e.head"]
-    exprs = []
-    for i, f in enumerate(fields):
-        parts = split_path(f)
+    ns: dict[str, Any] = {"_E": {}, "_odd": _odd, "_p": _present, "_hb": has_body}
+    body = ["    h = e.head"]
+    hoisted: set[str] = set()
+    names = []
+
+    def dict_of(top: str) -> str:
+        if top not in hoisted:
+            hoisted.add(top)
+            body.append(f"    d_{top} = h.{top} or _E")
+        return f"d_{top}"
+
+    for i, (path, mode) in enumerate(slots):
+        v = f"v{i}"
+        names.append(v)
+        parts = split_path(path)
         top, rest = parts[0], parts[1:]
-        if top in TOP_FIELDS and top not in ("requestObject", "responseObject") and not rest:
-            exprs.append(f"_t(h.{top})" if top == "sourceIPs" else f"h.{top}")
-        elif top == "annotations" and rest:
-            # annotation values are strings, so only the whole dotted key can match
-            exprs.append(f"(h.annotations or _E).get({'.'.join(rest)!r})")
-        elif top in _DICT_HEAD and len(rest) == 1:
-            exprs.append(f"_t((h.{top} or _E).get({rest[0]!r}))")
+        if mode == PRESENT_BODY:
+            body.append(f"    {v} = h.{top}")
+            body.append(f"    {v} = len({v}) > 4 or _hb({v})")  # no call for most bodies
+            continue
+        if top in _DICT_HEAD and (len(rest) == 1 or (top == "annotations" and rest)):
+            key = ".".join(rest)
+            read = f"{dict_of(top)}.get({key!r})"
+            typed = top == "annotations"  # values are str
+        elif top in TOP_FIELDS and not rest:
+            read = f"h.{top}"
+            typed = top in _STR_FIELDS
         else:
-            ns[f"_g{i}"] = make_getter(f)
-            exprs.append(f"_t(_g{i}(e))")
-    lines.append("    return (" + "".join(x + ", " for x in exprs) + ")")
-    exec("\n".join(lines), ns)  # noqa: S102 - code built from field names we generated above
+            ns[f"_g{i}"] = make_getter(path)
+            read = f"_g{i}(e)"
+            typed = False
+        body.append(f"    {v} = {read}")
+        if mode == PRESENT_HEAD:
+            body.append(f"    {v} = {v} is not None" if typed else
+                        f"    {v} = {v} is not None and ({v}.__class__ is not list or _p({v}))")
+        elif not typed:
+            # str and int as they are (the common case: one check); lists become tuples
+            body.append(f"    if {v}.__class__ is not str and {v} is not None and {v}.__class__ is not int:")
+            body.append(f"        {v} = tuple({v}) if {v}.__class__ is list else _odd({v})")
+    body.append("    return (" + "".join(n + ", " for n in names) + ")")
+    exec("\n".join(["def extract(e):", *body]), ns)  # noqa: S102 - code built from field names we chose above
     return ns["extract"]

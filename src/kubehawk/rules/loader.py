@@ -373,6 +373,7 @@ def _event_rule(path: str, obj: SigmaRule, variables: Mapping[str, list[str]]) -
         audit_level=level,
         scopes=_scopes(conjuncts, level),
         predicate=predicate,
+        ir=ir,
         **meta,
     )
     rule.index_keys = choose_index_keys(conjuncts)

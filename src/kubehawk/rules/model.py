@@ -99,10 +99,14 @@ class Rule:
     )
     # Compiled condition (event rules only); never pickled.
     predicate: Callable[[AuditEvent], bool] | None = field(default=None, repr=False)
+    # The condition as compiler IR (And/Or/Not/Leaf): the index decides from it which rules an
+    # event's head fields already rule out. None: the rule is a candidate for every event.
+    ir: Any = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["predicate"] = None
+        state["ir"] = None
         return state
 
     def matches(self, event: AuditEvent) -> bool:
