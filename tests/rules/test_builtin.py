@@ -225,6 +225,9 @@ CASES: list[tuple] = [
                                             user=sa("argocd", "argocd-application-controller")), CFG),
     ("workload-change-off-hours", False, ev("patch", "deployments", ns="shop", name="web", sub="status", group="apps", time=NIGHT,
                                             user=sa("kube-system", "deployment-controller")), CFG),
+    # An exec is not a change of the workload (the exec rules report it).
+    ("workload-change-off-hours", False, exec_ev("shop", "web-1", "bash", time=NIGHT), CFG),
+    ("gitops-namespace-drift", False, exec_ev("payments", "api-1", "ls"), CFG),
     ("gitops-namespace-drift", True, ev("patch", "deployments", ns="payments", name="api", group="apps"), CFG),
     ("gitops-namespace-drift", True, ev("create", "configmaps", ns="payments", name="flags", user=BOB_SA), CFG),
     ("gitops-namespace-drift", False, ev("patch", "deployments", ns="payments", name="api", group="apps",
