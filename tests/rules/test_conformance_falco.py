@@ -57,7 +57,7 @@ FALCO_TO_TECHNIQUES: dict[str, set[str]] = {
 # Asserted Falco detections we deliberately do not reproduce, and why.
 OUT_OF_SCOPE = {
     "Disallowed K8s User": "needs a site list of allowed user names; kubehawk has no static user allowlist rule "
-                           "(first-seen identity baselines are the intended replacement and are not built yet)",
+                           "(the first-seen baseline rules replace it, and stay silent while they learn)",
     "Create Disallowed Namespace": "namespace-name allowlist hygiene with no Threat Matrix technique",
     "K8s Namespace Created": "activity logging of namespace creation, no Threat Matrix technique",
 }
