@@ -134,24 +134,50 @@ class BaselineSpec:
     def key_of(self, event: AuditEvent) -> str | None:
         parts = []
         for path in self.key:
-            v = event.first(path)
+            v = _read(event, path)
             if v is None or v == "":
                 return None
             parts.append(str(v))
         return _SEP.join(parts)
 
     def value_of(self, event: AuditEvent) -> str | None:
-        v = event.first(self.value)
+        v = _read(event, self.value)
         if v is None or v == "" or isinstance(v, (dict, list)):
             return None
         s = str(v)
         if self.network is not None or self.network6 is not None:
-            s = _network(s, self.network, self.network6)
+            k = (s, self.network, self.network6)
+            s = _network_memo.get(k) or _remember_network(k)
         if self.transform == "product":
             s = _product(s)
         elif self.transform == "lower":
             s = s.lower()
         return s
+
+
+# The head fields baseline keys and values use most, read without the general path resolver.
+_FAST: dict[str, Any] = {
+    "user.username": lambda e: e.username,
+    "x.source_ip": lambda e: e.source_ip,
+    "userAgent": lambda e: e.head.userAgent,
+    "objectRef.namespace": lambda e: e.ref("namespace"),
+}
+
+
+def _read(event: AuditEvent, path: str) -> Any:
+    fast = _FAST.get(path)
+    return fast(event) if fast is not None else event.first(path)
+
+
+_network_memo: dict[tuple[str, int | None, int | None], str] = {}
+
+
+def _remember_network(k: tuple[str, int | None, int | None]) -> str:
+    """Memoised :func:`_network` (pod IPs repeat); the memo is dropped whole when it grows too big."""
+    if len(_network_memo) >= 65536:
+        _network_memo.clear()
+    net = _network_memo[k] = _network(*k)
+    return net
 
 
 def _network(s: str, v4: int | None, v6: int | None) -> str:
