@@ -269,9 +269,10 @@ def test_simulate_counts_bytes_levels_and_missed_alerts(ruleset, log_file):
 def test_filter_event_cuts_bodies_by_level():
     ev = event_from_dict(LOG[1])
     meta = filter_event(ev, "Metadata")
-    assert meta.head.requestObject is None and meta.head.responseObject is None and meta.head.level == "Metadata"
+    assert meta.request_object is None and meta.response_object is None and meta.head.level == "Metadata"
+    assert meta.to_dict().keys().isdisjoint({"requestObject", "responseObject"})
     req = filter_event(ev, "Request")
-    assert req.request_object["spec"]["hostPID"] is True and req.head.responseObject is None
+    assert req.request_object["spec"]["hostPID"] is True and req.response_object is None
     assert filter_event(ev, "RequestResponse") is ev
 
 

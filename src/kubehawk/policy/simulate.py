@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, EventHead
+from kubehawk.event import AuditEvent, EventHead, has_body
 from kubehawk.policy.model import LEVELS, Policy, level_rank
 
 _encoder = msgspec.json.Encoder()
@@ -96,10 +96,10 @@ def filter_event(event: AuditEvent, level: str) -> AuditEvent:
     """The event as a policy deciding ``level`` would have written it (bodies cut, level set)."""
     head = event.head
     changes: dict[str, Any] = {}
-    if level_rank(level) < level_rank("RequestResponse") and head.responseObject is not None:
-        changes["responseObject"] = None
-    if level_rank(level) < level_rank("Request") and head.requestObject is not None:
-        changes["requestObject"] = None
+    if level_rank(level) < level_rank("RequestResponse") and has_body(head.responseObject):
+        changes["responseObject"] = msgspec.Raw()
+    if level_rank(level) < level_rank("Request") and has_body(head.requestObject):
+        changes["requestObject"] = msgspec.Raw()
     if head.level is None or level_rank(level) < level_rank(head.level):
         changes["level"] = level
     if not changes:
@@ -112,7 +112,7 @@ def _strip_managed_fields(event: AuditEvent) -> AuditEvent:
     changes: dict[str, Any] = {}
     for name in ("requestObject", "responseObject"):
         raw = getattr(head, name)
-        if raw is not None and b'"managedFields"' in bytes(raw):
+        if has_body(raw) and b'"managedFields"' in bytes(raw):
             body = msgspec.json.decode(bytes(raw))
             _drop_managed(body)
             changes[name] = msgspec.Raw(_encoder.encode(body))
