@@ -258,7 +258,8 @@ def test_sinkset_never_blocks_and_counts_overflow(caplog) -> None:
     sink.gate.set()
     sinks.close()
     delivered = sinks.stats["gated"]["delivered"]
-    assert delivered + sinks.stats["gated"]["dropped"] == 50 and 5 <= delivered <= 6
+    # the queue holds 5; the worker may already hold one drained batch (at most the 5 it took) while it hangs
+    assert delivered + sinks.stats["gated"]["dropped"] == 50 and 5 <= delivered <= 10
     assert "in-memory queue full" in caplog.text
 
 
