@@ -191,13 +191,18 @@ class _Unhashable(list):
 
 
 def _odd(v: Any) -> Any:
-    """Memo key of a scalar that is neither a string nor an int: 1, 1.0 and true stay apart."""
+    """Memo key of a value that is not a list: strings and ints as they are, while 1, 1.0 and
+    true stay apart; an object cannot key the memo."""
     t = v.__class__
+    if t is str or t is int:
+        return v
     if t is float or t is bool:
         return (t, v)
-    if t is list:
-        return tuple(v)
     return _Unhashable()
+
+
+# The type a dict-held slot usually has (default str): the extractor checks that one first.
+_USUAL_TYPE = {"user.groups": "list", "impersonatedUser.groups": "list", "responseStatus.code": "int"}
 
 
 def _exact(key: tuple[Any, ...]) -> bool:
@@ -366,8 +371,8 @@ class _Leaves:
                 if sh is not None:
                     shapes[sh] = shapes.get(sh, 0) + 1
         tests: dict[Any, Test] = {}
-        self.info: dict[int, tuple[Any, Test]] = {}
-        self.slots_of: dict[int, tuple[int, ...]] = {}
+        # id(leaf) -> (how the slots settle it, its test, the slots it depends on)
+        self.info: dict[int, tuple[Any, Test, tuple[int, ...]]] = {}
         for r in rules:
             for lf in leaves(r.ir):
                 if id(lf) in self.info:
@@ -381,21 +386,22 @@ class _Leaves:
                         if shapes[sh] > 1 and field_cost(lf.field) > 0:
                             test = _per_event(test)  # a body or x.* read asked by several rules
                         tests[sh] = test
-                self.info[id(lf)] = (how, test)
-                self.slots_of[id(lf)] = idx
+                self.info[id(lf)] = (how, test, idx)
 
     def test(self, leaf: Leaf) -> Test:
         return self.info[id(leaf)][1]
 
-    def settle(self, node: Any, e: AuditEvent, k: tuple[Any, ...]) -> tuple[int, Any]:
+    def settle(self, node: Any, e: AuditEvent, k: tuple[Any, ...], known: frozenset[int] | None) -> tuple[int, Any]:
         """Kleene evaluation of ``node`` with only what the slots settle: (value, residual).
 
-        The residual is the part of the condition left to decide per event (None when the
-        value is known): settled leaves are gone, so the head is not tested twice.
+        ``known``: the slots that may be used (None: all). The residual is the part of the
+        condition left to decide per event (None when the value is known): settled leaves
+        are gone, so the head is not tested twice.
         """
-        if isinstance(node, Leaf):
-            how, test = self.info[id(node)]
-            if how is None:
+        t = type(node)
+        if t is Leaf:
+            how, test, idx = self.info[id(node)]
+            if how is None or (known is not None and not known.issuperset(idx)):
                 return _UNKNOWN, node
             try:
                 if how is not _ALWAYS and not how(k, e):
@@ -403,36 +409,36 @@ class _Leaves:
                 return (_TRUE if test(e) else _FALSE), None
             except Exception:  # noqa: BLE001 - left to the per-event evaluation, which counts the error
                 return _UNKNOWN, node
-        if isinstance(node, Not):
-            v, rest = self.settle(node.arg, e, k)
+        if t is Not:
+            v, rest = self.settle(node.arg, e, k, known)
             return (_NOT[v], None) if v != _UNKNOWN else (_UNKNOWN, Not(rest))
-        stop = _FALSE if isinstance(node, And) else _TRUE
+        stop = _FALSE if t is And else _TRUE
         left = []
         for arg in node.args:
-            v, rest = self.settle(arg, e, k)
+            v, rest = self.settle(arg, e, k, known)
             if v == stop:
                 return stop, None
             if v == _UNKNOWN:
                 left.append(rest)
         if not left:
             return _NOT[stop], None
-        return _UNKNOWN, (left[0] if len(left) == 1 else type(node)(left))
+        return _UNKNOWN, (left[0] if len(left) == 1 else t(left))
 
 
-class _Group:
-    """Rules that depend on the same slots, with a memo of their plan per slot values."""
+def _signature(node: Any) -> Any:
+    """A hashable picture of a residual condition (its leaves are the rule's own objects)."""
+    t = type(node)
+    if t is Leaf:
+        return id(node)
+    if t is Not:
+        return ("not", _signature(node.arg))
+    return (t.__name__, tuple(_signature(a) for a in node.args))
 
-    __slots__ = ("project", "rules", "memo")
 
-    def __init__(self, sig: tuple[int, ...]):
-        self.project: Callable[[tuple[Any, ...]], Any] = (
-            operator.itemgetter(*sig) if sig else (lambda k: ())
-        )
-        # (rule, its compiled predicate when indexed: a rule whose predicate was replaced since
-        # is not described by its condition any more, so it is simply evaluated)
-        self.rules: list[tuple[Rule, Any]] = []
-        self.memo: dict[Any, list[tuple[Rule, Test | None]]] = {}
-
+# Slots with many values (people, ServiceAccounts, namespaces): a new combination of the others
+# (the shape of the request) first narrows the rules without them; see RuleIndex._decide.
+_FINE = frozenset({"user.username", "user.groups", "impersonatedUser.username", "impersonatedUser.groups",
+                   "objectRef.namespace"})
 
 Plan = list[tuple[Rule, "Test | None"]]
 
@@ -441,35 +447,28 @@ class RuleIndex:
     """Candidate rules for an event, in rule order (see the module docstring)."""
 
     def __init__(self, rules: Iterable[Rule], config: Any = None):
-        rules = [r for r in rules if r.predicate is not None]
+        self._rules = [r for r in rules if r.predicate is not None]
         slots = _Slots(config)
-        indexed = [r for r in rules if r.ir is not None]
-        self._leaves = _Leaves(indexed, slots)
-        groups: dict[tuple[int, ...], _Group] = {}
+        self._leaves = lv = _Leaves([r for r in self._rules if r.ir is not None], slots)
+        # (rule, its compiled predicate when indexed: a rule whose predicate was replaced since
+        # is not described by its condition any more, so it is simply evaluated)
+        self._entries = [(r, r.predicate) for r in self._rules]
         # Rules no slot can ever rule out: evaluated on every event.
-        self.always: list[Rule] = []
-        for r in rules:
-            used: set[int] = set()
-            if r.ir is not None:
-                for lf in leaves(r.ir):
-                    used.update(self._leaves.slots_of[id(lf)])
-                if not any(self._leaves.info[id(lf)][0] is not None for lf in leaves(r.ir)):
-                    used = set()
-                    self.always.append(r)
-                    continue
-            else:
-                self.always.append(r)
-                continue
-            sig = tuple(sorted(used))
-            group = groups.get(sig)
-            if group is None:
-                group = groups[sig] = _Group(sig)
-            group.rules.append((r, r.predicate))
-        self._groups = list(groups.values())
+        self.always: list[Rule] = [
+            r for r in self._rules
+            if r.ir is None or all(lv.info[id(lf)][0] is None for lf in leaves(r.ir))
+        ]
         self.slots = list(slots.specs)
+        coarse = tuple(i for i, (path, _) in enumerate(self.slots) if path not in _FINE)
+        self._coarse_known = frozenset(coarse)
+        self._coarse_key: Callable[[tuple[Any, ...]], Any] = (
+            operator.itemgetter(*coarse) if coarse else (lambda k: ())
+        )
         self.extract = make_extractor(self.slots)
         self.field_names = [p if m == VALUE else f"{p}({m})" for p, m in self.slots]
         self._memo: dict[tuple[Any, ...], Plan] = {}
+        self._coarse: dict[Any, list[tuple[Rule, Any]]] = {}
+        self._residuals: dict[Any, Test] = {}
         self.memo_size = 50_000
 
     def candidates(self, e: AuditEvent) -> list[Rule]:
@@ -494,50 +493,42 @@ class RuleIndex:
         return hit
 
     def _decide(self, key: tuple[Any, ...], e: AuditEvent, hashable: bool) -> Plan:
-        out: Plan = []
-        parts = 0
-        size = self.memo_size
-        for g in self._groups:
-            sub = g.project(key)
-            hit = None
-            if hashable:
-                try:
-                    hit = g.memo.get(sub)
-                except TypeError:
-                    hashable = False
-            if hit is None:
-                hit = self._decide_group(g, key, e)
-                if hashable:
-                    if len(g.memo) >= size:
-                        g.memo.clear()
-                    g.memo[sub] = hit
-            if hit:
-                out.extend(hit)
-                parts += 1
-        if self.always:
-            out.extend((r, r.predicate) for r in self.always)
-            parts += 1
-        if parts > 1:
-            out.sort(key=_rule_ordinal)
-        return out
-
-    def _decide_group(self, g: _Group, key: tuple[Any, ...], e: AuditEvent) -> Plan:
-        out: Plan = []
+        """The plan for a new combination: the request's shape narrows, then every slot decides."""
         lv = self._leaves
-        for r, compiled in g.rules:
-            if r.predicate is not compiled:
+        entries = None
+        ck = self._coarse_key(key)
+        if hashable:
+            entries = self._coarse.get(ck)
+        if entries is None:
+            entries = [
+                (r, compiled) for r, compiled in self._entries
+                if r.predicate is not compiled or r.ir is None
+                or lv.settle(r.ir, e, key, self._coarse_known)[0] != _FALSE
+            ]
+            if hashable:
+                if len(self._coarse) >= self.memo_size:
+                    self._coarse.clear()
+                self._coarse[ck] = entries
+        out: Plan = []
+        for r, compiled in entries:
+            if r.predicate is not compiled or r.ir is None:
                 out.append((r, r.predicate))
                 continue
-            v, rest = lv.settle(r.ir, e, key)
+            v, rest = lv.settle(r.ir, e, key, None)
             if v == _TRUE:
                 out.append((r, None))
             elif v == _UNKNOWN:
-                out.append((r, build(rest, lv.test)))
+                out.append((r, self._residual(rest)))
         return out
 
-
-def _rule_ordinal(item: tuple[Rule, Any]) -> int:
-    return item[0].ordinal
+    def _residual(self, node: Any) -> Test:
+        sig = _signature(node)
+        test = self._residuals.get(sig)
+        if test is None:
+            if len(self._residuals) >= self.memo_size:
+                self._residuals.clear()
+            test = self._residuals[sig] = build(node, self._leaves.test)
+        return test
 
 
 def make_extractor(slots: list[tuple[str, str]]) -> Callable[[AuditEvent], tuple[Any, ...]]:
@@ -566,7 +557,7 @@ def make_extractor(slots: list[tuple[str, str]]) -> Callable[[AuditEvent], tuple
         top, rest = parts[0], parts[1:]
         if mode == PRESENT_BODY:
             body.append(f"    {v} = h.{top}")
-            body.append(f"    {v} = len({v}) > 4 or _hb({v})")  # no call for most bodies
+            body.append(f"    {v} = len({v}) > 4 or (len({v}) > 0 and _hb({v}))")  # a call only for tiny bodies
             continue
         if top in _DICT_HEAD and (len(rest) == 1 or (top == "annotations" and rest)):
             key = ".".join(rest)
@@ -584,9 +575,14 @@ def make_extractor(slots: list[tuple[str, str]]) -> Callable[[AuditEvent], tuple
             body.append(f"    {v} = {v} is not None" if typed else
                         f"    {v} = {v} is not None and ({v}.__class__ is not list or _p({v}))")
         elif not typed:
-            # str and int as they are (the common case: one check); lists become tuples
-            body.append(f"    if {v}.__class__ is not str and {v} is not None and {v}.__class__ is not int:")
-            body.append(f"        {v} = tuple({v}) if {v}.__class__ is list else _odd({v})")
+            # str and int as they are, lists as tuples; one check for the usual type of the field
+            usual = _USUAL_TYPE.get(path, "str")
+            if usual == "list":
+                body.append(f"    if {v}.__class__ is list: {v} = tuple({v})")
+                body.append(f"    elif {v} is not None: {v} = _odd({v})")
+            else:
+                body.append(f"    if {v}.__class__ is not {usual} and {v} is not None:")
+                body.append(f"        {v} = tuple({v}) if {v}.__class__ is list else _odd({v})")
     body.append("    return (" + "".join(n + ", " for n in names) + ")")
     exec("\n".join(["def extract(e):", *body]), ns)  # noqa: S102 - code built from field names we chose above
     return ns["extract"]
