@@ -286,12 +286,10 @@ class _Lazy(Mapping[str, Any]):
 
     __slots__ = ("_cache",)
     _KEYS: tuple[str, ...] = ()
+    _KEYSET: frozenset[str] = frozenset()
 
-    def __init__(self) -> None:
-        self._cache: dict[str, Any] = {}
-
-    def _keys(self) -> tuple[str, ...]:
-        return self._KEYS
+    def __init__(self, cache: dict[str, Any] | None = None) -> None:
+        self._cache: dict[str, Any] = {} if cache is None else cache
 
     def _compute(self, key: str) -> Any:  # pragma: no cover - overridden
         raise KeyError(key)
@@ -301,7 +299,7 @@ class _Lazy(Mapping[str, Any]):
             return self._cache[key]
         except KeyError:
             pass
-        value = self._compute(key) if key in self._keys() else None
+        value = self._compute(key) if key in self._KEYSET else None
         self._cache[key] = value
         return value
 
@@ -315,51 +313,33 @@ class _Lazy(Mapping[str, Any]):
         return isinstance(key, str) and self._value(key) is not None
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._value(key)
+        try:
+            value = self._cache[key]
+        except KeyError:
+            value = self._value(key)
         return default if value is None else value
 
     def __iter__(self) -> Iterator[str]:
-        return (k for k in self._keys() if self._value(k) is not None)
+        return (k for k in self._KEYS if self._value(k) is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
 
-class _Allowlisted(_Lazy):
-    __slots__ = ("_derived",)
-
-    def __init__(self, derived: Derived):
-        super().__init__()
-        self._derived = derived
-
-    def _keys(self) -> tuple[str, ...]:
-        cfg = self._derived.config
-        return tuple(cfg.allowlists) if cfg is not None else ()
-
-    def _compute(self, key: str) -> Any:
-        d = self._derived
-        ev = d.event
-        spec = d.get("pod_spec")
-        if spec is not None:
-            ns = ev.ref("namespace") or _dig(ev.request_object, "metadata", "namespace")
-            sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-            sa = (ns or "", sa_name)
-        else:
-            sa = (d.get("sa") or {}).get("namespace"), (d.get("sa") or {}).get("name")
-            sa = sa if sa[1] else None
-            ns = ev.ref("namespace")
-        return d.config.allowed(key, user=ev.username, namespace=ns, serviceaccount=sa,
-                                images=d.get("images") or [])
-
-
 class Derived(_Lazy):
-    """The ``x`` mapping of one event."""
+    """The ``x`` mapping of one event: a view over the value cache the event holds.
+
+    The event keeps only the cache (plain values), never this view: an event and its
+    derived fields form no reference cycle, so each event is freed as soon as the stream
+    moves on instead of waiting for the garbage collector.
+    """
 
     __slots__ = ("event", "config")
     _KEYS = tuple(DERIVED_LEVELS)
+    _KEYSET = frozenset(DERIVED_LEVELS)
 
-    def __init__(self, event: AuditEvent, config: Config | None):
-        super().__init__()
+    def __init__(self, event: AuditEvent, config: Config | None, cache: dict[str, Any] | None = None):
+        super().__init__(cache)
         self.event = event
         self.config = config
 
@@ -520,4 +500,26 @@ class Derived(_Lazy):
         return self.get("honeytoken_kind") is not None
 
     def _x_allowlisted(self) -> Any:
-        return _Allowlisted(self)
+        # Every configured allowlist at once: a plain dict keeps the cache free of references
+        # back to the event (see the class docstring); configs have a handful of allowlists.
+        cfg = self.config
+        names = tuple(cfg.allowlists) if cfg is not None else ()
+        if not names:
+            return {}
+        ev = self.event
+        spec = self.get("pod_spec")
+        if spec is not None:
+            ns = ev.ref("namespace") or _dig(ev.request_object, "metadata", "namespace")
+            sa_name = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            sa: Any = (ns or "", sa_name)
+        else:
+            sa = (self.get("sa") or {}).get("namespace"), (self.get("sa") or {}).get("name")
+            sa = sa if sa[1] else None
+            ns = ev.ref("namespace")
+        facts = {"user": ev.username, "namespace": ns, "serviceaccount": sa, "images": self.get("images") or []}
+        out = {}
+        for name in names:
+            value = cfg.allowed(name, **facts)
+            if value is not None:
+                out[name] = value
+        return out

@@ -101,11 +101,23 @@ class AuditEvent:
 
     @property
     def derived(self) -> Mapping[str, Any]:
-        """The ``x.*`` fields; built on first use by :mod:`kubehawk.enrich`."""
-        x = self._x
-        if x is None:
-            x = self._x = _derived_class()(self, self._ctx)
-        return x
+        """The ``x.*`` fields (:class:`kubehawk.enrich.Derived`), each computed on first use."""
+        cache = self._x
+        if cache is None:
+            cache = self._x = {}
+        return _derived_class()(self, self._ctx, cache)
+
+    def derived_value(self, name: str) -> Any:
+        """``x.<name>`` (None when absent): the fast path rules use."""
+        cache = self._x
+        if cache is None:
+            cache = self._x = {}
+        else:
+            try:
+                return cache[name]
+            except KeyError:
+                pass
+        return _derived_class()(self, self._ctx, cache).get(name)
 
     def bind_context(self, context: Any) -> None:
         """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""

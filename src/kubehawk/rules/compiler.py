@@ -411,7 +411,7 @@ def make_getter(path: str) -> Callable[[AuditEvent], Any]:
             sub = make_resolver(rest[1:]) if len(rest) > 1 else None
 
             def get_derived_fast(e: AuditEvent) -> Any:
-                v = e.derived.get(first)
+                v = e.derived_value(first)
                 if v is None or sub is None:
                     return v
                 return sub(v)
