@@ -70,17 +70,28 @@ class AuditEvent:
     errors and alerts can point back at the record.
     """
 
-    __slots__ = ("head", "origin", "_req", "_resp", "_x", "_ctx", "_extra")
+    __slots__ = ("head", "_origin", "_req", "_resp", "_x", "_ctx", "_extra")
 
     def __init__(self, head: EventHead, origin: str = "", extra: dict[str, Any] | None = None):
         self.head = head
-        self.origin = origin
+        self._origin: Any = origin
         self._req: Any = _UNSET
         self._resp: Any = _UNSET
         self._x: Any = None
         self._ctx: Any = None
         # Provenance and anything a source adds beside the audit fields (``source_type``...).
         self._extra = extra
+
+    @property
+    def origin(self) -> str:
+        o = self._origin
+        if o.__class__ is tuple:  # (file, line) from the file reader, formatted when asked
+            o = self._origin = f"{o[0]}:{o[1]}"
+        return o
+
+    @origin.setter
+    def origin(self, value: str) -> None:
+        self._origin = value
 
     # --- top-level access -------------------------------------------------------------
     @property
@@ -259,6 +270,18 @@ def decode_event(data: bytes | str, origin: str = "") -> AuditEvent:
     except msgspec.DecodeError as e:
         raise EventDecodeError(f"malformed JSON: {e}") from None
     return AuditEvent(_check(head), origin)
+
+
+def decode_line(data: bytes, name: str, lineno: int) -> AuditEvent:
+    """:func:`decode_event` for line ``lineno`` of file ``name`` (the origin is formatted
+    only when something reads it: most events never need it)."""
+    try:
+        head = _decoder.decode(data)
+    except msgspec.ValidationError as e:
+        raise EventDecodeError(_friendly(e)) from None
+    except msgspec.DecodeError as e:
+        raise EventDecodeError(f"malformed JSON: {e}") from None
+    return AuditEvent(_check(head), (name, lineno))  # type: ignore[arg-type]
 
 
 def event_from_dict(d: Mapping[str, Any], origin: str = "", extra: dict[str, Any] | None = None) -> AuditEvent:

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, EventDecodeError, decode_event, event_from_dict
+from kubehawk.event import AuditEvent, EventDecodeError, decode_line, event_from_dict
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
 __all__ = [
@@ -294,12 +294,11 @@ def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = N
         for raw in source:
             lineno += 1
             stats.lines += 1
-            origin = f"{name}:{lineno}"
             if raw[:1] == b"{":
                 # The common case, one native Event per line: decode it right here (JSON
                 # allows the line break); anything else takes the general path below.
                 try:
-                    ev = decode_event(raw, origin)
+                    ev = decode_line(raw, name, lineno)
                 except EventDecodeError:
                     pass
                 else:
@@ -308,7 +307,7 @@ def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = N
                     continue
             line = raw.strip()
             if line:
-                yield from emit_line(line, origin, stats, on_warning)
+                yield from emit_line(line, f"{name}:{lineno}", stats, on_warning)
 
 
 _MAGIC: tuple[tuple[bytes, Callable[[IO[bytes]], IO[bytes]]], ...] = (
