@@ -58,7 +58,7 @@ def ceiling(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def pipeline(path: Path, config_path: Path | None) -> tuple[int, int, float]:
+def pipeline(path: Path, config_path: Path | None) -> tuple[int, int, float, dict]:
     from kubehawk.config import Config
     from kubehawk.detect import Detector
     from kubehawk.sources.files import ReadStats, read_paths
@@ -72,7 +72,7 @@ def pipeline(path: Path, config_path: Path | None) -> tuple[int, int, float]:
         n += 1
         alerts += len(detector.process(ev))
     alerts += len(detector.flush())
-    return n, alerts, time.perf_counter() - t0
+    return n, alerts, time.perf_counter() - t0, detector.engine.stats
 
 
 def cli(path: Path, config_path: Path | None) -> float:
@@ -106,7 +106,7 @@ def main() -> None:
         # Interleave so that noise from other tenants hits both sides alike.
         n, t = ceiling(path)
         best_c = min(best_c, t)
-        n2, alerts, t2 = pipeline(path, args.config)
+        n2, alerts, t2, stats = pipeline(path, args.config)
         assert n2 == n, (n, n2)
         best_p = min(best_p, t2)
         best_cli = min(best_cli, cli(path, args.config))
@@ -114,6 +114,9 @@ def main() -> None:
     print(f"decode ceiling     : {c_rate:>10,.0f} events/s")
     print(f"detect (library)   : {p_rate:>10,.0f} events/s  = {p_rate / c_rate:.0%} of ceiling ({alerts} alerts)")
     print(f"kubehawk detect CLI: {cli_rate:>10,.0f} events/s  = {cli_rate / c_rate:.0%} of ceiling (incl. start-up)")
+    ev = max(1, stats["events"])
+    print(f"engine: {stats['candidates'] / ev:.3f} candidate rules/event, {stats['tests_run'] / ev:.3f} rule tests "
+          f"run/event, {stats['matches']} matches (before baselines and level filters)")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ class Engine:
         self._dedup = Dedup(dedup_size)
         self._events = 0
         self._candidates = 0
+        self._tests = 0
         self._by_rule: Counter[str] = Counter()
         self._errors = 0
         self.error_messages: list[str] = []
@@ -92,6 +93,7 @@ class Engine:
         aid = event.head.auditID
         for r, test in plan:
             if test is not None:  # None: the head fields alone make the rule match
+                self._tests += 1
                 try:
                     if not test(event):
                         continue
@@ -132,6 +134,7 @@ class Engine:
         return {
             "events": self._events,
             "candidates": self._candidates,
+            "tests_run": self._tests,
             "matches": sum(self._by_rule.values()),
             "matches_by_rule": dict(self._by_rule),
             "errors": self._errors,
