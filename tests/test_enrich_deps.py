@@ -144,3 +144,16 @@ def test_closed_gate_means_absent(cfg):
                 closed += 1
                 assert value in (None, False), (key, d)
     assert closed > 1000 and opened > 50
+
+
+def test_uri_path_matches_urlsplit():
+    from urllib.parse import urlsplit
+
+    from kubehawk.enrich import _uri_path
+
+    rng = random.Random(3)
+    alphabet = "/?#:ab\t\n\r %.hz"
+    uris = ["/healthz", "/livez?verbose", "/readyz/etcd#x", "//host/healthz", "http://a/healthz", " /healthz", ""]
+    uris += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(20000)]
+    for u in uris:
+        assert _uri_path(u) == urlsplit(u).path, repr(u)

@@ -347,14 +347,19 @@ def _shape(leaf: Leaf) -> Any:
 
 
 def _per_event(test: Test) -> Test:
-    """Remember the result for the last event (rules sharing the leaf ask it in turn)."""
-    last: list[Any] = [None, None, False]
+    """Remember the result for the last event (rules sharing the leaf ask it in turn).
+
+    The event is held until the next one comes, so its identity cannot be reused meanwhile;
+    (event, context, result) is replaced as one tuple, so a reader never mixes two events.
+    """
+    cell: list[tuple[Any, Any, bool]] = [(None, None, False)]
 
     def cached(e: AuditEvent) -> bool:
-        if e is last[0] and e._ctx is last[1]:
+        last = cell[0]
+        if last[0] is e and last[1] is e._ctx:
             return last[2]
         r = test(e)
-        last[0], last[1], last[2] = e, e._ctx, r
+        cell[0] = (e, e._ctx, r)
         return r
 
     return cached
