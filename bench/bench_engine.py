@@ -79,8 +79,8 @@ def main() -> None:
     st = engine.stats
     print(f"rules: {len(rs)} loaded in {load_s * 1000:.0f} ms; index fields {st['index_fields']}, "
           f"always-evaluated {st['always_evaluated']}")
-    print(f"events: {n}; candidates evaluated {st['candidates']} ({st['candidates'] / n:.2f}/event); "
-          f"matches {matches}")
+    print(f"events: {n}; candidate rules {st['candidates']} ({st['candidates'] / n:.2f}/event), rule tests run "
+          f"{st['tests_run']} ({st['tests_run'] / n:.2f}/event); matches {matches}")
     for name, s in (("ceiling", c), ("decode", d), ("engine", e)):
         print(f"{name:8s} {n / s:10.0f} ev/s  {s / n * 1e6:6.2f} us/ev")
     print(f"engine only (engine - decode): {(e - d) / n * 1e6:.2f} us/ev; engine/ceiling = {c / e:.0%}")

@@ -77,7 +77,7 @@ class AuditEvent:
         self._origin: Any = origin
         self._req: Any = _UNSET
         self._resp: Any = _UNSET
-        self._x: Any = None
+        # _x (the derived values) stays unset until first asked: most events never need it.
         self._ctx: Any = None
         # Provenance and anything a source adds beside the audit fields (``source_type``...).
         self._extra = extra
@@ -113,14 +113,20 @@ class AuditEvent:
     @property
     def derived(self) -> Mapping[str, Any]:
         """The ``x.*`` fields (:class:`kubehawk.enrich.Derived`), each computed on first use."""
-        cache = self._x
+        try:
+            cache = self._x
+        except AttributeError:
+            cache = None
         if cache is None:
             cache = self._x = {}
         return _derived_class()(self, self._ctx, cache)
 
     def derived_value(self, name: str) -> Any:
         """``x.<name>`` (None when absent): the fast path rules use."""
-        cache = self._x
+        try:
+            cache = self._x
+        except AttributeError:
+            cache = None
         if cache is None:
             cache = self._x = {}
         else:

@@ -54,6 +54,7 @@ class Engine:
         self._dedup_size = dedup_size
         event_rules = [r for r in ruleset.rules if r.kind == "event"]
         self.index = RuleIndex(event_rules, config)
+        self._plan = self.index.plan
         self.correlations: list[CorrelationState] = []
         self._feeds: dict[str, list[CorrelationState]] = {}
         for r in ruleset.rules:
@@ -85,7 +86,7 @@ class Engine:
         if config is not None and event._ctx is not config:
             # before the index: deciding a new slot combination may read derived (x.*) fields
             event.bind_context(config)
-        plan = self.index.plan(event)
+        plan = self._plan(event)
         if not plan:
             return []
         self._candidates += len(plan)
