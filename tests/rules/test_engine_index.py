@@ -307,8 +307,9 @@ def test_slot_memo_is_used_and_prunes_the_builtin_pack():
             e = ev(**s, auditID=f"id-{n}", stageTimestamp=f"2026-11-23T10:{rep % 60:02d}:00Z")
             assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e)
     assert len(eng.index._memo) == len(shapes)
-    # status updates, bindings and lease renewals meet (almost) no rule at all
-    assert eng.stats["candidates"] / n < 0.5, eng.stats["candidates"] / n
+    # status updates, bindings and lease renewals meet (almost) no rule of the 100+ in the pack
+    # (today: 0.2 per event, a first-seen baseline rule on every ServiceAccount request)
+    assert eng.stats["candidates"] / n < 1, eng.stats["candidates"] / n
 
 
 def test_equal_but_different_values_never_share_a_memo_entry():
