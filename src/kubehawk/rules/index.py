@@ -5,17 +5,24 @@ resource, subresource, user, user agent, response code, the decision annotation,
 an annotation or body is present...: the *slots*, chosen from what the rules test) and
 keys a memo with their values. The first event with a new combination evaluates every
 rule in three-valued (Kleene) logic: a test whose outcome those slots settle (a test on a
-slot, on an ``x.*`` field computed only from slots, on a field whose slot says it is
-absent, on a derived field whose gate in :func:`kubehawk.enrich.derived_gates` says it is
-absent) is evaluated on that event; any other test is UNKNOWN. Rules that come out FALSE
-cannot match any event with that combination and are dropped; the rest are the
-candidates, fully evaluated per event. So a repeated combination costs one tuple and one
-dict lookup, and most events meet no rule at all. Rules are grouped by the slots they
-depend on, each group with its own memo, so a new combination re-decides only the groups
-whose slots changed.
+slot, on an ``x.*`` field computed only from slots per :data:`kubehawk.enrich.DERIVED_DEPS`,
+on a field whose slot says it is absent, on a derived field whose gate in
+:func:`kubehawk.enrich.derived_gates` says it is absent) is evaluated on that event; any
+other test is UNKNOWN. A rule that comes out FALSE cannot match any event with that
+combination and is dropped; one that comes out TRUE matches without further work; for the
+rest the memo keeps the *residual* condition (settled tests removed, compiled once per
+distinct residual) to run per event. So a repeated combination costs one tuple and one
+dict lookup, and most events meet no rule at all. A new combination first looks up its
+request shape (the slots without users and namespaces), which has already ruled out most
+rules, and settles only the survivors. Tests on a body or ``x.*`` field that several
+rules share are computed once per event.
 
-:func:`choose_index_keys` (the rule's ``index_keys``: for each disjunct of its condition,
-DNF of the positive constraints, the cheapest and most selective key it requires) is kept
+Exactness: equal keys mean equal slot values (``1``, ``1.0`` and ``true`` never share a
+key; objects never key the memo); tests/rules/test_engine_index.py compares the engine
+with brute-force evaluation.
+
+:func:`choose_index_keys` gives a rule's ``index_keys`` (for each disjunct of its condition,
+DNF of the positive constraints, the cheapest and most selective key it requires), kept
 for tools that describe rules:
 
 - one field constrained to a finite set of plain values (``verb in {create}``),
@@ -26,9 +33,7 @@ for tools that describe rules:
 
 Selectivity comes from a prior of how often values occur in real audit logs (reads,
 lease and status updates dominate); the read cost keeps request bodies and derived
-``x.*`` fields out of the index unless a disjunct has nothing else. A rule is a
-candidate when any of its keys hits; a rule with a disjunct that offers no key is
-evaluated on every event. Per event: one read and a few dict lookups per distinct key.
+``x.*`` fields out of the keys unless a disjunct has nothing else.
 """
 
 from __future__ import annotations
@@ -223,10 +228,6 @@ def _present(v: Any) -> bool:
     if v.__class__ is list:
         return any(x is not None for x in v)
     return True
-
-
-def _under(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + ".")
 
 
 class _Slots:
