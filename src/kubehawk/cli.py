@@ -15,38 +15,22 @@ from typing import Any
 import click
 
 from kubehawk.alerts import LEVELS, Alert
+from kubehawk.cliutil import fail, load_config, load_rules
 
 _LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
                 "informational": "dim"}
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    click.echo(f"kubehawk: {msg}", err=True)
-    sys.exit(code)
+    fail("kubehawk", msg, code)
 
 
 def _load_config(path: str | None):
-    from kubehawk.config import Config, ConfigError
-
-    if not path:
-        return None
-    try:
-        return Config.load(path)
-    except ConfigError as e:
-        _fail(str(e))
+    return load_config(path)
 
 
 def _load_rules(config, rule_dirs: tuple[str, ...], builtin: bool = True):
-    from kubehawk.detect import load_ruleset
-    from kubehawk.rules import RuleLoadError
-
-    try:
-        ruleset = load_ruleset(config, rule_dirs, builtin=builtin, collect_errors=True)
-    except RuleLoadError as e:
-        _fail(str(e))
-    for err in getattr(ruleset, "errors", []) or []:
-        click.echo(f"kubehawk: warning: rule not loaded: {err}", err=True)
-    return ruleset
+    return load_rules(config, rule_dirs, builtin)
 
 
 # Subcommands that live in other packages, imported only when used (fast start-up, and one

@@ -189,12 +189,9 @@ def _print_table(cov: Coverage) -> None:
 @click.option("--no-builtin", is_flag=True, help="Count only the rules given with --rules.")
 def matrix_command(fmt: str, rule_dirs: tuple[str, ...], no_builtin: bool) -> None:
     """The Threat Matrix for Kubernetes: rules per technique and what the audit log can see."""
-    from kubehawk.rules import RuleLoadError, load_rules
+    from kubehawk.cliutil import load_rules
 
-    try:
-        ruleset = load_rules(paths=list(rule_dirs), builtin=not no_builtin)
-    except RuleLoadError as e:
-        raise click.ClickException(str(e)) from None
+    ruleset = load_rules(None, rule_dirs, not no_builtin, "kubehawk matrix")
     cov = compute_coverage(ruleset.rules)
     if fmt == "json":
         click.echo(json.dumps(cov.to_dict(), indent=2))

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from kubehawk.cliutil import fail, load_config, load_rules
 from kubehawk.policy.model import LEVELS, Policy, PolicyError
 
 FORMATS = click.Choice(["table", "json"])
@@ -22,8 +23,7 @@ _STATUS_STYLE = {"fed": "green", "partial": "yellow", "blind": "bold red"}
 
 
 def _fail(msg: str, code: int = 2) -> NoReturn:
-    click.echo(f"kubehawk policy: {msg}", err=True)
-    sys.exit(code)
+    fail("kubehawk policy", msg, code)
 
 
 def _policy_error(e: PolicyError) -> NoReturn:
@@ -66,27 +66,11 @@ def _emit_json(data: Any) -> None:
 
 
 def _load_config(path: str | None) -> Any:
-    if not path:
-        return None
-    from kubehawk.config import Config, ConfigError
-
-    try:
-        return Config.load(path)
-    except ConfigError as e:
-        _fail(str(e))
+    return load_config(path, "kubehawk policy")
 
 
 def _load_rules(rule_dirs: tuple[str, ...], builtin: bool, config: Any) -> Any:
-    from kubehawk.rules import RuleLoadError, load_rules
-
-    try:
-        rs = load_rules(paths=list(rule_dirs), builtin=builtin, variables=config.vars if config else {},
-                        collect_errors=True)
-    except RuleLoadError as e:
-        _fail(str(e))
-    for err in getattr(rs, "errors", []) or []:
-        click.echo(f"kubehawk policy: warning: rule not loaded: {err}", err=True)
-    return rs
+    return load_rules(config, rule_dirs, builtin, "kubehawk policy")
 
 
 def _rules_options(f):

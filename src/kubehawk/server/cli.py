@@ -64,14 +64,10 @@ def serve(config_path: str | None, host: str | None, port: int | None, tls_cert:
     except OSError as e:
         _fail(f"cannot create the journal directory: {e}")
 
-    from kubehawk.detect import Detector, load_ruleset
+    from kubehawk.cliutil import load_rules
+    from kubehawk.detect import Detector
 
-    try:
-        ruleset = load_ruleset(config, rule_dirs, builtin=not no_builtin, collect_errors=True)
-    except Exception as e:  # RuleLoadError and friends: a clear message, no traceback
-        _fail(f"cannot load rules: {e}")
-    for err in getattr(ruleset, "errors", []) or []:
-        click.echo(f"kubehawk serve: warning: rule not loaded: {err}", err=True)
+    ruleset = load_rules(config, rule_dirs, not no_builtin, "kubehawk serve")
     detector = Detector(ruleset, config)
     try:
         service = Service(settings, detector, sinks, config)

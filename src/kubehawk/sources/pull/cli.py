@@ -48,14 +48,11 @@ def build_sink(emit: str, out: TextIO, config_path: str | None = None, rule_dirs
     if emit == "events":
         return (lambda ev: write(ev.to_dict())), (lambda: None)
 
-    from kubehawk.detect import Detector, load_ruleset
+    from kubehawk.cliutil import load_config, load_rules
+    from kubehawk.detect import Detector
 
-    config = None
-    if config_path:
-        from kubehawk.config import Config
-
-        config = Config.load(config_path)
-    rules = load_ruleset(config, rule_dirs, builtin=builtin)
+    config = load_config(config_path, "kubehawk pull")
+    rules = load_rules(config, rule_dirs, builtin, "kubehawk pull")
     detector = Detector(rules, config, min_level=min_level)
 
     def sink(ev) -> None:
