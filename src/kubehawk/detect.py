@@ -48,6 +48,9 @@ class Detector:
         from kubehawk.rules.baseline import Baselines
 
         self.baselines = Baselines.for_rules(self.rules, config)
+        if self.baselines is not None:
+            # the engine asks the baselines before it builds a Match: most first-seen matches are known
+            self.engine.set_gates(self.baselines.gates())
 
     def _shape(self, matches: list) -> list[Alert]:
         out = []
@@ -68,9 +71,7 @@ class Detector:
         baselines = self.baselines
         if baselines is not None and baselines.pending_start:
             baselines.observe(event)
-        matches = self.engine.process(event)
-        if matches and baselines is not None:
-            matches = baselines.filter(matches)
+        matches = self.engine.process(event)  # baseline rules already judged (Engine.set_gates)
         return self._shape(matches) if matches else []
 
     def flush(self) -> list[Alert]:

@@ -265,3 +265,53 @@ def test_bench_corpus_after_learning_stays_quiet_and_the_intrusion_is_new(tmp_pa
     # mallory is new: her first shell and her first workload change are first-seen events.
     assert {"baseline-first-exec-by-identity", "baseline-first-workload-writer"} <= hits
     det.close()
+
+
+def test_hot_memo_answers_like_the_store(tmp_path, ruleset):
+    """The in-memory shortcut for repeated (key, value) pairs decides exactly as the store alone:
+    random streams (values repeating within and across days, events out of order) give the same
+    alerts, stats and stored last-seen times with the shortcut as with it disabled."""
+    import random
+
+    from kubehawk.rules.correlation import event_epoch
+
+    rule = ruleset.get(SA_NET)
+    days = [f"2025-06-{d:02d}T{h:02d}:{m:02d}:00.000000Z" for d in range(2, 14) for h in (1, 13) for m in (0, 30)]
+
+    def run(hot: bool, seed: int) -> tuple[list[bool], dict, list]:
+        rng = random.Random(seed)
+        b = Baselines([rule], _cfg(tmp_path / f"{hot}-{seed}", learning_days=2, cache_entries=3))
+        if not hot:
+            b._hot_size = 0  # cleared before each insert: every decision goes to the store
+        out = []
+        i = 0
+        for step in range(400):
+            i = max(0, min(len(days) - 1, i + rng.choice([0, 0, 1, 1, 2, -1])))
+            user = sa("shop", rng.choice(["a", "b", "c"]))
+            d = ev("get", "configmaps", ns="shop", user=user, time=days[i], ip=f"10.{rng.choice([1, 2, 3, 4])}.0.9")
+            e = event_from_dict(d)
+            if step == 0:
+                b.observe(e)
+            out.append(b.decide(rule.id, e))
+            assert event_epoch(e) is not None
+        b.flush()
+        rows = sorted(b.store._db.execute("SELECT key, value, first, last FROM seen").fetchall())
+        b.close()
+        return out, dict(b.stats), rows
+
+    for seed in range(4):
+        fast, slow = run(True, seed), run(False, seed)
+        assert fast == slow
+        assert True in fast[0] and fast[1]["known"] > 100
+
+
+def test_engine_builds_no_match_for_known_values(tmp_path, ruleset):
+    det = Detector(ruleset, _cfg(tmp_path, learning_days=0))
+    rule = ruleset.get(SA_NET)
+    d = ev("get", "configmaps", ns="shop", name="cfg", user=FRONTEND, time=DAY0, ip="10.244.1.7")
+    first = det.process(event_from_dict(d))
+    assert [a.rule.name for a in first].count(SA_NET) == 1  # learning_days 0: the first network is new
+    again = dict(d, auditID="other-request")
+    assert SA_NET not in [m.rule.name for m in det.engine.process(event_from_dict(again))]
+    assert det.engine.stats["matches_by_rule"][rule.id] == 2  # counted as matches before the baseline
+    det.close()

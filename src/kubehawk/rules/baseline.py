@@ -46,7 +46,7 @@ import threading
 import time
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -426,6 +426,9 @@ class Baselines:
         self.started: dict[str, float] = {rid: known[rid] for rid in self.specs if rid in known}
         self.pending_start = [rid for rid in self.specs if rid not in known]
         self.stats: Counter[str] = Counter()
+        # (rule, key, value) -> a last-seen time the store has held (see decide); bounded
+        self._hot: dict[tuple[str, str, str], float] = {}
+        self._hot_size = max(self.config.cache_entries, 1024)
         if self.config.path is None and self.specs:
             global _warned_memory
             if not _warned_memory:
@@ -456,10 +459,24 @@ class Baselines:
     def admit(self, match: Match) -> bool:
         """True when the match should alert: its rule has no baseline, or the value is new after learning."""
         rid = match.rule.id
-        spec = self.specs.get(rid)
-        if spec is None:
+        if rid not in self.specs:
             return True
-        ev = match.event
+        return self.decide(rid, match.event)
+
+    def gates(self) -> dict[str, Callable[[AuditEvent], bool]]:
+        """Per baseline rule id, ``decide`` bound to it: the engine asks before it builds a Match."""
+        return {rid: functools.partial(self.decide, rid) for rid in self.specs}
+
+    def decide(self, rid: str, ev: AuditEvent) -> bool:
+        """Should this event, matched by baseline rule ``rid``, alert? Records what it learns.
+
+        Most matches repeat a (key, value) seen minutes ago: ``_hot`` remembers, per value,
+        a last-seen time the store has held, so those matches are answered without the store.
+        Exact: the store's last-seen time only grows, so when the event is within a day of the
+        remembered time it is within a day of the store's too, and the store would answer
+        "known" without writing anything (the key, if ``per_key``, was recorded on first sight).
+        """
+        spec = self.specs[rid]
         key, value = spec.key_of(ev), spec.value_of(ev)
         if key is None or value is None:
             self.stats["undecided"] += 1
@@ -467,14 +484,25 @@ class Baselines:
         t = event_epoch(ev)
         if t is None:
             t = self.started.get(rid, 0.0)
+        k = (rid, key, value)
+        hot = self._hot
+        last = hot.get(k)
+        if last is not None and t - last < DAY:
+            self.stats["known"] += 1
+            return False
         key_first = self.store.key_first(rid, key, t) if spec.per_key else None
         last = self.store.last_seen(rid, key, value)
+        if len(hot) >= self._hot_size:
+            hot.clear()
         if last is not None:
             if t - last >= DAY:
                 self.store.record(rid, key, value, t)  # keep last-seen roughly current, once a day
+                last = max(last, t)
+            hot[k] = last
             self.stats["known"] += 1
             return False
         self.store.record(rid, key, value, t)
+        hot[k] = t
         start = self.started.get(rid)
         if key_first is not None and start is not None:
             start = max(start, key_first)

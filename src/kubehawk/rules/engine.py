@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubehawk.event import AuditEvent
@@ -64,6 +65,8 @@ class Engine:
                 for rid in r.correlation.rules:
                     self._feeds.setdefault(rid, []).append(state)
         self._dedup = Dedup(dedup_size)
+        # rule -> a last word on its matches (first-seen baselines), asked before a Match is built
+        self._gates: dict[Rule, Callable[[AuditEvent], bool]] = {}
         self._events = 0
         self._candidates = 0
         self._tests = 0
@@ -74,6 +77,13 @@ class Engine:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Engine, (self.ruleset, self.config, self._dedup_size))
+
+    def set_gates(self, gates: Mapping[str, Callable[[AuditEvent], bool]]) -> None:
+        """``{rule id: gate(event) -> bool}``: a matching event of that rule yields a Match only when
+        its gate says so (after dedup; correlations are fed either way). The Detector passes the
+        first-seen baselines here, so the many matches they drop never become Match objects."""
+        by_id = {r.id: r for r in self.ruleset.rules}
+        self._gates = {by_id[rid]: gate for rid, gate in gates.items() if rid in by_id}
 
     @property
     def rules(self) -> list[Rule]:
@@ -92,6 +102,7 @@ class Engine:
         self._candidates += len(plan)
         out: list[Match] = []
         aid = event.head.auditID
+        gates = self._gates
         for r, test in plan:
             if test is not None:  # None: the head fields alone make the rule match
                 self._tests += 1
@@ -105,7 +116,9 @@ class Engine:
                 continue
             self._by_rule[r.id] += 1
             if r.generate:
-                out.append(Match(r, event))
+                gate = gates.get(r) if gates else None
+                if gate is None or gate(event):
+                    out.append(Match(r, event))
             feeds = self._feeds.get(r.id)
             if feeds:
                 t = event_epoch(event)
