@@ -22,8 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
-from bench_detect import CeilingHead  # noqa: E402
-from kubehawk.event import decode_event  # noqa: E402
+from kubehawk.event import EventHead, decode_event  # noqa: E402
 from kubehawk.rules import Engine, load_rules  # noqa: E402
 
 
@@ -47,7 +46,7 @@ def main() -> None:
     for err in rs.errors:
         print("rule error:", err, file=sys.stderr)
 
-    dec = msgspec.json.Decoder(CeilingHead)
+    dec = msgspec.json.Decoder(EventHead)
 
     def ceiling() -> float:
         t = time.perf_counter()

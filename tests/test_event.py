@@ -66,3 +66,16 @@ def test_from_dict_round_trip():
     ev = event_from_dict(d)
     assert ev.to_dict() == {k: v for k, v in d.items()}
     assert json.loads(ev.to_json())["requestObject"] == {"kind": "Pod"}
+
+
+def test_events_compare_by_identity_and_format_a_file_origin_when_asked():
+    from kubehawk.event import AuditEvent, decode_head
+
+    head = decode_head(json.dumps(audit()).encode())
+    a, b = AuditEvent(head, ("f.log", 7)), AuditEvent(head, ("f.log", 7))
+    assert a != b and a == a and len({a, b}) == 2
+    assert a.origin == "f.log:7" and a.origin == "f.log:7"
+    a.origin = "elsewhere"
+    assert a.origin == "elsewhere" and b.extra == {} and b.request_object is None
+    c = AuditEvent(head, "o", {"source_type": "gke"})
+    assert c.top("source_type") == "gke" and c.derived_value("identity") == "user"

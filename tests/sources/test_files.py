@@ -388,3 +388,86 @@ def test_json_lines_whose_first_two_lines_are_broken(tmp_path):
     assert [e.origin for e in events] == [f"{p}:3", f"{p}:4"]
     assert stats.bad == 2 and stats.lines == 4
     assert [w.split(": ")[0] for w in warnings] == [f"{p}:1", f"{p}:2"]
+
+
+# --- the fast JSON-lines path -------------------------------------------------------------------
+
+FAST_PATH_LINES = [
+    json.dumps(audit(auditID="plain")).encode(),
+    json.dumps({"apiVersion": "audit.k8s.io/v1beta1", "verb": "get", "auditID": "no-kind"}).encode(),
+    json.dumps({"kind": "Event", "requestURI": "/healthz"}).encode(),  # only a URI
+    json.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1"}).encode(),  # nothing to say what it was
+    json.dumps({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"}}).encode(),
+    json.dumps({"apiVersion": "v1", "verb": "get"}).encode(),  # not an audit apiVersion
+    json.dumps({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [audit(auditID="in-list")]}).encode(),
+    json.dumps(audit(auditID="wrong-type", verb=["get"])).encode(),
+    json.dumps(audit(auditID="null-kind", kind=None)).encode(),
+    b'  {"kind": "Event", "verb": "get", "auditID": "indented"}',
+    b'{"kind": "Event", "verb": "get", "auditID": "cut"',
+    b'{"kind": "Event", "verb": "get", "auditID": "two"} {"x": 1}',
+]
+
+
+def test_fast_path_agrees_with_the_general_path(tmp_path):
+    """Every line gives the events and the warning that kubehawk.sources.normalize.line_to_events gives."""
+    from kubehawk.sources.files import emit_line
+
+    p = tmp_path / "audit.log"
+    p.write_bytes(b"\n".join(FAST_PATH_LINES) + b"\n")
+    events, stats, warnings = read(p)
+    want_stats = ReadStats()
+    want_warnings: list[str] = []
+    want = []
+    for i, line in enumerate(FAST_PATH_LINES, 1):
+        want += list(emit_line(line.strip(), f"{p}:{i}", want_stats, want_warnings.append))
+    assert [(e.origin, e.to_dict()) for e in events] == [(e.origin, e.to_dict()) for e in want]
+    assert warnings == want_warnings and len(warnings) >= 4
+    assert (stats.lines, stats.events, stats.bad, stats.skipped) == (
+        len(FAST_PATH_LINES), want_stats.events, want_stats.bad, want_stats.skipped)
+
+
+def test_counters_are_exact_across_flushes_and_when_abandoned(tmp_path):
+    from kubehawk.sources import files
+
+    n = files._FLUSH_EVERY * 2 + 10
+    bad_at = files._FLUSH_EVERY + 3  # a bad line in the second block
+    lines = [json.dumps(audit(auditID=str(i))).encode() for i in range(1, n + 1)]
+    lines[bad_at - 1] = b"garbage"
+    p = tmp_path / "audit.log"
+    p.write_bytes(b"\n".join(lines) + b"\n")
+    events, stats, warnings = read(p)
+    assert (stats.lines, stats.events, stats.bad) == (n, n - 1, 1)
+    assert warnings == [f"{p}:{bad_at}: " + warnings[0].split(": ", 1)[1]]
+    assert events[-1].origin == f"{p}:{n}"
+
+    # Another thread sees counts at most one block behind; a reader stopped early counts what it read.
+    stats = ReadStats()
+    fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    it = read_paths([str(p)], stats)
+    taken = [next(it) for _ in range(files._FLUSH_EVERY + 100)]
+    assert files._FLUSH_EVERY <= stats.lines <= len(taken)
+    del it  # abandoned: the file is closed and the counters are brought up to date
+    assert (stats.lines, stats.events, stats.bad) == (len(taken) + 1, len(taken), 1)
+    if fds is not None:
+        assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_read_error_names_the_line_after_the_last_one_read(tmp_path):
+    p = tmp_path / "audit.log.gz"
+    data = gzip.compress(jsonl(*[audit(auditID=str(i), userAgent=os.urandom(8).hex()) for i in range(3000)]))
+    p.write_bytes(data[: len(data) // 2])
+    events, stats, warnings = read(p)
+    assert stats.lines == stats.events == len(events) > 0
+    assert warnings == [warnings[0]] and warnings[0].startswith(f"{p}:{len(events) + 1}: read error: ")
+
+
+def test_files_are_opened_one_at_a_time(tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.log")
+        paths[-1].write_bytes(jsonl(audit(auditID=f"{i}-a"), audit(auditID=f"{i}-b")))
+    stats = ReadStats()
+    it = read_paths([str(x) for x in paths], stats)
+    assert stats.files == 0  # nothing is read before the first event is asked for
+    assert next(it).head.auditID == "0-a" and stats.files == 1
+    assert [e.head.auditID for e in it] == ["0-b", "1-a", "1-b", "2-a", "2-b"] and stats.files == 3
