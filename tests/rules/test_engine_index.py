@@ -328,3 +328,35 @@ def test_equal_but_different_values_never_share_a_memo_entry():
         for i, kw in enumerate(variants):
             e = ev(**kw, auditID=f"{rep}-{i}")
             assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e), kw
+
+
+def test_raw_string_slots_remember_only_strings():
+    # Slots read without a type check (names, resources, user agents) put a key in the memo only
+    # when they hold a str or None; any other type is decided for its event alone.
+    rs = ruleset(rule_yaml("sel: {user.username: '5'}\ncondition: sel", title="u"),
+                 rule_yaml("sel: {objectRef.resource: 'true'}\ncondition: sel", title="r"),
+                 rule_yaml("sel: {user.groups: ['1', system:masters]}\ncondition: sel", title="g"))
+    eng = Engine(rs)
+    names = ["5", 5, 5.0, True, "5", ["5"], {"a": 5}, None, "5"]
+    resources = ["true", True, 1, "1", ["true"], {"x": 1}, "true"]
+    groups = [["1"], [1], [True], [1.0], "1", ["system:masters"], [{"a": 1}], ["1"]]
+    n = 0
+    for rep in range(2):
+        for name in names:
+            for res in resources:
+                for grp in groups:
+                    n += 1
+                    e = ev(user={"username": name, "groups": grp}, objectRef={"resource": res}, auditID=f"{rep}-{n}")
+                    assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e), e.to_dict()
+    idx = eng.index
+    pos = {name: i for i, name in enumerate(idx.field_names)}
+    for key in idx._memo:
+        assert key[pos["user.username"]] is None or type(key[pos["user.username"]]) is str
+        assert key[pos["objectRef.resource"]] is None or type(key[pos["objectRef.resource"]]) is str
+        g = key[pos["user.groups"]]
+        assert g is None or type(g) is str or (type(g) is tuple and all(type(x) is str for x in g))
+    assert 0 < len(idx._memo) < n / 4  # the plain ones are remembered and hit
+    # the generated plan and extract read the same key
+    e = ev(user={"username": "alice", "groups": ["a", "b"]}, objectRef={"resource": "pods"})
+    plan = idx.plan(e)
+    assert plan is idx._memo[idx.extract(e)] and plan is idx.plan(e)
