@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
-__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "Derived", "derived_gates", "image_registry",
-           "pod_spec_of"]
+__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "SPEC_DERIVED", "Derived", "derived_gates",
+           "derived_possible", "image_registry", "pod_spec_of"]
 
 # The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it).
 DERIVED_LEVELS: dict[str, str] = {
@@ -94,6 +94,39 @@ DERIVED_DEPS: dict[str, tuple[str, ...]] = {
     "health_endpoint": ("requestURI",),
     "gitops": ("user.username", "objectRef.namespace"),
 }
+
+# Derived values read from the pod spec of a body (the request's when it has one, else the
+# response's): (the body key each value is written under, None when the rest of the path names
+# it; what turns that written value into the derived one, None: as written). The compiler's
+# raw-body prefilters (kubehawk.rules.compiler.leaf_guard) rely on it; tests/rules/test_guards.py
+# checks it.
+SPEC_DERIVED: dict[str, tuple[str | None, Callable[[str], Any] | None]] = {
+    "pod_spec": (None, None),
+    "containers": (None, None),
+    "images": ("image", None),
+    "registry": ("image", lambda image: image_registry(image)),
+}
+
+
+def derived_possible(parts: tuple[str, ...]) -> Callable[[Any], bool] | None:
+    """For ``x.<parts>`` that exists only under some configs: ``possible(config)``, else None.
+
+    ``x.allowlisted.NAME`` has a value only when the config defines an allowlist NAME, so a
+    rule on an allowlist the config lacks never needs the pod spec decoded.
+    """
+    if len(parts) > 1 and parts[0] == "allowlisted":
+        rest = parts[1:]
+        prefixes = frozenset(".".join(rest[:j]) for j in range(1, len(rest) + 1))
+
+        def allowlist_possible(config: Any) -> bool:
+            if config is None:
+                return False
+            names = getattr(config, "allowlists", None)
+            return names is None or any(n in prefixes for n in names)
+
+        return allowlist_possible
+    return None
+
 
 WORKLOAD_RESOURCES = frozenset(
     {"pods", "deployments", "statefulsets", "daemonsets", "replicasets", "replicationcontrollers", "jobs",

@@ -58,8 +58,8 @@ from sigma.types import (
 
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 
-__all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_test", "leaves", "make_getter",
-           "to_ir"]
+__all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_guard", "leaf_test", "leaves",
+           "make_getter", "to_ir"]
 
 Pred = Callable[[Any], bool]
 Test = Callable[[AuditEvent], bool]
@@ -79,6 +79,8 @@ class Leaf:
     field: str | None  # None: keyword search over the whole event
     kind: str  # value | null | exists | fieldref | keyword | const
     atoms: list[Any] = field(default_factory=list)
+    # leaf_guard(self), computed on first use (see "raw-body prefilters")
+    guard: Any = field(default=None, compare=False, repr=False)
 
     def eq_values(self) -> frozenset[str] | None:
         """The finite set of plain values this leaf requires, or None if it is not one."""
@@ -742,13 +744,82 @@ def _bool_pred(b: bool) -> Pred:
 
 
 def _regex_pred(a: SigmaRegularExpression) -> Pred:
-    search = compile_regex(str(a.regexp), a.flags)
+    pattern = str(a.regexp)
+    search = compile_regex(pattern, a.flags)
+    lits = None if SigmaRegularExpressionFlag.IGNORECASE in a.flags else regex_literals(pattern)
+    if lits is not None:
+        # Every match contains one of these strings: most values (image names...) are ruled out
+        # by a plain-literal search, far cheaper than a call into RE2.
+        has_literal = re.compile("|".join(re.escape(x) for x in lits)).search
+
+        def p(v: Any) -> bool:
+            s = v if type(v) is str else _scalar_str(v)
+            return s is not None and has_literal(s) is not None and search(s) is not None
+
+        return _memo(p)
 
     def p(v: Any) -> bool:
         s = v if type(v) is str else _scalar_str(v)
         return s is not None and search(s) is not None
 
     return _memo(p)
+
+
+def _regex_required(items: Any) -> set[str] | None:
+    """Strings one of which every match of the parsed regex contains, or None when unknown."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    candidates: list[set[str]] = []
+    run: list[str] = []
+
+    def close() -> None:
+        if run:
+            candidates.append({"".join(run)})
+            run.clear()
+
+    for op, av in items:
+        if op is c.LITERAL:
+            run.append(chr(av))
+            continue
+        close()
+        r: set[str] | None = None
+        if op is c.SUBPATTERN:
+            if av[1] or av[2]:  # inline flags change how the letters match
+                return None
+            r = _regex_required(av[3])
+        elif op is c.BRANCH:
+            alts = [_regex_required(a) for a in av[1]]
+            r = None if any(a is None for a in alts) else set().union(*alts)  # type: ignore[arg-type]
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT) or op is getattr(c, "POSSESSIVE_REPEAT", None):
+            r = _regex_required(av[2]) if av[0] >= 1 else None
+        elif op is getattr(c, "ATOMIC_GROUP", None):
+            r = _regex_required(av)
+        if r:
+            candidates.append(r)
+    close()
+    if not candidates:
+        return None
+    # the most selective requirement: the longest shortest literal, then the fewest alternatives
+    return max(candidates, key=lambda s: (min(len(x) for x in s), -len(s)))
+
+
+def regex_literals(pattern: str) -> list[str] | None:
+    """Strings one of which every match of ``pattern`` (case-sensitive) contains, or None.
+
+    Read from Python's parse of the pattern: only literal characters outside optional parts
+    count, so a construct the two engines read differently can only lose a literal; a pattern
+    Python cannot parse, or with inline flags (``(?i)``), gets None.
+    """
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - RE2-only syntax: no literals
+        return None
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return None
+    found = _regex_required(list(parsed))
+    return sorted(found) if found else None
 
 
 MEMO_SIZE = 4096
@@ -799,6 +870,284 @@ def _cmp_pred(a: SigmaCompareExpression) -> Pred:
     return p
 
 
+# --- raw-body prefilters --------------------------------------------------------------------
+#
+# A positive test on a body field (``requestObject.*``, ``responseObject.*``, and the x.* fields
+# read from the pod spec in a body) can only be true when the raw JSON of that body holds the
+# field's last key; and the values it can see are among the values written after that key. So
+# before a body is decoded (and x.pod_spec built) the raw bytes are asked first: is the key
+# there at all (one substring search), and does any value written after ``"key":`` pass the
+# test's own value predicate. These checks are necessary conditions, never sufficient: when
+# one passes, the real test still decides. They answer "maybe" whenever the bytes could hide
+# something: a backslash in the body (``\u0070rivileged`` is "privileged"; without backslashes
+# every quote delimits a string, so the scan is exact), a value that is a list, a number or
+# follows whitespace, the key also written as a string value, a dotted key ending in the key
+# (Sigma paths match dotted keys), and, for x.* fields, a JSON-patch body (keys inside
+# pointers such as ``/spec/containers/0/securityContext/privileged``: still found by the
+# presence check, not by the value scan). What is asked of a body is remembered for the event,
+# so rules sharing a key search once.
+
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+# Keys in (nearly) every pod or workload body: a presence check would pass anyway.
+_COMMON_KEYS = frozenset({
+    "apiVersion", "kind", "metadata", "name", "namespace", "labels", "annotations", "uid", "spec", "template",
+    "containers", "image", "ownerReferences", "controller", "volumes", "volumeMounts", "mountPath",
+    "securityContext", "resources", "env", "value", "ports", "containerPort", "data", "type", "status",
+})
+_OBJECT: dict[str, Any] = {}  # stands for any object value: no value predicate looks inside one
+
+
+class _Body:
+    """The raw bytes of one body of the current event; what the checks ask is computed once."""
+
+    __slots__ = ("raw", "memo", "_escaped")
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        self.memo: dict[Any, Any] = {}
+        self._escaped: bool | None = None
+
+    def escaped(self) -> bool:
+        """Does the body hold any backslash (an escape could spell a key or value differently)?"""
+        e = self._escaped
+        if e is None:
+            e = self._escaped = b"\\" in self.raw
+        return e
+
+    def has(self, key: bytes) -> bool:
+        """Could the body hold the key (anywhere, also inside a JSON-patch pointer)?"""
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = key in self.raw or self.escaped()
+        return hit
+
+    def values(self, key: bytes, dotted: bool, patch_matters: bool) -> list[Any] | None:
+        """Every value written after ``"key":`` (strings, booleans; objects as ``{}``; nulls left
+        out), or None when the bytes cannot tell (see above)."""
+        mk = (key, dotted, patch_matters)
+        memo = self.memo
+        if mk in memo:
+            return memo[mk]
+        out = memo[mk] = self._scan(key, dotted, patch_matters)
+        return out
+
+    def _scan(self, key: bytes, dotted: bool, patch_matters: bool) -> list[Any] | None:
+        raw = self.raw
+        if self.escaped():
+            return None
+        if patch_matters and raw[:64].lstrip()[:1] == b"[":
+            return None
+        if dotted and b"." + key + b'"' in raw:
+            return None
+        q = b'"' + key + b'":'
+        size = len(q)
+        out: list[Any] = []
+        n = 0
+        i = raw.find(q)
+        while i >= 0:
+            n += 1
+            j = i + size
+            c = raw[j:j + 1]
+            if c == b'"':
+                k = raw.find(b'"', j + 1)
+                if k < 0:
+                    return None
+                out.append(raw[j + 1:k].decode("utf-8", "surrogateescape"))
+                j = k + 1
+            elif c == b"t" and raw.startswith(b"true", j):
+                out.append(True)
+            elif c == b"f" and raw.startswith(b"false", j):
+                out.append(False)
+            elif c == b"{":
+                out.append(_OBJECT)
+            elif not (c == b"n" and raw.startswith(b"null", j)):
+                return None  # a number, a list, whitespace: not read here
+            i = raw.find(q, j)
+        if raw.count(b'"' + key + b'"') != n:
+            return None  # also written as a string value, or followed by whitespace
+        return out
+
+
+_UNSET_BODY: Any = object()
+# [event, request body, response body] of the last event asked about: held until the next event,
+# so its identity cannot be reused meanwhile; a new event gets a new cell.
+_body_cell: list[list[Any]] = [[None, _UNSET_BODY, _UNSET_BODY]]
+
+
+def _body_of(raw: msgspec.Raw) -> _Body | None:
+    n = len(raw)
+    if n == 0:
+        return None
+    b = bytes(raw)
+    if n == 4 and b == b"null":
+        return None
+    return _Body(b)
+
+
+def _request_body(e: AuditEvent) -> _Body | None:
+    cell = _body_cell[0]
+    if cell[0] is not e:
+        cell = _body_cell[0] = [e, _UNSET_BODY, _UNSET_BODY]
+    b = cell[1]
+    if b is _UNSET_BODY:
+        b = cell[1] = _body_of(e.head.requestObject)
+    return b
+
+
+def _response_body(e: AuditEvent) -> _Body | None:
+    cell = _body_cell[0]
+    if cell[0] is not e:
+        cell = _body_cell[0] = [e, _UNSET_BODY, _UNSET_BODY]
+    b = cell[2]
+    if b is _UNSET_BODY:
+        b = cell[2] = _body_of(e.head.responseObject)
+    return b
+
+
+def _spec_body(e: AuditEvent) -> _Body | None:
+    """The body x.pod_spec is read from: the request's when it has one, else the response's."""
+    b = _request_body(e)
+    return b if b is not None else _response_body(e)
+
+
+def leaf_guard(leaf: Leaf) -> Test | None:
+    """A cheap necessary condition for ``leaf`` to be true (see above), or None."""
+    if leaf.field is None:
+        return None
+    positive = leaf.kind == "value" or (leaf.kind == "exists" and leaf.atoms and leaf.atoms[0])
+    if not positive:
+        return None
+    parts = split_path(leaf.field)
+    top, rest = parts[0], parts[1:]
+    if not rest:
+        return None
+    transform: Callable[[Any], Any] | None = None
+    if top == "x":
+        from kubehawk.enrich import SPEC_DERIVED, derived_possible
+
+        possible = derived_possible(rest)
+        if possible is not None:
+            return _config_guard(possible)
+        if rest[0] not in SPEC_DERIVED:
+            return None
+        body_of, patch_matters = _spec_body, True
+        key, transform = SPEC_DERIVED[rest[0]]
+        dotted = key is None
+        if len(rest) > 1:
+            key, transform, dotted = rest[-1], None, True
+        if key is None:
+            return None
+    elif top in ("requestObject", "responseObject"):
+        body_of = _request_body if top == "requestObject" else _response_body
+        key, dotted, patch_matters = rest[-1], len(rest) > 1, False
+    else:
+        return None
+    if not key or not all(ch in _KEY_CHARS for ch in key):
+        return None
+    kb = key.encode()
+    check_presence = key not in _COMMON_KEYS
+    pred = value_pred(leaf.atoms) if leaf.kind == "value" else None
+    if pred is None and not check_presence:
+        return None
+
+    def guard(e: AuditEvent) -> bool:
+        b = body_of(e)
+        if b is None:
+            return False  # no body: the field is missing
+        if check_presence and not b.has(kb):
+            return False
+        if pred is None:
+            return True
+        values = b.values(kb, dotted, patch_matters)
+        if values is None:
+            return True
+        for v in values:
+            if transform is not None and v.__class__ is str:
+                v = transform(v)
+            if pred(v):
+                return True
+        return False
+
+    guard.cost = 1 if check_presence else 2  # type: ignore[attr-defined] # a scan costs more than a search
+    return guard
+
+
+def _config_guard(possible: Callable[[Any], bool]) -> Test:
+    """A derived field that exists only under some configs: asked once per config."""
+    last: list[Any] = [object(), False]
+
+    def guard(e: AuditEvent) -> bool:
+        cfg = e._ctx
+        if cfg is not last[0]:
+            last[0], last[1] = cfg, possible(cfg)
+        return last[1]
+
+    guard.cost = 0  # type: ignore[attr-defined]
+    return guard
+
+
+def _necessary(node: Any, covered: set[int]) -> Test | None:
+    """A necessary condition of ``node`` made of leaf guards, or None; adds the leaves it checks
+    to ``covered`` (their own tests need not check again)."""
+    t = type(node)
+    if t is Leaf:
+        g = _guard_of(node)
+        if g is not None:
+            covered.add(id(node))
+        return g
+    if t is Not:
+        return None
+    if t is And:
+        found = [g for g in (_necessary(a, covered) for a in node.args) if g is not None]
+        ts = tuple(sorted(found, key=_guard_cost))
+        if not ts:
+            return None
+        if len(ts) == 1:
+            return ts[0]
+
+        def all_guards(e: AuditEvent) -> bool:
+            for g in ts:  # noqa: SIM110 - hot path
+                if not g(e):
+                    return False
+            return True
+
+        return all_guards
+    mine: set[int] = set()
+    parts = [_necessary(a, mine) for a in node.args]
+    if any(p is None for p in parts):
+        return None
+    covered |= mine
+    ors = tuple(parts)  # type: ignore[arg-type]
+
+    def any_guard(e: AuditEvent) -> bool:
+        for g in ors:  # noqa: SIM110 - hot path
+            if g(e):
+                return True
+        return False
+
+    any_guard.cost = max(_guard_cost(g) for g in ors)  # type: ignore[attr-defined]
+    return any_guard
+
+
+def _guard_cost(g: Test) -> int:
+    """How much a guard costs (config 0, key search 1, value scan 2): an And asks the cheap first."""
+    return getattr(g, "cost", 1)
+
+
+def _guard_of(leaf: Leaf) -> Test | None:
+    g = leaf.guard
+    if g is None:
+        g = leaf.guard = leaf_guard(leaf) or _NO_GUARD
+    return None if g is _NO_GUARD else g
+
+
+def _no_guard(e: AuditEvent) -> bool:  # pragma: no cover - a marker, never called
+    return True
+
+
+_NO_GUARD: Test = _no_guard
+
+
 # --- building the predicate ---------------------------------------------------------------
 
 
@@ -836,32 +1185,112 @@ def event_text(e: AuditEvent) -> tuple[str, str]:
     return _text_cache[1], _text_cache[2]
 
 
+# [event, (encoded head with the raw bodies, its lower-cased form or None when not ASCII, whether it
+# holds a backslash-u escape, whether it holds an escaped slash)] of the last event a keyword asked about.
+_line_cell: list[Any] = [(None, None)]
+_STRUCTURAL = frozenset('"\\,:{}[]')
+
+
+def _event_line(e: AuditEvent) -> tuple[bytes, bytes | None, bool, bool]:
+    cell = _line_cell[0]
+    if cell[0] is e:
+        return cell[1]
+    raw = msgspec.json.encode(e.head)  # the bodies as they were written (an absent one as nothing)
+    info = (raw, raw.lower() if raw.isascii() else None, b"\\u" in raw, b"\\/" in raw)
+    _line_cell[0] = (e, info)
+    return info
+
+
+def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
+    """A necessary condition for the keyword text ``lit`` to be in :func:`event_text`, read from
+    the event as written (no body decoded, nothing re-encoded), or None.
+
+    A literal without JSON punctuation, backslashes or control characters can only be found
+    inside one token (a string's text, a number, true/false/null); a string's text differs
+    between the two forms only where the written one used an escape (``\\uXXXX``: answer
+    "maybe"; ``\\/``: "maybe" for literals with a slash), and numbers are re-written
+    (``1e3`` -> ``1000.0``), so literals that could be part of a number are not checked. For a
+    case-insensitive literal the text must be ASCII (Unicode lower-casing maps a few non-ASCII
+    letters to ASCII ones).
+    """
+    if not lit or _numeric(lit) or any(c in _STRUCTURAL or ord(c) < 0x20 for c in lit):
+        return None
+    needle = (lit.lower() if lower else lit).encode()
+    slash = b"/" in needle
+
+    def prefilter(e: AuditEvent) -> bool:
+        raw, low, escaped, slashed = _event_line(e)
+        if escaped or (slash and slashed):
+            return True
+        if lower:
+            return True if low is None else needle in low
+        return needle in raw
+
+    return prefilter
+
+
+def _numeric(lit: str) -> bool:
+    """Could ``lit`` be (part of) how a number is written (``1000.0``, ``1e+16``)?"""
+    return all(c in "0123456789.+-eE" for c in lit)
+
+
 def _keyword(a: Any) -> Test:
     if isinstance(a, SigmaRegularExpression):
         search = compile_regex(str(a.regexp), a.flags)
         return lambda e: search(event_text(e)[0]) is not None
     if isinstance(a, SigmaString):
         # Keywords are "contains" searches over the raw event.
-        parts = list(a.s)
-        if not parts or parts[0] is not SpecialChars.WILDCARD_MULTI:
-            parts.insert(0, SpecialChars.WILDCARD_MULTI)
-        if parts[-1] is not SpecialChars.WILDCARD_MULTI:
-            parts.append(SpecialChars.WILDCARD_MULTI)
-        s = SigmaString()
-        s.s = parts
-        ss = _StringSet(lower=not isinstance(a, SigmaCasedString))
-        ss.add(s)
-        pred = ss.pred()
-        if ss.lower:
-            return lambda e: pred(event_text(e)[1])
-        return lambda e: pred(event_text(e)[0])
+        lower = not isinstance(a, SigmaCasedString)
+        pieces = _plain_pieces(a)
+        if pieces is not None and len(pieces) == 1:
+            # a plain word: one substring search in the text (no second lower-casing of it)
+            word = pieces[0].lower() if lower else pieces[0]
+            idx = 1 if lower else 0
+            full: Test = lambda e: word in event_text(e)[idx]  # noqa: E731
+        else:
+            parts = list(a.s)
+            if not parts or parts[0] is not SpecialChars.WILDCARD_MULTI:
+                parts.insert(0, SpecialChars.WILDCARD_MULTI)
+            if parts[-1] is not SpecialChars.WILDCARD_MULTI:
+                parts.append(SpecialChars.WILDCARD_MULTI)
+            s = SigmaString()
+            s.s = parts
+            ss = _StringSet(lower=lower)
+            ss.add(s)
+            pred = ss.pred()
+            idx = 1 if lower else 0
+            full = lambda e: pred(event_text(e)[idx])  # noqa: E731
+        pre = _keyword_prefilter(max(pieces, key=len), lower) if pieces else None
+        if pre is None:
+            return full
+        return lambda e: pre(e) and full(e)
     text = str(a.number if isinstance(a, SigmaNumber) else str(a.boolean).lower())
     return lambda e: text in event_text(e)[1]
 
 
-def leaf_test(leaf: Leaf) -> Test:
-    """The compiled test of one leaf (what :func:`build` combines)."""
-    return _leaf_test(leaf)
+def _plain_pieces(s: SigmaString) -> list[str] | None:
+    """The text between the wildcards of ``s`` (None: it holds something else)."""
+    pieces, run = [], []
+    for p in s.s:
+        if isinstance(p, str):
+            run.append(p)
+        elif p is SpecialChars.WILDCARD_MULTI or p is SpecialChars.WILDCARD_SINGLE:
+            pieces.append("".join(run))
+            run = []
+        else:
+            return None
+    pieces.append("".join(run))
+    return [x for x in pieces if x]
+
+
+def leaf_test(leaf: Leaf, guards: bool = False) -> Test:
+    """The compiled test of one leaf (what :func:`build` combines, adding the guards itself);
+    with ``guards`` a positive body test first checks the raw body (:func:`leaf_guard`)."""
+    test = _leaf_test(leaf)
+    g = _guard_of(leaf) if guards else None
+    if g is None:
+        return test
+    return lambda e: g(e) and test(e)
 
 
 def _leaf_test(leaf: Leaf) -> Test:
@@ -925,19 +1354,39 @@ def _cost(node: Any) -> int:
     return max((_cost(a) for a in node.args), default=0)
 
 
-def build(node: Any, leaf: Callable[[Leaf], Test] | None = None) -> Test:
+def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = True,
+          _covered: frozenset[int] | set[int] = frozenset()) -> Test:
     """Closures for the IR; cheap tests first inside And/Or (the tests are pure).
 
-    ``leaf`` supplies the test of each leaf (default: compile it); the rule index passes
-    tests shared between rules.
+    ``leaf`` supplies the test of each leaf (default: :func:`_leaf_test`); the rule index passes
+    tests shared between rules. With ``guards``, a positive body test first checks the raw body,
+    and an And checks the guards of all its body tests before any of them decodes a body
+    (:func:`leaf_guard`).
     """
     if isinstance(node, Leaf):
-        return (leaf or _leaf_test)(node)
+        test = leaf(node) if leaf is not None else _leaf_test(node)
+        g = _guard_of(node) if guards and id(node) not in _covered else None
+        if g is None:
+            return test
+        return lambda e: g(e) and test(e)
     if isinstance(node, Not):
-        inner = build(node.arg, leaf)
+        inner = build(node.arg, leaf, guards, _covered)
         return lambda e: not inner(e)
+    pre = None
+    if guards and isinstance(node, And):
+        covered = set(_covered)
+        pre = _necessary(node, covered)
+        if pre is not None:
+            _covered = covered
+    test = _build_nary(node, leaf, guards, _covered)
+    if pre is None:
+        return test
+    return lambda e: pre(e) and test(e)
+
+
+def _build_nary(node: Any, leaf: Callable[[Leaf], Test] | None, guards: bool, covered: Any) -> Test:
     args = sorted(node.args, key=_cost)
-    tests = [build(a, leaf) for a in args]
+    tests = [build(a, leaf, guards, covered) for a in args]
     if isinstance(node, And):
         if len(tests) == 2:
             a, b = tests
