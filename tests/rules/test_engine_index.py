@@ -10,6 +10,7 @@ from ruletools import ev, rule_yaml, ruleset
 from kubehawk.config import Config
 from kubehawk.event import event_from_dict
 from kubehawk.rules import Engine
+from kubehawk.rules.compiler import leaves
 from kubehawk.rules.index import choose_index_keys
 
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "GET", "Create"]
@@ -360,3 +361,32 @@ def test_raw_string_slots_remember_only_strings():
     e = ev(user={"username": "alice", "groups": ["a", "b"]}, objectRef={"resource": "pods"})
     plan = idx.plan(e)
     assert plan is idx._memo[idx.extract(e)] and plan is idx.plan(e)
+
+
+def test_a_new_user_settles_again_only_the_rules_that_read_users():
+    rs = ruleset(*[rule_yaml(d, title=f"r{i}") for i, d in enumerate(DETECTIONS)])
+    eng = Engine(rs)
+    idx = eng.index
+    roots = {id(r.ir): r for r in rs.rules if r.ir is not None}
+    settled: list = []
+    plain_settle = idx._leaves.settle
+
+    def counting(node, e, k, known):
+        if known is None and id(node) in roots:
+            settled.append(roots[id(node)])
+        return plain_settle(node, e, k, known)
+
+    idx._leaves.settle = counting
+    user_slots = {i for i, name in enumerate(idx.field_names) if name.startswith("user.")}
+    reads_users = {r.title for r in rs.rules if r.ir is not None
+                   and user_slots & {i for lf in leaves(r.ir) for i in idx._leaves.info[id(lf)][2]}}
+    assert reads_users and len(reads_users) < len(roots) / 2
+    for n in range(30):
+        e = ev(verb="create", objectRef={"resource": "pods", "namespace": "default"},
+               user={"username": f"user-{n}", "groups": ["system:authenticated"]}, auditID=f"u{n}")
+        assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e)
+        if n == 0:
+            first = len(settled)
+            settled.clear()
+    assert first > len(reads_users)
+    assert {r.title for r in settled} <= reads_users and len(settled) <= 29 * len(reads_users)

@@ -478,8 +478,9 @@ class RuleIndex:
         slots = _Slots(config)
         self._leaves = lv = _Leaves([r for r in self._rules if r.ir is not None], slots)
         # (rule, its compiled predicate when indexed: a rule whose predicate was replaced since
-        # is not described by its condition any more, so it is simply evaluated)
-        self._entries = [(r, r.predicate) for r in self._rules]
+        # is not described by its condition any more, so it is simply evaluated;
+        # and the slots its leaves depend on, with a memo of its outcome per value of those slots)
+        self._entries = [(r, r.predicate, *self._projection(r)) for r in self._rules]
         # Rules no slot can ever rule out: evaluated on every event.
         self.always: list[Rule] = [
             r for r in self._rules
@@ -516,8 +517,23 @@ class RuleIndex:
         memo[key] = hit
         return hit
 
+    def _projection(self, r: Rule) -> tuple[Callable[[tuple[Any, ...]], Any], dict[Any, tuple[int, Any]]]:
+        """The getter of the slots a rule's leaves depend on, and its outcome memo.
+
+        Settling a rule reads no slot beyond those, so its outcome (and residual) is the same
+        for every key that agrees on them: a new combination (a new user, say) settles again
+        only the rules that read the slot that changed.
+        """
+        if r.ir is None:
+            return (lambda k: ()), {}
+        idx = sorted({i for lf in leaves(r.ir) for i in self._leaves.info[id(lf)][2]})
+        return (operator.itemgetter(*idx) if idx else (lambda k: ())), {}
+
     def _decide(self, key: tuple[Any, ...], e: AuditEvent, hashable: bool) -> Plan:
-        """The plan for a new combination: the request's shape narrows, then every slot decides."""
+        """The plan for a new combination: the request's shape narrows, then every slot decides.
+
+        ``hashable``: the key is exact (see :func:`_exact`), so outcomes may be remembered.
+        """
         lv = self._leaves
         entries = None
         ck = self._coarse_key(key)
@@ -525,24 +541,32 @@ class RuleIndex:
             entries = self._coarse.get(ck)
         if entries is None:
             entries = [
-                (r, compiled) for r, compiled in self._entries
-                if r.predicate is not compiled or r.ir is None
-                or lv.settle(r.ir, e, key, self._coarse_known)[0] != _FALSE
+                entry for entry in self._entries
+                if entry[0].predicate is not entry[1] or entry[0].ir is None
+                or lv.settle(entry[0].ir, e, key, self._coarse_known)[0] != _FALSE
             ]
             if hashable:
                 if len(self._coarse) >= self.memo_size:
                     self._coarse.clear()
                 self._coarse[ck] = entries
         out: Plan = []
-        for r, compiled in entries:
+        for r, compiled, project, outcomes in entries:
             if r.predicate is not compiled or r.ir is None:
                 out.append((r, r.predicate))
                 continue
-            v, rest = lv.settle(r.ir, e, key, None)
+            found = outcomes.get(project(key)) if hashable else None
+            if found is None:
+                v, rest = lv.settle(r.ir, e, key, None)
+                found = (v, self._residual(rest) if v == _UNKNOWN else None)
+                if hashable:
+                    if len(outcomes) >= self.memo_size:
+                        outcomes.clear()
+                    outcomes[project(key)] = found
+            v, test = found
             if v == _TRUE:
                 out.append((r, None))
             elif v == _UNKNOWN:
-                out.append((r, self._residual(rest)))
+                out.append((r, test))
         return out
 
     def _residual(self, node: Any) -> Test:
