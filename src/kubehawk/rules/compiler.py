@@ -1012,6 +1012,12 @@ def _spec_body(e: AuditEvent) -> _Body | None:
 
 def leaf_guard(leaf: Leaf) -> Test | None:
     """A cheap necessary condition for ``leaf`` to be true (see above), or None."""
+    if leaf.kind == "keyword":
+        a = leaf.atoms[0]
+        if not isinstance(a, SigmaString):
+            return None
+        pieces = _plain_pieces(a)
+        return _keyword_prefilter(max(pieces, key=len), not isinstance(a, SigmaCasedString)) if pieces else None
     if leaf.field is None:
         return None
     positive = leaf.kind == "value" or (leaf.kind == "exists" and leaf.atoms and leaf.atoms[0])
@@ -1260,10 +1266,7 @@ def _keyword(a: Any) -> Test:
             pred = ss.pred()
             idx = 1 if lower else 0
             full = lambda e: pred(event_text(e)[idx])  # noqa: E731
-        pre = _keyword_prefilter(max(pieces, key=len), lower) if pieces else None
-        if pre is None:
-            return full
-        return lambda e: pre(e) and full(e)
+        return full
     text = str(a.number if isinstance(a, SigmaNumber) else str(a.boolean).lower())
     return lambda e: text in event_text(e)[1]
 
