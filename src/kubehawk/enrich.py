@@ -279,6 +279,7 @@ def _exec_info(event: AuditEvent) -> dict[str, Any] | None:
 
 
 _EXEC_SUBRESOURCES = ("exec", "attach", "portforward")
+_health_memo: dict[str, bool] = {}  # requestURI -> x.health_endpoint (probes repeat a few URIs)
 _SA_PREFIX = "system:serviceaccount:"
 Gate = tuple[tuple[str, ...], Callable[..., bool]]
 
@@ -379,12 +380,29 @@ class Derived(_Lazy):
     _KEYSET = frozenset(DERIVED_LEVELS)
 
     def __init__(self, event: AuditEvent, config: Config | None, cache: dict[str, Any] | None = None):
-        super().__init__(cache)
+        self._cache = {} if cache is None else cache
         self.event = event
         self.config = config
 
     def _compute(self, key: str) -> Any:
-        return getattr(self, "_x_" + key)()
+        return _COMPUTE[key](self)
+
+    def _value(self, key: str) -> Any:
+        cache = self._cache
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        f = _COMPUTE.get(key)
+        value = cache[key] = None if f is None else f(self)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            value = self._cache[key]
+        except KeyError:
+            value = self._value(key)
+        return default if value is None else value
 
     # --- workload --------------------------------------------------------------------------
     def _x_pod_spec(self) -> Any:
@@ -473,8 +491,15 @@ class Derived(_Lazy):
         return self.event.head.impersonatedUser is not None
 
     def _x_health_endpoint(self) -> Any:
-        path = _uri_path(self.event.head.requestURI or "")
-        return path == "/version" or any(path == p or path.startswith(p + "/") for p in _HEALTH_PREFIXES)
+        uri = self.event.head.requestURI or ""
+        hit = _health_memo.get(uri)
+        if hit is None:
+            path = _uri_path(uri)
+            hit = path == "/version" or any(path == p or path.startswith(p + "/") for p in _HEALTH_PREFIXES)
+            if len(_health_memo) >= 4096:
+                _health_memo.clear()
+            _health_memo[uri] = hit
+        return hit
 
     # --- business context ----------------------------------------------------------------------
     def _local_time(self) -> dt.datetime | None:
@@ -515,24 +540,29 @@ class Derived(_Lazy):
 
     def _x_honeytoken_kind(self) -> Any:
         cfg = self.config
-        if cfg is None or not (cfg.honeytoken_secrets or cfg.honeytoken_serviceaccounts):
+        if cfg is None:
+            return None
+        secrets, sas = cfg.honeytoken_secrets, cfg.honeytoken_serviceaccounts
+        if not (secrets or sas):
             return None
         ev = self.event
-        sa = self.get("sa")
-        if sa is not None and f"{sa['namespace']}/{sa['name']}" in cfg.honeytoken_serviceaccounts:
+        if sas and _sa_ref(ev.username) in sas:
             return "serviceaccount-token-used"
-        res, ns, name = ev.ref("resource"), ev.ref("namespace"), ev.ref("name")
-        if res == "serviceaccounts" and f"{ns}/{name}" in cfg.honeytoken_serviceaccounts:
-            return "serviceaccount"
-        if res == "secrets" and cfg.honeytoken_secrets:
-            if name and f"{ns}/{name}" in cfg.honeytoken_secrets:
-                return "secret"
+        res = ev.ref("resource")
+        if res == "serviceaccounts":
+            return "serviceaccount" if sas and f"{ev.ref('namespace')}/{ev.ref('name')}" in sas else None
+        if res == "secrets" and secrets:
+            ns, name = ev.ref("namespace"), ev.ref("name")
+            if name:
+                return "secret" if f"{ns}/{name}" in secrets else None
+            if ev.head.verb not in ("list", "watch"):
+                return None
             # A list returns every secret in scope, the honeytoken's value included.
             # A denied list returned nothing, so it did not touch the honeytoken.
             code = (ev.head.responseStatus or {}).get("code")
             succeeded = not (isinstance(code, int) and code >= 400) and self.get("decision") != "forbid"
-            listed = not name and ev.head.verb in ("list", "watch") and succeeded and not self.get("system")
-            if listed and (not ns or any(s.split("/", 1)[0] == ns for s in cfg.honeytoken_secrets)):
+            if succeeded and not self.get("system") and (
+                    not ns or any(s.split("/", 1)[0] == ns for s in secrets)):
                 return "secret-list"
         return None
 
@@ -563,3 +593,7 @@ class Derived(_Lazy):
             if value is not None:
                 out[name] = value
         return out
+
+
+# x.<name> -> the method computing it (one dict lookup instead of building "_x_" + name per value)
+_COMPUTE: dict[str, Callable[[Derived], Any]] = {k: getattr(Derived, "_x_" + k) for k in DERIVED_LEVELS}
