@@ -12,14 +12,17 @@ other test is UNKNOWN. A rule that comes out FALSE cannot match any event with t
 combination and is dropped; one that comes out TRUE matches without further work; for the
 rest the memo keeps the *residual* condition (settled tests removed, compiled once per
 distinct residual) to run per event. So a repeated combination costs one tuple and one
-dict lookup, and most events meet no rule at all. A new combination first looks up its
-request shape (the slots without users and namespaces), which has already ruled out most
-rules, and settles only the survivors. Tests on a body or ``x.*`` field that several
-rules share are computed once per event.
+dict lookup, done by one generated function (:func:`make_extractor`), and most events meet
+no rule at all. A new combination first looks up its request shape (the slots without
+users and namespaces), which has already ruled out most rules, and settles only the
+survivors; each rule's outcome is remembered per value of the slots its own tests read,
+so a new user on a known shape settles again only the rules that read users. Tests on a
+body or ``x.*`` field that several rules share are computed once per event.
 
 Exactness: equal keys mean equal slot values (``1``, ``1.0`` and ``true`` never share a
-key; objects never key the memo); tests/rules/test_engine_index.py compares the engine
-with brute-force evaluation.
+key; objects never key the memo; string slots are read without a check per event, and a
+key holding anything but a string there is never remembered, see :func:`_exact`);
+tests/rules/test_engine_index.py compares the engine with brute-force evaluation.
 
 :func:`choose_index_keys` gives a rule's ``index_keys`` (for each disjunct of its condition,
 DNF of the positive constraints, the cheapest and most selective key it requires), kept

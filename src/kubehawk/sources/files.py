@@ -55,7 +55,8 @@ class ReadStats:
     paths (each also gives one warning); ``skipped`` counts well-formed records that
     hold no audit event (:class:`SkipRecord`). Only the first ``max_warnings`` warning
     texts are kept, so a log full of garbage cannot grow memory. One thread writes;
-    others may read :meth:`summary` at any time.
+    others may read :meth:`summary` at any time (while a JSON-lines file is read, its
+    line and event counts are brought up to date every few thousand lines).
     """
 
     def __init__(self, max_warnings: int = 100) -> None:
