@@ -315,3 +315,27 @@ def test_engine_builds_no_match_for_known_values(tmp_path, ruleset):
     assert SA_NET not in [m.rule.name for m in det.engine.process(event_from_dict(again))]
     assert det.engine.stats["matches_by_rule"][rule.id] == 2  # counted as matches before the baseline
     det.close()
+
+
+def test_entry_memo_never_mixes_equal_but_different_values(tmp_path, ruleset):
+    """(key, value) are remembered per raw values read; 1, 1.0 and true are equal in Python but
+    give different text, so they must not share an entry."""
+    rule = ruleset.get(CLIENT)
+    b = Baselines([rule], _cfg(tmp_path))
+    spec = b.specs[rule.id]
+    users = ["alice", 1, 1.0, True, "1", "True", None, "", ["x"]]
+    agents = ["kubectl/v1.30 (linux)", "curl/8", None, ""]
+    for _ in range(2):  # the second round is answered from the memo
+        for u in users:
+            for ua in agents:
+                d = ev("get", "secrets", ns="shop", name="s", user="alice", time=DAY0)
+                d["user"]["username"] = u
+                if ua is None:
+                    d.pop("userAgent", None)
+                else:
+                    d["userAgent"] = ua
+                e = event_from_dict(d)
+                key, value = spec.key_of(e), spec.value_of(e)
+                want = None if key is None or value is None else (rule.id, key, value)
+                assert b._entry(rule.id, spec, e) == want, (u, ua)
+    b.close()

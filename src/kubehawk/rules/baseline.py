@@ -132,16 +132,22 @@ class BaselineSpec:
     per_key: bool = False
 
     def key_of(self, event: AuditEvent) -> str | None:
+        return self.key_from([_read(event, path) for path in self.key])
+
+    def value_of(self, event: AuditEvent) -> str | None:
+        return self.value_from(_read(event, self.value))
+
+    def key_from(self, values: Iterable[Any]) -> str | None:
+        """The key for the values read at ``key`` (None: the event has no key)."""
         parts = []
-        for path in self.key:
-            v = _read(event, path)
+        for v in values:
             if v is None or v == "":
                 return None
             parts.append(str(v))
         return _SEP.join(parts)
 
-    def value_of(self, event: AuditEvent) -> str | None:
-        v = _read(event, self.value)
+    def value_from(self, v: Any) -> str | None:
+        """The value compared with the baseline for the one read at ``value`` (None: no value)."""
         if v is None or v == "" or isinstance(v, (dict, list)):
             return None
         s = str(v)
@@ -167,6 +173,17 @@ _FAST: dict[str, Any] = {
 def _read(event: AuditEvent, path: str) -> Any:
     fast = _FAST.get(path)
     return fast(event) if fast is not None else event.first(path)
+
+
+def _reader(path: str) -> Callable[[AuditEvent], Any]:
+    """:func:`_read` for a fixed path."""
+    fast = _FAST.get(path)
+    if fast is not None:
+        return fast
+    return lambda event: event.first(path)
+
+
+_MISSING: Any = object()
 
 
 _network_memo: dict[tuple[str, int | None, int | None], str] = {}
@@ -429,6 +446,9 @@ class Baselines:
         # (rule, key, value) -> a last-seen time the store has held (see decide); bounded
         self._hot: dict[tuple[str, str, str], float] = {}
         self._hot_size = max(self.config.cache_entries, 1024)
+        # per rule: what to read (key fields, then the value field), and raw values -> (rule, key, value)
+        self._readers = {rid: tuple(_reader(p) for p in (*spec.key, spec.value)) for rid, spec in self.specs.items()}
+        self._entries: dict[str, dict[tuple[Any, ...], Any]] = {rid: {} for rid in self.specs}
         if self.config.path is None and self.specs:
             global _warned_memory
             if not _warned_memory:
@@ -477,14 +497,14 @@ class Baselines:
         "known" without writing anything (the key, if ``per_key``, was recorded on first sight).
         """
         spec = self.specs[rid]
-        key, value = spec.key_of(ev), spec.value_of(ev)
-        if key is None or value is None:
+        k = self._entry(rid, spec, ev)
+        if k is None:
             self.stats["undecided"] += 1
             return False
+        key, value = k[1], k[2]
         t = event_epoch(ev)
         if t is None:
             t = self.started.get(rid, 0.0)
-        k = (rid, key, value)
         hot = self._hot
         last = hot.get(k)
         if last is not None and t - last < DAY:
@@ -511,6 +531,27 @@ class Baselines:
             return False
         self.stats["new"] += 1
         return True
+
+    def _entry(self, rid: str, spec: BaselineSpec, ev: AuditEvent) -> tuple[str, str, str] | None:
+        """(rule, key, value) of the event, or None when it has no key or no value. Remembered per
+        raw values read (strings and None only: 1, 1.0 and true are equal keys but not equal text)."""
+        readers = self._readers[rid]
+        raw = tuple([read(ev) for read in readers])
+        for v in raw:
+            if v is not None and v.__class__ is not str:
+                return self._make_entry(rid, spec, raw)
+        memo = self._entries[rid]
+        k = memo.get(raw, _MISSING)
+        if k is _MISSING:
+            if len(memo) >= self._hot_size:
+                memo.clear()
+            k = memo[raw] = self._make_entry(rid, spec, raw)
+        return k
+
+    @staticmethod
+    def _make_entry(rid: str, spec: BaselineSpec, raw: tuple[Any, ...]) -> tuple[str, str, str] | None:
+        key, value = spec.key_from(raw[:-1]), spec.value_from(raw[-1])
+        return None if key is None or value is None else (rid, key, value)
 
     def filter(self, matches: list[Match]) -> list[Match]:
         return [m for m in matches if self.admit(m)]

@@ -103,23 +103,33 @@ class Engine:
         out: list[Match] = []
         aid = event.head.auditID
         gates = self._gates
+        tests = 0
         for r, test in plan:
             if test is not None:  # None: the head fields alone make the rule match
-                self._tests += 1
+                tests += 1
                 try:
                     if not test(event):
                         continue
                 except Exception as err:  # noqa: BLE001 - one odd event must not stop the stream
                     self._error(r, event, err)
                     continue
-            if aid is not None and self._dedup.seen((r.ordinal, aid)):
-                continue
+            if aid is not None:
+                # Dedup.seen, inlined: most events that reach here are matches of one rule
+                dedup = self._dedup
+                key = (r.ordinal, aid)
+                cur = dedup._cur
+                if key in cur or key in dedup._old:
+                    continue
+                cur.add(key)
+                if len(cur) >= dedup.size:
+                    dedup._old = cur
+                    dedup._cur = set()
             self._by_rule[r.id] += 1
             if r.generate:
                 gate = gates.get(r) if gates else None
                 if gate is None or gate(event):
                     out.append(Match(r, event))
-            feeds = self._feeds.get(r.id)
+            feeds = self._feeds.get(r.id) if self._feeds else None
             if feeds:
                 t = event_epoch(event)
                 if t is None:
@@ -131,6 +141,7 @@ class Engine:
                     if m is not None:
                         self._by_rule[m.rule.id] += 1
                         out.append(m)
+        self._tests += tests
         return out
 
     def flush(self) -> list[Match]:
