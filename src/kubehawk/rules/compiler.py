@@ -969,9 +969,10 @@ class _Body:
 
 
 _UNSET_BODY: Any = object()
-# [event, request body, response body] of the last event asked about: held until the next event,
-# so its identity cannot be reused meanwhile; a new event gets a new cell.
-_body_cell: list[list[Any]] = [[None, _UNSET_BODY, _UNSET_BODY]]
+# [event, request body, response body, pod-spec body] of the last event asked about: held until
+# the next event, so its identity cannot be reused meanwhile; a new event gets a new cell.
+_body_cell: list[list[Any]] = [[None, _UNSET_BODY, _UNSET_BODY, _UNSET_BODY]]
+_REQUEST, _RESPONSE, _SPEC = 1, 2, 3
 
 
 def _body_of(raw: msgspec.Raw) -> _Body | None:
@@ -984,30 +985,28 @@ def _body_of(raw: msgspec.Raw) -> _Body | None:
     return _Body(b)
 
 
-def _request_body(e: AuditEvent) -> _Body | None:
-    cell = _body_cell[0]
-    if cell[0] is not e:
-        cell = _body_cell[0] = [e, _UNSET_BODY, _UNSET_BODY]
-    b = cell[1]
-    if b is _UNSET_BODY:
-        b = cell[1] = _body_of(e.head.requestObject)
+def _fill(cell: list[Any], slot: int, e: AuditEvent) -> _Body | None:
+    """Body ``slot`` of the event: the request's, the response's, or the one x.pod_spec is read
+    from (the request's when it has one, else the response's)."""
+    if slot == _SPEC:
+        b = _fill(cell, _REQUEST, e)
+        if b is None:
+            b = _fill(cell, _RESPONSE, e)
+    else:
+        b = cell[slot]
+        if b is not _UNSET_BODY:
+            return b
+        b = _body_of(e.head.requestObject if slot == _REQUEST else e.head.responseObject)
+    cell[slot] = b
     return b
 
 
-def _response_body(e: AuditEvent) -> _Body | None:
+def _body(e: AuditEvent, slot: int) -> _Body | None:
     cell = _body_cell[0]
     if cell[0] is not e:
-        cell = _body_cell[0] = [e, _UNSET_BODY, _UNSET_BODY]
-    b = cell[2]
-    if b is _UNSET_BODY:
-        b = cell[2] = _body_of(e.head.responseObject)
-    return b
-
-
-def _spec_body(e: AuditEvent) -> _Body | None:
-    """The body x.pod_spec is read from: the request's when it has one, else the response's."""
-    b = _request_body(e)
-    return b if b is not None else _response_body(e)
+        cell = _body_cell[0] = [e, _UNSET_BODY, _UNSET_BODY, _UNSET_BODY]
+    b = cell[slot]
+    return _fill(cell, slot, e) if b is _UNSET_BODY else b
 
 
 def leaf_guard(leaf: Leaf) -> Test | None:
@@ -1036,7 +1035,7 @@ def leaf_guard(leaf: Leaf) -> Test | None:
             return _config_guard(possible)
         if rest[0] not in SPEC_DERIVED:
             return None
-        body_of, patch_matters = _spec_body, True
+        slot, patch_matters = _SPEC, True
         key, transform = SPEC_DERIVED[rest[0]]
         dotted = key is None
         if len(rest) > 1:
@@ -1044,7 +1043,7 @@ def leaf_guard(leaf: Leaf) -> Test | None:
         if key is None:
             return None
     elif top in ("requestObject", "responseObject"):
-        body_of = _request_body if top == "requestObject" else _response_body
+        slot = _REQUEST if top == "requestObject" else _RESPONSE
         key, dotted, patch_matters = rest[-1], len(rest) > 1, False
     else:
         return None
@@ -1057,11 +1056,18 @@ def leaf_guard(leaf: Leaf) -> Test | None:
         return None
 
     def guard(e: AuditEvent) -> bool:
-        b = body_of(e)
+        cell = _body_cell[0]
+        b = cell[slot] if cell[0] is e else _UNSET_BODY
+        if b is _UNSET_BODY:
+            b = _body(e, slot)
         if b is None:
             return False  # no body: the field is missing
-        if check_presence and not b.has(kb):
-            return False
+        if check_presence:
+            hit = b.memo.get(kb)
+            if hit is None:
+                hit = b.has(kb)
+            if not hit:
+                return False
         if pred is None:
             return True
         values = b.values(kb, dotted, patch_matters)
