@@ -10,6 +10,12 @@ The work is split so that nothing is repeated per event:
    (``head.verb`` is an attribute read, not a path walk) and pre-compiled matchers.
 3. ``dnf`` gives the disjunctive normal form of the positive equality constraints,
    used for the rule index and for audit-policy scopes.
+4. ``build`` also puts cheap necessary conditions before the real tests (``leaf_guard``):
+   a body test first asks the raw JSON bytes (is the key written there, does a value
+   written after it pass), a keyword first asks the event as written, an allowlist test
+   first asks whether the config has that allowlist; a regex first looks for the literals
+   every match contains. They only ever answer "no" when the real test would: see
+   "raw-body prefilters" below and tests/rules/test_guards.py.
 
 Semantics (documented in the README): strings compare case-insensitively with ``*``/``?``
 wildcards unless ``|cased``; a path through a list matches if any element matches; a

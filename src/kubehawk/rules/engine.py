@@ -2,6 +2,8 @@
 
 ``Engine(ruleset, config)`` is cheap to build from a :class:`RuleSet` and pickles as
 (rule text, config), so each process or Spark worker builds its own compiled engine.
+A rule may have a gate (``set_gates``: the first-seen baselines) that has the last word
+on its matches before any Match object is built.
 """
 
 from __future__ import annotations
