@@ -1104,19 +1104,20 @@ def _config_guard(possible: Callable[[Any], bool]) -> Test:
     return guard
 
 
-def _necessary(node: Any, covered: set[int]) -> Test | None:
+def _necessary(node: Any, covered: set[int], done: frozenset[int] | set[int] = frozenset()) -> Test | None:
     """A necessary condition of ``node`` made of leaf guards, or None; adds the leaves it checks
-    to ``covered`` (their own tests need not check again)."""
+    to ``covered`` (their own tests need not check again). Leaves in ``done`` were checked by
+    an enclosing node already."""
     t = type(node)
     if t is Leaf:
-        g = _guard_of(node)
+        g = _guard_of(node) if id(node) not in done else None
         if g is not None:
             covered.add(id(node))
         return g
     if t is Not:
         return None
     if t is And:
-        found = [g for g in (_necessary(a, covered) for a in node.args) if g is not None]
+        found = [g for g in (_necessary(a, covered, done) for a in node.args) if g is not None]
         ts = tuple(sorted(found, key=_guard_cost))
         if not ts:
             return None
@@ -1131,10 +1132,15 @@ def _necessary(node: Any, covered: set[int]) -> Test | None:
 
         return all_guards
     mine: set[int] = set()
-    parts = [_necessary(a, mine) for a in node.args]
+    parts = [_necessary(a, mine, done) for a in node.args]
     if any(p is None for p in parts):
         return None
     covered |= mine
+    words = [getattr(p, "keyword", None) for p in parts]
+    if len(words) > 2 and all(w is not None for w in words):
+        merged = _keywords_prefilter(words)  # type: ignore[arg-type]
+        if merged is not None:
+            return merged
     ors = tuple(parts)  # type: ignore[arg-type]
 
     def any_guard(e: AuditEvent) -> bool:
@@ -1214,7 +1220,8 @@ def _event_line(e: AuditEvent) -> tuple[bytes, bytes | None, bool, bool]:
     if cell[0] is e:
         return cell[1]
     raw = msgspec.json.encode(e.head)  # the bodies as they were written (an absent one as nothing)
-    info = (raw, raw.lower() if raw.isascii() else None, b"\\u" in raw, b"\\/" in raw)
+    esc = b"\\" in raw  # one byte search; the two-byte ones only when there is a backslash
+    info = (raw, raw.lower() if raw.isascii() else None, esc and b"\\u" in raw, esc and b"\\/" in raw)
     _line_cell[0] = (e, info)
     return info
 
@@ -1243,6 +1250,32 @@ def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
         if lower:
             return True if low is None else needle in low
         return needle in raw
+
+    prefilter.keyword = (needle, lower)  # type: ignore[attr-defined] # several merge into one search
+    return prefilter
+
+
+def _keywords_prefilter(words: list[tuple[bytes, bool]]) -> Test | None:
+    """One pass for an Or of keyword prefilters (:func:`_keyword_prefilter`): a single RE2
+    search for any of the words instead of one substring search per word. None without RE2."""
+    try:
+        import re2
+    except ImportError:  # pragma: no cover - google-re2 is a pySigma 2 dependency
+        return None
+    ci = sorted({w for w, lower in words if lower})
+    cs = sorted({w for w, lower in words if not lower})
+    try:
+        any_ci = re2.compile(b"|".join(re.escape(w) for w in ci)).search if ci else None
+        any_cs = re2.compile(b"|".join(re.escape(w) for w in cs)).search if cs else None
+    except Exception:  # noqa: BLE001 - re2 raises its own error type
+        return None
+    slash = any(b"/" in w for w, _ in words)
+
+    def prefilter(e: AuditEvent) -> bool:
+        raw, low, escaped, slashed = _event_line(e)
+        if escaped or (slash and slashed) or (any_ci is not None and low is None):
+            return True
+        return (any_ci is not None and any_ci(low) is not None) or (any_cs is not None and any_cs(raw) is not None)
 
     return prefilter
 
@@ -1388,9 +1421,9 @@ def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = 
         inner = build(node.arg, leaf, guards, _covered)
         return lambda e: not inner(e)
     pre = None
-    if guards and isinstance(node, And):
+    if guards:
         covered = set(_covered)
-        pre = _necessary(node, covered)
+        pre = _necessary(node, covered, _covered)
         if pre is not None:
             _covered = covered
     test = _build_nary(node, leaf, guards, _covered)
