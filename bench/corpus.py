@@ -54,8 +54,15 @@ def event(rng: random.Random, clock: _Clock, *, user: str, groups: list[str], ve
           level: str = "Metadata", code: int = 200, ua: str = "kube-controller-manager/v1.30.4 (linux/amd64)",
           ip: str = CP_IP, request: Any = None, response: Any = None, uri: str | None = None,
           query: str = "", extra: dict | None = None, decision: str = "allow",
-          reason: str = "RBAC: allowed by ClusterRoleBinding") -> dict:
+          reason: str | None = None) -> dict:
     received, done = clock.tick(rng)
+    if reason is None:
+        # what the RBAC authorizer writes: the binding, its role, and the subject it matched
+        if user.startswith("system:serviceaccount:"):
+            role, subject = f"system:controller:{user.rsplit(':', 1)[1]}", f'ServiceAccount "{user.rsplit(":", 1)[1]}/{user.split(":")[2]}"'
+        else:
+            role, subject = user if user.startswith("system:") else "view", f'User "{user}"'
+        reason = f'RBAC: allowed by ClusterRoleBinding "{role}" of ClusterRole "{role}" to {subject}'
     ev: dict[str, Any] = {
         "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level, "auditID": str(uuid.UUID(int=rng.getrandbits(128))),
         "stage": "ResponseComplete",
@@ -79,7 +86,18 @@ def event(rng: random.Random, clock: _Clock, *, user: str, groups: list[str], ve
             ref["name"] = name
         if sub:
             ref["subresource"] = sub
+        if verb in ("update", "patch") and name:
+            # what the apiserver records for writes to an existing object
+            ref["uid"] = str(uuid.UUID(int=rng.getrandbits(128)))
+            ref["resourceVersion"] = str(rng.randint(10**6, 10**8))
         ev["objectRef"] = ref
+        if not query and uri is None:
+            if verb == "watch":
+                ev["requestURI"] += (f"?allowWatchBookmarks=true&resourceVersion={rng.randint(10**6, 10**8)}"
+                                     f"&timeout={rng.randint(5, 9)}m{rng.randint(0, 59)}s"
+                                     f"&timeoutSeconds={rng.randint(300, 600)}&watch=true")
+            elif verb == "list":
+                ev["requestURI"] += "?limit=500&resourceVersion=0"
     if request is not None:
         ev["requestObject"] = request
     if response is not None:
@@ -122,8 +140,29 @@ def controller_pod(rng: random.Random, ns: str, app: str) -> dict:
             "spec": pod_spec(rng, app)}
 
 
+def _pod_ip(app: str, replica: int) -> str:
+    """A pod keeps its IP for its life: each of an app's replicas calls from one address."""
+    h = sum(map(ord, app)) * 7 + replica * 13
+    return f"10.244.{h % 12}.{2 + h % 240}"
+
+
+def _bound_token(rng: random.Random, pod: str, node: str) -> dict:
+    """``user.extra`` of a projected ServiceAccount token, as kube-apiserver 1.30 records it."""
+    return {"authentication.kubernetes.io/credential-id": [f"JTI={uuid.UUID(int=rng.getrandbits(128))}"],
+            "authentication.kubernetes.io/node-name": [node],
+            "authentication.kubernetes.io/node-uid": [str(uuid.UUID(int=rng.getrandbits(128)))],
+            "authentication.kubernetes.io/pod-name": [f"{pod}-{rng.getrandbits(24):06x}"],
+            "authentication.kubernetes.io/pod-uid": [str(uuid.UUID(int=rng.getrandbits(128)))]}
+
+
 def benign(rng: random.Random, clock: _Clock) -> dict:
-    """One event of ordinary traffic, drawn by its real-world frequency."""
+    """One event of ordinary traffic, drawn by its real-world frequency.
+
+    Calibrated against a real kubeadm cluster's trace (corpus/perfspec_k8s_event_dataset):
+    there, even during Helm installs, pod creations are 0.5% of events; here writes with
+    full pod specs (pod creations and ReplicaSet template updates) are 3%, to err on the
+    expensive side.
+    """
     r = rng.random()
     node = rng.choice(NODES)
     ns = rng.choice(NAMESPACES)
@@ -163,14 +202,25 @@ def benign(rng: random.Random, clock: _Clock) -> dict:
                      verb=rng.choice(["list", "watch", "get"]),
                      resource=rng.choice(["endpointslices", "services", "namespaces", "pods", "nodes"]),
                      group="discovery.k8s.io" if rng.random() < 0.2 else "", ua="Go-http-client/2.0",
-                     ip=f"10.244.{rng.randint(0, 11)}.{rng.randint(2, 250)}",
-                     extra={"authentication.kubernetes.io/pod-name": [f"{sa[1]}-{rng.getrandbits(16):04x}"]})
-    if r < 0.84:  # health probes (anonymous, allowed by system:public-info-viewer)
+                     ip=_pod_ip(sa[1], rng.randrange(3)), extra=_bound_token(rng, sa[1], node))
+    if r < 0.84:  # core events written by kubelets and controllers
+        return event(rng, clock, **kubelet, verb="create", resource="events", ns=ns, code=201)
+    if r < 0.88:  # health probes (anonymous, allowed by system:public-info-viewer)
         path = rng.choice(["/healthz", "/livez", "/readyz", "/version"])
         return event(rng, clock, user="system:anonymous", groups=["system:unauthenticated"], verb="get",
                      resource=None, uri=path, ua="kube-probe/1.30", ip="10.0.0.1",
                      reason='RBAC: allowed by ClusterRoleBinding "system:public-info-viewer"')
-    if r < 0.93:  # controller creating pods with full specs, RequestResponse
+    if r < 0.895:  # the deployment controller rolling a ReplicaSet template, RequestResponse
+        rs = {"kind": "ReplicaSet", "apiVersion": "apps/v1",
+              "metadata": {"name": f"{app}-{rng.getrandbits(32):08x}", "namespace": ns, "labels": {"app": app}},
+              "spec": {"replicas": rng.randint(1, 5), "selector": {"matchLabels": {"app": app}},
+                       "template": {"metadata": {"labels": {"app": app}}, "spec": pod_spec(rng, app)}}}
+        return event(rng, clock, user="system:serviceaccount:kube-system:deployment-controller",
+                     groups=["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"],
+                     verb="update", resource="replicasets", group="apps", ns=ns, name=rs["metadata"]["name"],
+                     level="RequestResponse", request=rs, response=rs,
+                     extra=_bound_token(rng, "kube-controller-manager", node))
+    if r < 0.915:  # controller creating pods with full specs, RequestResponse
         pod = controller_pod(rng, ns, app)
         resp = json.loads(json.dumps(pod))
         resp["metadata"].update({"uid": str(uuid.UUID(int=rng.getrandbits(128))), "resourceVersion": str(rng.randint(10**5, 10**7)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,24 +31,36 @@ def _show(values: list[Any]) -> str:
     return ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in shown[:8])
 
 
+@functools.lru_cache(maxsize=1024)
+def _compile(template: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
+    """A template as (literal text, path parts) pieces, split once per template, not per alert."""
+    pieces: list[tuple[str, tuple[str, ...] | None]] = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(template):
+        pieces.append((template[pos:m.start()], tuple(m.group(1).split("."))))
+        pos = m.end()
+    pieces.append((template[pos:], None))
+    return tuple(pieces)
+
+
 def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | None = None) -> str:
     """Fill ``{field.path}`` placeholders from the event (and correlation facts); missing -> ``-``."""
-
-    def one(m: re.Match[str]) -> str:
-        path = m.group(1)
-        if extra is not None:
-            head, _, rest = path.partition(".")
-            if head in extra:
-                value = extra[head]
-                if rest and isinstance(value, dict):
-                    value = value.get(rest)
-                return _show(value if isinstance(value, list) else [value])
+    out: list[str] = []
+    for text, parts in _compile(template):
+        out.append(text)
+        if parts is None:
+            continue
+        if extra is not None and parts[0] in extra:
+            value = extra[parts[0]]
+            if len(parts) > 1 and isinstance(value, dict):
+                value = value.get(".".join(parts[1:]))
+            out.append(_show(value if isinstance(value, list) else [value]))
+            continue
         try:
-            return _show(event.get(path))
+            out.append(_show(event.get(parts)))
         except Exception:  # a template must never break alerting
-            return "-"
-
-    return _PLACEHOLDER.sub(one, template)
+            out.append("-")
+    return "".join(out)
 
 
 def _default_message(rule: Rule, event: AuditEvent) -> str:
