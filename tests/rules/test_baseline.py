@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 import pytest
@@ -278,21 +279,24 @@ def test_hot_memo_answers_like_the_store(tmp_path, ruleset):
     rule = ruleset.get(SA_NET)
     days = [f"2025-06-{d:02d}T{h:02d}:{m:02d}:00.000000Z" for d in range(2, 14) for h in (1, 13) for m in (0, 30)]
 
-    def run(hot: bool, seed: int) -> tuple[list[bool], dict, list]:
+    def run(hot: bool, seed: int, gate: bool = False) -> tuple[list[bool], dict, list]:
         rng = random.Random(seed)
-        b = Baselines([rule], _cfg(tmp_path / f"{hot}-{seed}", learning_days=2, cache_entries=3))
+        b = Baselines([rule], _cfg(tmp_path / f"{hot}-{seed}-{gate}", learning_days=2, cache_entries=3))
         if not hot:
             b._hot_size = 0  # cleared before each insert: every decision goes to the store
+        decide = b.gates()[rule.id] if gate else functools.partial(b.decide, rule.id)
         out = []
         i = 0
         for step in range(400):
             i = max(0, min(len(days) - 1, i + rng.choice([0, 0, 1, 1, 2, -1])))
             user = sa("shop", rng.choice(["a", "b", "c"]))
             d = ev("get", "configmaps", ns="shop", user=user, time=days[i], ip=f"10.{rng.choice([1, 2, 3, 4])}.0.9")
+            if rng.random() < 0.05:  # 1 and true name the same text-less key; never a string's entry
+                d["user"]["username"] = rng.choice([1, True, 1.0])
             e = event_from_dict(d)
             if step == 0:
                 b.observe(e)
-            out.append(b.decide(rule.id, e))
+            out.append(decide(e))
             assert event_epoch(e) is not None
         b.flush()
         rows = sorted(b.store._db.execute("SELECT key, value, first, last FROM seen").fetchall())
@@ -302,6 +306,7 @@ def test_hot_memo_answers_like_the_store(tmp_path, ruleset):
     for seed in range(4):
         fast, slow = run(True, seed), run(False, seed)
         assert fast == slow
+        assert run(True, seed, gate=True) == slow  # the engine's gate: decide with the hot case inlined
         assert True in fast[0] and fast[1]["known"] > 100
 
 
