@@ -144,6 +144,20 @@ def test_health_endpoints_and_misc():
     assert ev(impersonatedUser={"username": "bob"}).get("x.impersonated") == [True]
 
 
+@pytest.mark.parametrize("uri", ["/healthz", "/healthz/etcd", "/livez?verbose", "/readyzz", "/version", "/versions",
+                                 "/api/v1/pods", "", None, "/readyz/"])
+def test_event_only_fields_answer_like_the_view(uri):
+    """x.* fields computed from the event alone skip the Derived view (EVENT_ONLY); same answers."""
+    from kubehawk.enrich import EVENT_ONLY, Derived
+
+    assert EVENT_ONLY  # the fast path exists
+    for name in EVENT_ONLY:
+        fast = ev(requestURI=uri, objectRef=None)
+        view = ev(requestURI=uri, objectRef=None)
+        assert fast.derived_value(name) == Derived(view, view._ctx)[name]
+        assert fast.derived_value(name) == fast.derived[name]  # cached once, read by both paths
+
+
 def test_image_registry():
     assert image_registry("nginx:1.25") == "docker.io"
     assert image_registry("library/nginx") == "docker.io"

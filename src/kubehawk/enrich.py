@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
-__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "SPEC_DERIVED", "Derived", "derived_gates",
+__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates",
            "derived_possible", "image_registry", "pod_spec_of"]
 
 # The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it).
@@ -491,15 +491,8 @@ class Derived(_Lazy):
         return self.event.head.impersonatedUser is not None
 
     def _x_health_endpoint(self) -> Any:
-        uri = self.event.head.requestURI or ""
-        hit = _health_memo.get(uri)
-        if hit is None:
-            path = _uri_path(uri)
-            hit = path == "/version" or any(path == p or path.startswith(p + "/") for p in _HEALTH_PREFIXES)
-            if len(_health_memo) >= 4096:
-                _health_memo.clear()
-            _health_memo[uri] = hit
-        return hit
+        return _health_endpoint(self.event)
+
 
     # --- business context ----------------------------------------------------------------------
     def _local_time(self) -> dt.datetime | None:
@@ -597,3 +590,20 @@ class Derived(_Lazy):
 
 # x.<name> -> the method computing it (one dict lookup instead of building "_x_" + name per value)
 _COMPUTE: dict[str, Callable[[Derived], Any]] = {k: getattr(Derived, "_x_" + k) for k in DERIVED_LEVELS}
+
+
+def _health_endpoint(event: AuditEvent) -> bool:
+    uri = event.head.requestURI or ""
+    hit = _health_memo.get(uri)
+    if hit is None:
+        path = _uri_path(uri)
+        hit = path == "/version" or any(path == p or path.startswith(p + "/") for p in _HEALTH_PREFIXES)
+        if len(_health_memo) >= 4096:
+            _health_memo.clear()
+        _health_memo[uri] = hit
+    return hit
+
+
+# x.<name> -> a function of the event alone (no config, no other x.* field): AuditEvent.derived_value
+# calls it without building a Derived view (x.health_endpoint is asked of every anonymous probe).
+EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {"health_endpoint": _health_endpoint}

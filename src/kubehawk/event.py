@@ -139,7 +139,13 @@ class AuditEvent(msgspec.Struct, eq=False):
                 return cache[name]
             except KeyError:
                 pass
-        return _derived_class()(self, self._ctx, cache).get(name)
+        if not _DERIVED:
+            _derived_class()
+        f = _DERIVED[1].get(name)
+        if f is not None:  # computed from the event alone (see kubehawk.enrich.EVENT_ONLY)
+            value = cache[name] = f(self)
+            return value
+        return _DERIVED[0](self, self._ctx, cache).get(name)
 
     def bind_context(self, context: Any) -> None:
         """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""
@@ -223,9 +229,9 @@ _DERIVED: list[Any] = []
 def _derived_class() -> Any:
     """:class:`kubehawk.enrich.Derived`, imported on first use (enrich imports this module)."""
     if not _DERIVED:
-        from kubehawk.enrich import Derived
+        from kubehawk.enrich import EVENT_ONLY, Derived
 
-        _DERIVED.append(Derived)
+        _DERIVED[:] = [Derived, EVENT_ONLY]
     return _DERIVED[0]
 
 
