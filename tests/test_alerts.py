@@ -69,3 +69,35 @@ def test_correlation_message():
 def test_level_rank():
     assert level_rank("critical") > level_rank("high") > level_rank("medium") > level_rank("low")
     assert level_rank("informational") == 0 and level_rank(None) == level_rank("medium")
+
+
+def test_head_fields_read_in_place_render_like_the_general_path():
+    """render_message reads head strings in place; the text equals the one event.get gives."""
+    from kubehawk.alerts import _compile, _show
+
+    def general(template, event):
+        return "".join(text + ("" if parts is None else _show(event.get(parts)))
+                       for text, parts in _compile(template))
+
+    template = ("{verb} {user.username} {objectRef.namespace}/{objectRef.name} {objectRef.resource} "
+                "{userAgent} {requestURI} {responseStatus.code} {user.groups} {impersonatedUser.username} "
+                "{annotations.authorization.k8s.io/decision} {stage} {x.source_ip} {nothere} {objectRef.a.b}")
+    odd_values = ["", None, 0, 7, True, ["a", "b"], [], {"k": "v"}, "ns-1", "ümlaut"]
+    for v in odd_values:
+        for where in ("username", "namespace", "name", "verb", "userAgent", "impersonated"):
+            d = audit()
+            if where == "username":
+                d["user"]["username"] = v
+            elif where in ("namespace", "name"):
+                d["objectRef"][where] = v
+            elif where == "impersonated":
+                d["impersonatedUser"] = {"username": v}
+            else:
+                d[where] = v
+            try:
+                e = event_from_dict(d, "t")
+            except Exception:  # noqa: BLE001 - a value the typed head refuses is not an event
+                continue
+            assert render_message(template, e) == general(template, e), (where, v)
+    e = event_from_dict({**audit(), "objectRef": None, "user": None}, "t")
+    assert render_message(template, e) == general(template, e)

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kubehawk.event import TOP_FIELDS
+
 if TYPE_CHECKING:
     from kubehawk.event import AuditEvent
     from kubehawk.rules import Match, Rule
@@ -21,6 +23,7 @@ def level_rank(level: str | None) -> int:
     return _RANK.get((level or "medium").lower(), 2)
 
 
+_HEAD_DICTS = frozenset({"user", "impersonatedUser", "objectRef", "responseStatus", "annotations"})
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w./-]*)\}")
 
 
@@ -46,6 +49,7 @@ def _compile(template: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
 def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | None = None) -> str:
     """Fill ``{field.path}`` placeholders from the event (and correlation facts); missing -> ``-``."""
     out: list[str] = []
+    h = event.head
     for text, parts in _compile(template):
         out.append(text)
         if parts is None:
@@ -55,6 +59,19 @@ def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | Non
             if len(parts) > 1 and isinstance(value, dict):
                 value = value.get(".".join(parts[1:]))
             out.append(_show(value if isinstance(value, list) else [value]))
+            continue
+        # Most placeholders name a string of the head ({verb}, {user.username}, {objectRef.name}):
+        # read in place; a non-empty string shows as itself, anything else takes the general path.
+        n = len(parts)
+        if n == 2 and parts[0] in _HEAD_DICTS:
+            d = getattr(h, parts[0])
+            v = d.get(parts[1]) if d.__class__ is dict else None
+        elif n == 1 and parts[0] in TOP_FIELDS:
+            v = getattr(h, parts[0])
+        else:
+            v = None
+        if v.__class__ is str and v:
+            out.append(v)
             continue
         try:
             out.append(_show(event.get(parts)))
