@@ -144,18 +144,38 @@ def test_health_endpoints_and_misc():
     assert ev(impersonatedUser={"username": "bob"}).get("x.impersonated") == [True]
 
 
-@pytest.mark.parametrize("uri", ["/healthz", "/healthz/etcd", "/livez?verbose", "/readyzz", "/version", "/versions",
-                                 "/api/v1/pods", "", None, "/readyz/"])
-def test_event_only_fields_answer_like_the_view(uri):
-    """x.* fields computed from the event alone skip the Derived view (EVENT_ONLY); same answers."""
+_SHAPES = [
+    {"requestURI": uri} for uri in ["/healthz", "/healthz/etcd", "/livez?verbose", "/readyzz", "/version", "/versions",
+                                    "/api/v1/pods", "", None, "/readyz/"]
+] + [
+    {"objectRef": {"resource": "secrets", "namespace": "default", "name": "db-admin-credentials"}},
+    {"objectRef": {"resource": "secrets", "namespace": "default", "name": "other"}},
+    {"objectRef": {"resource": "secrets", "namespace": "default"}, "verb": "list"},
+    {"objectRef": {"resource": "secrets"}, "verb": "watch"},
+    {"objectRef": {"resource": "secrets", "namespace": "shop"}, "verb": "list"},
+    {"objectRef": {"resource": "secrets", "namespace": "default"}, "verb": "list", "responseStatus": {"code": 403}},
+    {"objectRef": {"resource": "secrets", "namespace": "default"}, "verb": "list",
+     "annotations": {"authorization.k8s.io/decision": "forbid"}},
+    {"objectRef": {"resource": "secrets", "namespace": "default"}, "verb": "list",
+     "user": {"username": "system:serviceaccount:kube-system:generic", "groups": []}},
+    {"objectRef": {"resource": "serviceaccounts", "namespace": "kube-system", "name": "backup-operator"}},
+    {"user": {"username": "system:serviceaccount:kube-system:backup-operator"}},
+    {"user": {"username": None}, "objectRef": None},
+]
+
+
+@pytest.mark.parametrize("shape", _SHAPES)
+@pytest.mark.parametrize("cfg", [CFG, None, Config.from_dict({"honeytokens": {"secrets": ["default/db-admin-credentials"]}})])
+def test_event_only_fields_answer_like_the_view(shape, cfg):
+    """x.* fields computed without the Derived view (EVENT_ONLY) give the view's answers."""
     from kubehawk.enrich import EVENT_ONLY, Derived
 
-    assert EVENT_ONLY  # the fast path exists
+    assert {"health_endpoint", "honeytoken", "honeytoken_kind"} <= set(EVENT_ONLY)
     for name in EVENT_ONLY:
-        fast = ev(requestURI=uri, objectRef=None)
-        view = ev(requestURI=uri, objectRef=None)
-        assert fast.derived_value(name) == Derived(view, view._ctx)[name]
-        assert fast.derived_value(name) == fast.derived[name]  # cached once, read by both paths
+        fast = ev(cfg, **shape)
+        view = ev(cfg, **shape)
+        assert fast.derived_value(name) == Derived(view, view._ctx).get(name)
+        assert fast.derived_value(name) == fast.derived.get(name)  # cached once, read by both paths
 
 
 def test_image_registry():

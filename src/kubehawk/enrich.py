@@ -532,32 +532,7 @@ class Derived(_Lazy):
         }
 
     def _x_honeytoken_kind(self) -> Any:
-        cfg = self.config
-        if cfg is None:
-            return None
-        secrets, sas = cfg.honeytoken_secrets, cfg.honeytoken_serviceaccounts
-        if not (secrets or sas):
-            return None
-        ev = self.event
-        if sas and _sa_ref(ev.username) in sas:
-            return "serviceaccount-token-used"
-        res = ev.ref("resource")
-        if res == "serviceaccounts":
-            return "serviceaccount" if sas and f"{ev.ref('namespace')}/{ev.ref('name')}" in sas else None
-        if res == "secrets" and secrets:
-            ns, name = ev.ref("namespace"), ev.ref("name")
-            if name:
-                return "secret" if f"{ns}/{name}" in secrets else None
-            if ev.head.verb not in ("list", "watch"):
-                return None
-            # A list returns every secret in scope, the honeytoken's value included.
-            # A denied list returned nothing, so it did not touch the honeytoken.
-            code = (ev.head.responseStatus or {}).get("code")
-            succeeded = not (isinstance(code, int) and code >= 400) and self.get("decision") != "forbid"
-            if succeeded and not self.get("system") and (
-                    not ns or any(s.split("/", 1)[0] == ns for s in secrets)):
-                return "secret-list"
-        return None
+        return _honeytoken_kind(self.event, self.config, self.get)
 
     def _x_honeytoken(self) -> Any:
         return self.get("honeytoken_kind") is not None
@@ -604,6 +579,39 @@ def _health_endpoint(event: AuditEvent) -> bool:
     return hit
 
 
-# x.<name> -> a function of the event alone (no config, no other x.* field): AuditEvent.derived_value
-# calls it without building a Derived view (x.health_endpoint is asked of every anonymous probe).
-EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {"health_endpoint": _health_endpoint}
+def _honeytoken_kind(ev: AuditEvent, cfg: Config | None, get: Callable[[str], Any]) -> Any:
+    """x.honeytoken_kind of ``ev`` under ``cfg``; ``get`` reads the event's other x.* fields."""
+    if cfg is None:
+        return None
+    secrets, sas = cfg.honeytoken_secrets, cfg.honeytoken_serviceaccounts
+    if not (secrets or sas):
+        return None
+    if sas and _sa_ref(ev.username) in sas:
+        return "serviceaccount-token-used"
+    res = ev.ref("resource")
+    if res == "serviceaccounts":
+        return "serviceaccount" if sas and f"{ev.ref('namespace')}/{ev.ref('name')}" in sas else None
+    if res == "secrets" and secrets:
+        ns, name = ev.ref("namespace"), ev.ref("name")
+        if name:
+            return "secret" if f"{ns}/{name}" in secrets else None
+        if ev.head.verb not in ("list", "watch"):
+            return None
+        # A list returns every secret in scope, the honeytoken's value included.
+        # A denied list returned nothing, so it did not touch the honeytoken.
+        code = (ev.head.responseStatus or {}).get("code")
+        succeeded = not (isinstance(code, int) and code >= 400) and get("decision") != "forbid"
+        if succeeded and not get("system") and (
+                not ns or any(s.split("/", 1)[0] == ns for s in secrets)):
+            return "secret-list"
+    return None
+
+
+# x.<name> -> a function of the event and the config bound to it (event._ctx), reading other x.*
+# fields through event.derived_value: AuditEvent.derived_value calls it without building a Derived
+# view (x.health_endpoint is asked of every anonymous probe, x.honeytoken of every secret request).
+EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {
+    "health_endpoint": _health_endpoint,
+    "honeytoken_kind": lambda ev: _honeytoken_kind(ev, ev._ctx, ev.derived_value),
+    "honeytoken": lambda ev: ev.derived_value("honeytoken_kind") is not None,
+}

@@ -142,7 +142,7 @@ class AuditEvent(msgspec.Struct, eq=False):
         if not _DERIVED:
             _derived_class()
         f = _DERIVED[1].get(name)
-        if f is not None:  # computed from the event alone (see kubehawk.enrich.EVENT_ONLY)
+        if f is not None:  # no Derived view needed (see kubehawk.enrich.EVENT_ONLY)
             value = cache[name] = f(self)
             return value
         return _DERIVED[0](self, self._ctx, cache).get(name)
