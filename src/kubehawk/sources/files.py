@@ -35,7 +35,6 @@ from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
 __all__ = [
     "ReadStats",
-    "follow_paths",
     "iter_files",
     "order_files",
     "read_paths",
@@ -559,15 +558,10 @@ def iter_files(root: str) -> list[str]:
     return order_files(walk_files(root))
 
 
-def follow_paths(
-    paths: Iterable[str | os.PathLike[str]],
-    stats: ReadStats,
-    on_warning: Warn = None,
-    poll_interval: float = 0.25,
-    stop: threading.Event | None = None,
-    from_start: bool = False,
-) -> Iterator[AuditEvent]:
-    """Tail ``paths`` like ``tail -F``; see :func:`kubehawk.sources.follow.follow_paths`."""
-    from kubehawk.sources.follow import follow_paths as _follow
+def __getattr__(name: str) -> Any:
+    """``follow_paths`` lives in :mod:`kubehawk.sources.follow` (which imports this module)."""
+    if name == "follow_paths":
+        from kubehawk.sources.follow import follow_paths
 
-    return _follow(paths, stats, on_warning, poll_interval=poll_interval, stop=stop, from_start=from_start)
+        return follow_paths
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -13,10 +14,27 @@ from kubehawk.sources.normalize import SkipRecord
 if TYPE_CHECKING:
     from kubehawk.sources.pull.state import PullState
 
-__all__ = ["Feeder", "MissingExtra", "PullStats", "Sink", "require"]
+__all__ = ["Feeder", "MissingExtra", "Poller", "PullStats", "Sink", "require"]
 
 Sink = Callable[[AuditEvent], None]
 Warn = Callable[[str], None]
+
+
+class Poller:
+    """A source read by polling: one pass, or passes every ``interval`` seconds until ``stop``."""
+
+    def poll_once(self) -> int:  # pragma: no cover - each source defines it
+        raise NotImplementedError
+
+    def run(self, follow: bool, interval: float, stop: Callable[[], bool] = lambda: False,
+            sleep: Callable[[float], None] = time.sleep) -> None:
+        while True:
+            self.poll_once()
+            if not follow or stop():
+                return
+            sleep(interval)
+            if stop():
+                return
 
 
 class MissingExtra(RuntimeError):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubehawk.sources import eks as eks_format
-from kubehawk.sources.pull.base import Feeder, PullStats, Sink, Warn, require
+from kubehawk.sources.pull.base import Feeder, Poller, PullStats, Sink, Warn, require
 from kubehawk.sources.pull.state import PullState
 
 __all__ = ["EksPuller", "make_client"]
@@ -27,7 +27,7 @@ def make_client(region: str | None, profile: str | None) -> Any:
     return session.client("logs")
 
 
-class EksPuller:
+class EksPuller(Poller):
     def __init__(self, client: Any, state: PullState, log_group: str, sink: Sink, *,
                  stream_prefix: str = eks_format.AUDIT_STREAM_PREFIX, start_ms: int | None = None,
                  lag_ms: int = 60_000, filter_pattern: str | None = None, warn: Warn | None = None,
@@ -82,13 +82,3 @@ class EksPuller:
             if not token:
                 return new
             params["nextToken"] = token
-
-    def run(self, follow: bool, interval: float, stop: Callable[[], bool] = lambda: False,
-            sleep: Callable[[float], None] = time.sleep) -> None:
-        while True:
-            self.poll_once()
-            if not follow or stop():
-                return
-            sleep(interval)
-            if stop():
-                return

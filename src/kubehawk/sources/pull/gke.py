@@ -17,7 +17,7 @@ from typing import Any
 
 from kubehawk.sources import _cloud
 from kubehawk.sources import gke as gke_format
-from kubehawk.sources.pull.base import Feeder, PullStats, Sink, Warn, require
+from kubehawk.sources.pull.base import Feeder, Poller, PullStats, Sink, Warn, require
 from kubehawk.sources.pull.state import PullState
 
 __all__ = ["GkePuller", "base_filter", "make_client"]
@@ -38,7 +38,7 @@ def base_filter(cluster: str | None = None, location: str | None = None) -> str:
     return " AND ".join(parts)
 
 
-class GkePuller:
+class GkePuller(Poller):
     def __init__(self, client: Any, state: PullState, project: str, sink: Sink, *, cluster: str | None = None,
                  location: str | None = None, start: str | None = None, page_size: int = 1000,
                  warn: Warn | None = None, stats: PullStats | None = None,
@@ -94,13 +94,3 @@ class GkePuller:
             if latest:
                 self.state.put(self.source, "timestamp", latest)
         return new
-
-    def run(self, follow: bool, interval: float, stop: Callable[[], bool] = lambda: False,
-            sleep: Callable[[float], None] = time.sleep) -> None:
-        while True:
-            self.poll_once()
-            if not follow or stop():
-                return
-            sleep(interval)
-            if stop():
-                return
