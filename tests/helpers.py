@@ -34,3 +34,17 @@ def audit(**kw: Any) -> dict[str, Any]:
     }
     ev.update(kw)
     return ev
+
+
+def events_and_error(obj: Any, origin: str = "t") -> tuple[list, Exception | None]:
+    """Consume a record like a reader does: the events yielded before a batch-level report, and that report."""
+    from kubehawk.event import EventDecodeError
+    from kubehawk.sources.normalize import SkipRecord, to_events
+
+    out: list = []
+    try:
+        for ev in to_events(obj, origin):
+            out.append(ev)
+    except (SkipRecord, EventDecodeError) as e:
+        return out, e
+    return out, None

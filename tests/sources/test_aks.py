@@ -10,7 +10,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources import aks
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
-from helpers import SAMPLES, audit, need
+from helpers import SAMPLES, audit, events_and_error, need
 
 EXEC_ID = "1f2e3d4c-5b6a-4798-8a9b-0c1d2e3f4a5b"
 RB_ID = "6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d"
@@ -20,18 +20,10 @@ def sample(name: str):
     return (need(SAMPLES / "aks") / name).read_text()
 
 
-def consume(obj):
-    out = []
-    try:
-        for ev in to_events(obj, "t"):
-            out.append(ev)
-    except (SkipRecord, EventDecodeError) as e:
-        return out, e
-    return out, None
 
 
 def test_event_hub_body_skips_the_non_audit_category_after_the_events():
-    events, err = consume(json.loads(sample("01-eventhub-event-body.json")))
+    events, err = events_and_error(json.loads(sample("01-eventhub-event-body.json")))
     assert [e.head.auditID for e in events] == [EXEC_ID, RB_ID]
     assert isinstance(err, SkipRecord) and "kube-apiserver" in str(err) and err.count == 1
     ex = events[0]

@@ -12,7 +12,7 @@ from kubehawk.event import EventDecodeError
 from kubehawk.sources import eks
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
-from helpers import SAMPLES, audit, need
+from helpers import SAMPLES, audit, events_and_error, need
 
 CRB_ID = "c0ffee12-3456-4789-abcd-ef0123456789"
 NODE_ID = "9b8a7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
@@ -22,15 +22,6 @@ def sample(name: str) -> str:
     return (need(SAMPLES / "eks") / name).read_text()
 
 
-def events_and_error(obj):
-    """Consume like a reader does: keep the events yielded before a batch-level report."""
-    out = []
-    try:
-        for ev in to_events(obj, "t"):
-            out.append(ev)
-    except (SkipRecord, EventDecodeError) as e:
-        return out, e
-    return out, None
 
 
 def test_raw_events_are_native():
