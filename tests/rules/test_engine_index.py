@@ -139,6 +139,8 @@ def test_candidate_memo_is_bounded_and_stays_correct():
         e = random_event(rng, i)
         assert [m.rule.title for m in eng.process(e)] == [r.title for r in rs.rules if r.predicate(e)]
         assert len(eng.index._memo) <= 8
+        assert len(eng.index._l1) <= 8
+        assert all(ent.__class__ is list or len(ent[1]) <= 8 for ent in eng.index._l1.values())
 
 
 # --- the slot memo: three-valued decisions on head fields, derived fields, odd values ---------
@@ -307,7 +309,7 @@ def test_slot_memo_is_used_and_prunes_the_builtin_pack():
             n += 1
             e = ev(**s, auditID=f"id-{n}", stageTimestamp=f"2026-11-23T10:{rep % 60:02d}:00Z")
             assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e)
-    assert len(eng.index._memo) == len(shapes)
+    assert len(eng.index.remembered()) == len(shapes)
     # status updates, bindings and lease renewals meet (almost) no rule of the 100+ in the pack
     # (today: 0.2 per event, a first-seen baseline rule on every ServiceAccount request)
     assert eng.stats["candidates"] / n < 1, eng.stats["candidates"] / n
@@ -351,16 +353,19 @@ def test_raw_string_slots_remember_only_strings():
                     assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e), e.to_dict()
     idx = eng.index
     pos = {name: i for i, name in enumerate(idx.field_names)}
-    for key in idx._memo:
-        assert key[pos["user.username"]] is None or type(key[pos["user.username"]]) is str
-        assert key[pos["objectRef.resource"]] is None or type(key[pos["objectRef.resource"]]) is str
-        g = key[pos["user.groups"]]
+    kept = idx.remembered()
+    for key, _ in kept:
+        assert key.get(pos["user.username"]) is None or type(key[pos["user.username"]]) is str
+        assert key.get(pos["objectRef.resource"]) is None or type(key[pos["objectRef.resource"]]) is str
+        g = key.get(pos["user.groups"])
         assert g is None or type(g) is str or (type(g) is tuple and all(type(x) is str for x in g))
-    assert 0 < len(idx._memo) < n / 4  # the plain ones are remembered and hit
-    # the generated plan and extract read the same key
+    assert 0 < len(kept) < n / 4  # the plain ones are remembered and hit
+    # the plan read for an event is the one remembered under its slot values
     e = ev(user={"username": "alice", "groups": ["a", "b"]}, objectRef={"resource": "pods"})
     plan = idx.plan(e)
-    assert plan is idx._memo[idx.extract(e)] and plan is idx.plan(e)
+    full = idx.extract(e)
+    assert plan is idx.plan(e)
+    assert any(p is plan and all(full[i] == v for i, v in key.items()) for key, p in idx.remembered())
 
 
 def test_a_new_user_settles_again_only_the_rules_that_read_users():
@@ -390,3 +395,42 @@ def test_a_new_user_settles_again_only_the_rules_that_read_users():
             settled.clear()
     assert first > len(reads_users)
     assert {r.title for r in settled} <= reads_users and len(settled) <= 29 * len(reads_users)
+
+
+def test_two_level_plan_reads_only_the_slots_the_request_kind_needs():
+    # verb/resource/subresource first: a request kind no rule can match is one constant plan
+    # whatever the user; a kind some rule reads users for keys its second level on users too.
+    rs = ruleset(rule_yaml("sel: {verb: create, objectRef.resource: pods, user.username: alice}\ncondition: sel",
+                           title="alice-pods"),
+                 rule_yaml("sel: {verb: delete, objectRef.namespace: prod}\ncondition: sel", title="del-prod"))
+    eng = Engine(rs)
+    idx = eng.index
+    assert idx.plan is not idx._plan_all
+    pos = {name: i for i, name in enumerate(idx.field_names)}
+    n = 0
+    for rep in range(3):
+        for verb in ("create", "delete", "get"):
+            for user in ("alice", "bob", "carol"):
+                for ns in ("prod", "dev", None):
+                    n += 1
+                    obj = {"resource": "pods"} | ({"namespace": ns} if ns else {})
+                    e = ev(verb=verb, user={"username": user}, objectRef=obj, auditID=f"{rep}-{n}")
+                    assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e)
+    kept = idx.remembered()
+    by_verb: dict[str, list[dict]] = {}
+    for key, _ in kept:
+        by_verb.setdefault(key[pos["verb"]], []).append(key)
+    assert len(by_verb["get"]) == 1 and by_verb["get"][0].keys() == {pos["verb"], pos["objectRef.resource"]}
+    assert idx.plan(ev(verb="get", objectRef={"resource": "pods"}, user={"username": "zed"})) == []
+    assert {k.get(pos["user.username"]) for k in by_verb["create"]} == {"alice", "bob", "carol"}
+    assert {k.get(pos["objectRef.namespace"]) for k in by_verb["delete"]} == {"prod", "dev", None}
+
+
+def test_flat_memo_when_the_request_kind_is_not_in_the_slots():
+    rs = ruleset(rule_yaml("sel: {user.username: alice}\ncondition: sel", title="a"))
+    eng = Engine(rs)
+    assert eng.index.plan is eng.index._plan_all
+    for i, user in enumerate(["alice", "bob", "alice", 5, "5"]):
+        e = ev(user={"username": user}, auditID=str(i))
+        assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e)
+    assert {k[0] for k, _ in eng.index.remembered()} == {"alice", "bob", "5"}

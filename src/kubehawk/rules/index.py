@@ -19,6 +19,11 @@ survivors; each rule's outcome is remembered per value of the slots its own test
 so a new user on a known shape settles again only the rules that read users. Tests on a
 body or ``x.*`` field that several rules share are computed once per event.
 
+The per-event lookup has two levels (:meth:`RuleIndex._nested_plan`): the request kind
+(verb, resource, subresource) first, whose entry is either the plan itself (no rule still
+undecided reads another slot) or a generated reader of just the slots those rules read,
+keying a second memo. Most events read and hash 7-10 slots, not all of them.
+
 Exactness: equal keys mean equal slot values (``1``, ``1.0`` and ``true`` never share a
 key; objects never key the memo; string slots are read without a check per event, and a
 key holding anything but a string there is never remembered, see :func:`_exact`);
@@ -499,11 +504,110 @@ class RuleIndex:
         self.extract, self._kinds, plan = make_extractor(self.slots, self._memo, self._miss, self._decide)
         # The per-event entry point (the engine binds it): one generated function reads the
         # slots and looks the key up; only a new or odd key calls back into Python methods.
-        self.plan: Callable[[AuditEvent], Plan] = plan
+        self._plan_all = plan
+        self.plan: Callable[[AuditEvent], Plan] = self._nested_plan() or plan
         self.field_names = [p if m == VALUE else f"{p}({m})" for p, m in self.slots]
         self._coarse: dict[Any, list[tuple[Rule, Any]]] = {}
         self._residuals: dict[Any, Test] = {}
         self.memo_size = 50_000
+
+    def _nested_plan(self) -> Callable[[AuditEvent], Plan] | None:
+        """A two-level plan: (verb, resource, subresource) first, then only the slots that the
+        rules this request kind leaves undecided read (often none: a constant plan).
+
+        The plan of a key is a function of the slots the not-yet-FALSE rules read (each rule's
+        outcome depends on its own slots only, a rule FALSE on fewer slots stays FALSE), so the
+        second-level key (those slots) decides it exactly. Keys are remembered only when exact
+        (see :func:`_exact`); anything else is decided alone.
+        """
+        pos = {(p, m): i for i, (p, m) in enumerate(self.slots)}
+        # the key always holds the three values; a field no rule reads has no slot (None)
+        self._l1_slots = tuple(pos.get((p, VALUE)) for p in ("verb", "objectRef.resource", "objectRef.subresource"))
+        self._l1_known = frozenset(i for i in self._l1_slots if i is not None)
+        if not self._l1_known:
+            return None
+        self._sub_of: dict[int, tuple[int, ...]] = {}
+        self._l1: dict[Any, Any] = {}
+        self._sub_extractors: dict[tuple[int, ...], tuple[Callable[[AuditEvent], Any], tuple[int, ...]]] = {}
+        l1, l1_miss, l2_miss, decide, extract = self._l1, self._l1_miss, self._l2_miss, self._decide, self.extract
+
+        def plan(e: AuditEvent) -> Plan:
+            h = e.head
+            d = h.objectRef
+            k1 = (h.verb, d.get("resource"), d.get("subresource")) if d else (h.verb, None, None)
+            try:
+                ent = l1[k1]
+            except (KeyError, TypeError):
+                ent = l1_miss(k1, e)
+                if ent is None:
+                    return decide(extract(e), e, False)
+            if ent.__class__ is list:
+                return ent
+            ex, m2, kinds2 = ent
+            k2 = ex(e)
+            try:
+                return m2[k2]
+            except KeyError:
+                return l2_miss(ent, k2, e)
+            except TypeError:
+                return decide(extract(e), e, False)
+
+        return plan
+
+    def _l1_miss(self, k1: tuple[Any, ...], e: AuditEvent) -> Any:
+        """The first-level entry of a new (verb, resource, subresource), or None when not exact."""
+        for x in k1:
+            if x is not None and x.__class__ is not str:
+                return None
+        full = self.extract(e)
+        lv, known = self._leaves, self._l1_known
+        need: set[int] = set()
+        for r, compiled, _, _ in self._entries:
+            if r.predicate is not compiled or r.ir is None:
+                continue
+            if lv.settle(r.ir, e, full, known)[0] != _FALSE:
+                need.update(i for lf in leaves(r.ir) for i in lv.info[id(lf)][2])
+        sub = tuple(sorted(need - known))
+        if not sub:
+            if not _exact(full, self._kinds):
+                return None
+            ent: Any = self._decide(full, e, True)
+        else:
+            got = self._sub_extractors.get(sub)
+            if got is None:
+                ex, kinds2, _ = make_extractor([self.slots[i] for i in sub])
+                got = self._sub_extractors[sub] = (ex, kinds2)
+                self._sub_of[id(ex)] = sub
+            ent = (got[0], {}, got[1])
+        if len(self._l1) >= self.memo_size:
+            self._l1.clear()
+        self._l1[k1] = ent
+        return ent
+
+    def _l2_miss(self, ent: tuple[Any, dict[Any, Plan], tuple[int, ...]], k2: tuple[Any, ...], e: AuditEvent) -> Plan:
+        full = self.extract(e)
+        if not (_exact(k2, ent[2]) and _exact(full, self._kinds)):
+            return self._decide(full, e, False)
+        p = self._decide(full, e, True)
+        m2 = ent[1]
+        if len(m2) >= self.memo_size:
+            m2.clear()
+        m2[k2] = p
+        return p
+
+    def remembered(self) -> list[tuple[dict[int, Any], Plan]]:
+        """Every remembered plan with the slot values (by slot position) that key it."""
+        if self.plan is self._plan_all:
+            return [(dict(enumerate(k)), p) for k, p in self._memo.items()]
+        out: list[tuple[dict[int, Any], Plan]] = []
+        for k1, ent in self._l1.items():
+            head = {i: v for i, v in zip(self._l1_slots, k1, strict=True) if i is not None}
+            if ent.__class__ is list:
+                out.append((head, ent))
+                continue
+            sub = self._sub_of[id(ent[0])]
+            out += [({**head, **dict(zip(sub, k2, strict=True))}, p) for k2, p in ent[1].items()]
+        return out
 
     def candidates(self, e: AuditEvent) -> list[Rule]:
         """The rules the event's slots do not rule out."""
