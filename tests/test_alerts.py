@@ -101,3 +101,20 @@ def test_head_fields_read_in_place_render_like_the_general_path():
             assert render_message(template, e) == general(template, e), (where, v)
     e = event_from_dict({**audit(), "objectRef": None, "user": None}, "t")
     assert render_message(template, e) == general(template, e)
+
+
+def test_a_create_is_named_from_its_body():
+    """The apiserver records no objectRef.name for a create; the alert takes it from the body."""
+    pod = audit(verb="create", auditID="c-1", objectRef={"resource": "pods", "namespace": "default"},
+                requestObject={"kind": "Pod", "metadata": {"name": "priv-exec-pod"}})
+    rule = FakeRule(message_template="{user.username} created {objectRef.namespace}/{objectRef.name}")
+    alert = Alert.from_match(FakeMatch(rule, event_from_dict(pod)))
+    assert alert.to_dict()["name"] == "priv-exec-pod"
+    assert alert.message == "alice created default/priv-exec-pod"
+    generated = audit(verb="create", objectRef={"resource": "pods", "namespace": "web"},
+                      requestObject={"metadata": {"generateName": "api-"}},
+                      responseObject={"metadata": {"name": "api-x7k2p"}})
+    assert Alert.from_match(FakeMatch(rule, event_from_dict(generated))).to_dict()["name"] == "api-x7k2p"
+    listing = audit(verb="list", objectRef={"resource": "pods", "namespace": "web"},
+                    responseObject={"metadata": {"name": "not-an-object-name"}})
+    assert Alert.from_match(FakeMatch(rule, event_from_dict(listing))).to_dict()["name"] is None

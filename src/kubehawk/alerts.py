@@ -46,6 +46,24 @@ def _compile(template: str) -> tuple[tuple[str, tuple[str, ...] | None], ...]:
     return tuple(pieces)
 
 
+_OBJECT_NAME = ("objectRef", "name")
+
+
+def object_name(event: AuditEvent) -> Any:
+    """The object's name: ``objectRef.name``, or for a create (where the apiserver records no
+    name in objectRef) the name in the request body, else the one the server gave it."""
+    name = event.ref("name")
+    if name not in (None, ""):
+        return name
+    if event.head.verb != "create":
+        return None
+    for body in (event.request_object, event.response_object):
+        meta = body.get("metadata") if isinstance(body, dict) else None
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str) and meta["name"]:
+            return meta["name"]
+    return None
+
+
 def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | None = None) -> str:
     """Fill ``{field.path}`` placeholders from the event (and correlation facts); missing -> ``-``."""
     out: list[str] = []
@@ -72,6 +90,9 @@ def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | Non
             v = None
         if v.__class__ is str and v:
             out.append(v)
+            continue
+        if parts == _OBJECT_NAME and event.ref("name") in (None, ""):
+            out.append(object_name(event) or "-")
             continue
         try:
             out.append(_show(event.get(parts)))
@@ -136,7 +157,7 @@ class Alert:
             "resource": ev.ref("resource"),
             "subresource": ev.ref("subresource"),
             "namespace": ev.ref("namespace"),
-            "name": ev.ref("name"),
+            "name": object_name(ev),
             "sourceIP": ev.source_ip,
             "userAgent": ev.head.userAgent,
             "message": self.message,
