@@ -327,22 +327,12 @@ class _Lazy(Mapping[str, Any]):
 
     __slots__ = ("_cache",)
     _KEYS: tuple[str, ...] = ()
-    _KEYSET: frozenset[str] = frozenset()
 
     def __init__(self, cache: dict[str, Any] | None = None) -> None:
         self._cache: dict[str, Any] = {} if cache is None else cache
 
-    def _compute(self, key: str) -> Any:  # pragma: no cover - overridden
-        raise KeyError(key)
-
-    def _value(self, key: str) -> Any:
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        value = self._compute(key) if key in self._KEYSET else None
-        self._cache[key] = value
-        return value
+    def _value(self, key: str) -> Any:  # pragma: no cover - each subclass computes its values
+        raise NotImplementedError
 
     def __getitem__(self, key: str) -> Any:
         value = self._value(key)
@@ -377,15 +367,11 @@ class Derived(_Lazy):
 
     __slots__ = ("event", "config")
     _KEYS = tuple(DERIVED_LEVELS)
-    _KEYSET = frozenset(DERIVED_LEVELS)
 
     def __init__(self, event: AuditEvent, config: Config | None, cache: dict[str, Any] | None = None):
         self._cache = {} if cache is None else cache
         self.event = event
         self.config = config
-
-    def _compute(self, key: str) -> Any:
-        return _COMPUTE[key](self)
 
     def _value(self, key: str) -> Any:
         cache = self._cache
@@ -396,13 +382,6 @@ class Derived(_Lazy):
         f = _COMPUTE.get(key)
         value = cache[key] = None if f is None else f(self)
         return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            value = self._cache[key]
-        except KeyError:
-            value = self._value(key)
-        return default if value is None else value
 
     # --- workload --------------------------------------------------------------------------
     def _x_pod_spec(self) -> Any:
