@@ -45,13 +45,11 @@ def pipeline(path: Path, config_path: Path | None) -> tuple[int, int, float, dic
     config = Config.load(config_path) if config_path else None
     detector = Detector(None, config)
     stats = ReadStats()
-    n = alerts = 0
+    alerts = 0
     t0 = time.perf_counter()
-    for ev in read_paths([str(path)], stats):
-        n += 1
-        alerts += len(detector.process(ev))
-    alerts += len(detector.flush())
-    return n, alerts, time.perf_counter() - t0, detector.engine.stats
+    for _ in detector.alerts(read_paths([str(path)], stats)):
+        alerts += 1
+    return stats.events, alerts, time.perf_counter() - t0, detector.engine.stats
 
 
 def cli(path: Path, config_path: Path | None) -> float:

@@ -181,10 +181,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sink = _Sink(fmt, output, streaming=follow)
     try:
-        for event in events:
-            for alert in detector.process(event):
-                sink.emit(alert)
-        for alert in detector.flush():
+        for alert in detector.alerts(events):
             sink.emit(alert)
     except KeyboardInterrupt:
         stop.set()

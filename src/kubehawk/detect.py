@@ -64,15 +64,27 @@ class Detector:
         return out
 
     def process(self, event: AuditEvent) -> list[Alert]:
-        # RequestReceived carries no outcome (no status, no decision): a denied request would look
-        # allowed. Its ResponseStarted/ResponseComplete twin is what rules judge.
-        if event.head.stage == "RequestReceived":
-            return []
+        """The alerts of one event (none for RequestReceived, see :meth:`Engine.process`)."""
         baselines = self.baselines
         if baselines is not None and baselines.pending_start:
             baselines.observe(event)
         matches = self.engine.process(event)  # baseline rules already judged (Engine.set_gates)
         return self._shape(matches) if matches else []
+
+    def alerts(self, events: Iterable[AuditEvent]) -> Iterator[Alert]:
+        """Every alert of a stream of events, then those of :meth:`flush`: :meth:`process` in one
+        loop (see :meth:`Engine.stream`), which is what readers of large logs should use."""
+        it = iter(events)
+        baselines = self.baselines
+        if baselines is not None and baselines.pending_start:
+            for event in it:  # until the baselines have their start time (the first timed event)
+                yield from self.process(event)
+                if not baselines.pending_start:
+                    break
+        shape = self._shape
+        for _, matches in self.engine.stream(it):
+            yield from shape(matches)
+        yield from self.flush()
 
     def flush(self) -> list[Alert]:
         matches = self.engine.flush()
@@ -90,9 +102,4 @@ class Detector:
 def detect(events: Iterable[AuditEvent], rules: RuleSet | None = None, config: Config | None = None, *,
            min_level: str | None = None) -> Iterator[Alert]:
     """Alerts for a stream of events, in stream order."""
-    detector = Detector(rules, config, min_level=min_level)
-    for event in events:
-        alerts = detector.process(event)
-        if alerts:
-            yield from alerts
-    yield from detector.flush()
+    yield from Detector(rules, config, min_level=min_level).alerts(events)

@@ -9,7 +9,7 @@ on its matches before any Match object is built.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from kubehawk.event import AuditEvent
@@ -92,15 +92,46 @@ class Engine:
         return self.ruleset.rules
 
     def process(self, event: AuditEvent) -> list[Match]:
-        """Matches for one event: event rules that alert, then any correlation it completes."""
+        """Matches for one event: event rules that alert, then any correlation it completes.
+
+        A RequestReceived event gets none: it carries no outcome (no status, no decision), so a
+        denied request would look allowed. Its ResponseStarted/ResponseComplete twin is judged.
+        """
         self._events += 1
+        if event.head.stage == "RequestReceived":
+            return []
         config = self.config
         if config is not None and event._ctx is not config:
             # before the index: deciding a new slot combination may read derived (x.*) fields
             event.bind_context(config)
         plan = self._plan(event)
-        if not plan:
-            return []
+        return self.run_plan(event, plan) if plan else []
+
+    def stream(self, events: Iterable[AuditEvent]) -> Iterator[tuple[AuditEvent, list[Match]]]:
+        """``(event, matches)`` for each event of ``events`` that has matches; :meth:`process`
+        as one loop. Most events meet no rule, so the loop does for them no more than bind the
+        config and ask the index (one call, not three)."""
+        config = self.config
+        plan_of = self._plan
+        run_plan = self.run_plan
+        n = 0
+        try:
+            for event in events:
+                n += 1
+                if event.head.stage == "RequestReceived":
+                    continue
+                if config is not None and event._ctx is not config:
+                    event.bind_context(config)
+                plan = plan_of(event)
+                if plan:
+                    matches = run_plan(event, plan)
+                    if matches:
+                        yield event, matches
+        finally:
+            self._events += n
+
+    def run_plan(self, event: AuditEvent, plan: list[tuple[Rule, Any]]) -> list[Match]:
+        """The matches among the candidate rules ``plan`` (from the index) of ``event``."""
         self._candidates += len(plan)
         out: list[Match] = []
         aid = event.head.auditID
