@@ -35,13 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sigma.conditions import (
-    ConditionAND,
-    ConditionFieldEqualsValueExpression,
-    ConditionNOT,
-    ConditionOR,
-    ConditionValueExpression,
-)
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -134,6 +127,16 @@ def to_ir(node: Any, variables: Mapping[str, list[str]] | None) -> Any:
 
 
 def _to_ir(node: Any, variables: Mapping[str, list[str]]) -> Any:
+    # Imported here: sigma.conditions brings pyparsing (~60 ms), which only parsing needs (the
+    # rules cache restores the IR without it, see kubehawk.rules.cache).
+    from sigma.conditions import (
+        ConditionAND,
+        ConditionFieldEqualsValueExpression,
+        ConditionNOT,
+        ConditionOR,
+        ConditionValueExpression,
+    )
+
     if isinstance(node, ConditionAND):
         return And([_to_ir(a, variables) for a in node.args])
     if isinstance(node, ConditionOR):
