@@ -7,6 +7,10 @@ once. Every problem is a :class:`RuleLoadError` whose message starts with the fi
 A RuleSet remembers the rule *text* it was built from, so it pickles as text and is
 recompiled on the other side (a Spark worker, a multiprocessing child) without
 touching the filesystem again.
+
+What a load of files builds is cached (:mod:`kubehawk.rules.cache`): the next start with the
+same files, variables and versions restores it without PyYAML or pySigma's parser, which are
+therefore imported only when a rule is really parsed.
 """
 
 from __future__ import annotations
@@ -15,26 +19,16 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-from sigma.collection import SigmaCollection
-from sigma.correlations import (
-    SigmaCorrelationCondition,
-    SigmaCorrelationConditionOperator,
-    SigmaCorrelationRule,
-    SigmaCorrelationType,
-)
-from sigma.exceptions import SigmaError, SigmaRuleLocation
-from sigma.filters import SigmaFilter
-from sigma.policy.profiles import TrustedPolicy
-from sigma.rule import SigmaRule
-from sigma.rule.base import SigmaYAMLLoader
-
-from kubehawk.rules import compiler
+from kubehawk.rules import cache, compiler
 from kubehawk.rules.compiler import CompileError, Leaf, Or
 from kubehawk.rules.index import choose_index_keys
 from kubehawk.rules.model import AUDIT_LEVELS, CorrelationSpec, Rule, RuleLoadError, Scope
+
+if TYPE_CHECKING:
+    from sigma.correlations import SigmaCorrelationRule
+    from sigma.rule import SigmaRule
 
 __all__ = ["BUILTIN_DIR", "RuleSet", "load_rules"]
 
@@ -103,7 +97,7 @@ class RuleSet:
 
 
 def _rebuild(sources: list[tuple[str, str]], variables: dict[str, list[str]]) -> RuleSet:
-    return _build(sources, variables, True)
+    return _build_cached(sources, variables, True)
 
 
 def load_rules(
@@ -144,7 +138,7 @@ def load_rules(
             if not collect_errors:
                 raise err from None
             errors.append(err)
-    rs = _build(sources, variables or {}, collect_errors)
+    rs = _build_cached(sources, variables or {}, collect_errors)
     rs.errors[:0] = errors
     return rs
 
@@ -170,12 +164,20 @@ class _Errors:
 
 def _sigma_message(e: BaseException) -> str:
     """A pySigma error without its absolute-path location suffix (we prefix the file)."""
+    from sigma.exceptions import SigmaError
+
     if isinstance(e, SigmaError) and e.args:
         return str(e.args[0])
     return str(e)
 
 
 def _parse_file(path: str, text: str, errs: _Errors) -> list[Any]:
+    import yaml
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError, SigmaRuleLocation
+    from sigma.policy.profiles import TrustedPolicy
+    from sigma.rule.base import SigmaYAMLLoader
+
     try:
         docs = list(yaml.load_all(text, Loader=SigmaYAMLLoader))
     except yaml.MarkedYAMLError as e:
@@ -221,7 +223,29 @@ def _parse_file(path: str, text: str, errs: _Errors) -> list[Any]:
     return out
 
 
+def _build_cached(sources: list[tuple[str, str]], variables: Mapping[str, list[str]], collect: bool) -> RuleSet:
+    """:func:`_build`, or what it built last time for the same inputs (see :mod:`kubehawk.rules.cache`)."""
+    key = cache.entry_key(sources, variables, collect)
+    hit = cache.load(key)
+    if hit is not None:
+        rules, errors = hit
+        for rule in rules:
+            if rule.kind == "event" and rule.ir is not None:
+                # compiled once already (or it would not be cached): the engine reads the IR
+                # and a rule's own predicate is rarely called, so it is built on first call
+                rule.predicate = _Deferred(rule.ir)
+        return RuleSet(rules, [RuleLoadError(m, p) for m, p in errors], sources, variables)
+    rs = _build(sources, variables, collect)
+    if key is not None and all(r.predicate is not None for r in rs.rules if r.kind == "event"):
+        cache.store(key, rs.rules, [(str(e), e.path) for e in rs.errors])
+    return rs
+
+
 def _build(sources: list[tuple[str, str]], variables: Mapping[str, list[str]], collect: bool) -> RuleSet:
+    from sigma.exceptions import SigmaError
+    from sigma.filters import SigmaFilter
+    from sigma.rule import SigmaRule
+
     errs = _Errors(collect)
     items: list[tuple[str, Any]] = []  # (path, sigma object)
     for path, text in sources:
@@ -348,7 +372,34 @@ def _check_logsource(obj: SigmaRule) -> None:
         )
 
 
+def _compile(ir: Any) -> Any:
+    """The predicate of a condition (also what a cached rule gets back on restore)."""
+    return compiler.build(ir)
+
+
+class _Deferred:
+    """The predicate of a rule restored from the cache: compiled (:func:`_compile`) on first call.
+
+    One object for the rule's lifetime, so the index still sees the predicate it was built with.
+    """
+
+    __slots__ = ("_fn", "_ir")
+
+    def __init__(self, ir: Any):
+        self._ir = ir
+        self._fn: Any = None
+
+    def __call__(self, event: Any) -> bool:
+        fn = self._fn
+        if fn is None:
+            fn = self._fn = _compile(self._ir)
+            self._ir = None
+        return fn(event)
+
+
 def _event_rule(path: str, obj: SigmaRule, variables: Mapping[str, list[str]]) -> Rule:
+    from sigma.exceptions import SigmaError
+
     _check_logsource(obj)
     meta = _metadata(path, obj)
     title = meta["title"]
@@ -361,7 +412,7 @@ def _event_rule(path: str, obj: SigmaRule, variables: Mapping[str, list[str]]) -
         raise RuleLoadError(f"{title!r}: bad condition: {_sigma_message(e)}") from None
     ir = irs[0] if len(irs) == 1 else compiler._simplify(Or(irs))
     try:
-        predicate = compiler.build(ir)
+        predicate = _compile(ir)
     except CompileError as e:
         raise RuleLoadError(f"{title!r}: {e}") from None
     fields = _fields(ir)
@@ -443,14 +494,16 @@ def _scopes(conjuncts: list[dict[str, Any]] | None, level: str) -> list[Scope]:
 
 # --- correlations -------------------------------------------------------------------------
 
-_OPS = {
-    SigmaCorrelationConditionOperator.GT: "gt",
-    SigmaCorrelationConditionOperator.GTE: "gte",
-    SigmaCorrelationConditionOperator.EQ: "eq",
-}
+_OPS = {"GT": "gt", "GTE": "gte", "EQ": "eq"}  # SigmaCorrelationConditionOperator names
 
 
 def _corr_head(path: str, obj: SigmaCorrelationRule) -> Rule:
+    from sigma.correlations import (
+        SigmaCorrelationCondition,
+        SigmaCorrelationConditionOperator,
+        SigmaCorrelationType,
+    )
+
     meta = _metadata(path, obj)
     title = meta["title"]
     ctype = obj.type.name.lower() if isinstance(obj.type, SigmaCorrelationType) else str(obj.type)
@@ -461,7 +514,7 @@ def _corr_head(path: str, obj: SigmaCorrelationRule) -> Rule:
     cond = obj.condition
     if not isinstance(cond, SigmaCorrelationCondition):
         raise RuleLoadError(f"{title!r}: extended (boolean) correlation conditions are not supported")
-    op = _OPS.get(cond.op)
+    op = _OPS.get(cond.op.name) if isinstance(cond.op, SigmaCorrelationConditionOperator) else None
     if op is None:
         raise RuleLoadError(
             f"{title!r}: condition {cond.op.name.lower()} cannot be decided as events stream in;"
