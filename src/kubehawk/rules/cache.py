@@ -2,13 +2,15 @@
 
 Loading the built-in pack costs about a quarter of a second (PyYAML, pySigma and its pyparsing
 condition grammar, our IR); restoring the result from a pickle costs a few milliseconds and
-does not import pySigma's parser at all. What is stored is what :func:`kubehawk.rules.loader`
-built before any closure: every :class:`Rule` with its condition IR (the compiled predicate is
-built again from the IR on restore, the leaf guards on first use) and the collected load errors.
+does not import pySigma's parser at all. What is stored is what :mod:`kubehawk.rules.loader`
+built, minus its closures (they do not pickle): every :class:`Rule` with its condition IR (a
+restored rule compiles its predicate from the IR on first call, a leaf its guard on first use)
+and the collected load errors.
 
 An entry is keyed on everything the result depends on: the path and exact text of every rule
-file, the ``variables`` (``|expand`` placeholders), ``collect_errors``, the source of the
-kubehawk modules that build rules, the pySigma and PyYAML distributions and the Python version.
+file, the ``variables`` (``|expand`` placeholders), ``collect_errors``, the source of
+kubehawk.rules and the modules it reads (event, enrich, the package version), the pySigma and
+PyYAML distributions and the Python version.
 A missing, stale, corrupt or untrusted entry is ignored and the rules are loaded from source;
 nothing here ever raises.
 
@@ -47,9 +49,9 @@ FORMAT = 1
 KEEP = 8  # entries kept (newest first): one per set of rule files, variables and versions in use
 
 _PKG = Path(__file__).resolve().parents[1]
-# The modules whose code decides what a load produces (kubehawk's version never changes in a checkout).
-_CODE = ("__init__.py", "event.py", "enrich.py", "rules/__init__.py", "rules/cache.py", "rules/compiler.py",
-         "rules/index.py", "rules/loader.py", "rules/model.py")
+# The code that decides what a load produces (kubehawk's version does not change in a checkout):
+# every module of kubehawk.rules, plus these.
+_CODE = ("__init__.py", "event.py", "enrich.py")
 _fingerprint: bytes | None = None
 
 
@@ -91,7 +93,11 @@ def _environment() -> bytes:
     if _fingerprint is None:
         h = blake2b(b"kubehawk-rules-cache %d\0%s\0%s\0" % (
             FORMAT, sys.version.encode(), str(sys.implementation.cache_tag).encode()))
-        for name in _CODE:
+        try:
+            rules = sorted(f"rules/{n}" for n in os.listdir(_PKG / "rules") if n.endswith(".py"))
+        except OSError:
+            rules = []
+        for name in (*_CODE, *rules):
             try:
                 h.update(name.encode() + b"\0" + (_PKG / name).read_bytes() + b"\0")
             except OSError:

@@ -391,9 +391,8 @@ class _Deferred:
 
     def __call__(self, event: Any) -> bool:
         fn = self._fn
-        if fn is None:
+        if fn is None:  # two threads may both compile: the same closure, harmless
             fn = self._fn = _compile(self._ir)
-            self._ir = None
         return fn(event)
 
 
