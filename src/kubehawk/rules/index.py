@@ -543,7 +543,7 @@ class RuleIndex:
                     return decide(extract(e), e, False)
             if ent.__class__ is list:
                 return ent
-            ex, m2, kinds2 = ent
+            ex, m2 = ent[0], ent[1]
             k2 = ex(e)
             try:
                 return m2[k2]
@@ -562,33 +562,37 @@ class RuleIndex:
         full = self.extract(e)
         lv, known = self._leaves, self._l1_known
         need: set[int] = set()
-        for r, compiled, _, _ in self._entries:
+        alive = []  # the entries this request kind leaves possible: all a second-level miss settles
+        for entry in self._entries:
+            r, compiled = entry[0], entry[1]
             if r.predicate is not compiled or r.ir is None:
-                continue
-            if lv.settle(r.ir, e, full, known)[0] != _FALSE:
+                alive.append(entry)
+            elif lv.settle(r.ir, e, full, known)[0] != _FALSE:
+                alive.append(entry)
                 need.update(i for lf in leaves(r.ir) for i in lv.info[id(lf)][2])
         sub = tuple(sorted(need - known))
         if not sub:
             if not _exact(full, self._kinds):
                 return None
-            ent: Any = self._decide(full, e, True)
+            ent: Any = self._decide(full, e, True, alive)
         else:
             got = self._sub_extractors.get(sub)
             if got is None:
                 ex, kinds2, _ = make_extractor([self.slots[i] for i in sub])
                 got = self._sub_extractors[sub] = (ex, kinds2)
                 self._sub_of[id(ex)] = sub
-            ent = (got[0], {}, got[1])
+            ent = (got[0], {}, got[1], alive)
         if len(self._l1) >= self.memo_size:
             self._l1.clear()
         self._l1[k1] = ent
         return ent
 
-    def _l2_miss(self, ent: tuple[Any, dict[Any, Plan], tuple[int, ...]], k2: tuple[Any, ...], e: AuditEvent) -> Plan:
+    def _l2_miss(self, ent: tuple[Any, dict[Any, Plan], tuple[int, ...], list[Any]], k2: tuple[Any, ...],
+                 e: AuditEvent) -> Plan:
         full = self.extract(e)
         if not (_exact(k2, ent[2]) and _exact(full, self._kinds)):
-            return self._decide(full, e, False)
-        p = self._decide(full, e, True)
+            return self._decide(full, e, False, ent[3])
+        p = self._decide(full, e, True, ent[3])
         m2 = ent[1]
         if len(m2) >= self.memo_size:
             m2.clear()
@@ -636,17 +640,18 @@ class RuleIndex:
         idx = sorted({i for lf in leaves(r.ir) for i in self._leaves.info[id(lf)][2]})
         return (operator.itemgetter(*idx) if idx else (lambda k: ())), {}
 
-    def _decide(self, key: tuple[Any, ...], e: AuditEvent, hashable: bool) -> Plan:
+    def _decide(self, key: tuple[Any, ...], e: AuditEvent, hashable: bool, entries: list[Any] | None = None) -> Plan:
         """The plan for a new combination: the request's shape narrows, then every slot decides.
 
         ``hashable``: the key is exact (see :func:`_exact`), so outcomes may be remembered.
+        ``entries``: the rules still possible, when the caller knows (the first-level plan does:
+        those its request kind leaves); otherwise the request's shape narrows them first.
         """
         lv = self._leaves
-        entries = None
-        ck = self._coarse_key(key)
-        if hashable:
-            entries = self._coarse.get(ck)
+        if entries is None and hashable:
+            entries = self._coarse.get(self._coarse_key(key))
         if entries is None:
+            ck = self._coarse_key(key)
             entries = [
                 entry for entry in self._entries
                 if entry[0].predicate is not entry[1] or entry[0].ir is None
