@@ -278,6 +278,9 @@ def test_hot_memo_answers_like_the_store(tmp_path, ruleset):
 
     rule = ruleset.get(SA_NET)
     days = [f"2025-06-{d:02d}T{h:02d}:{m:02d}:00.000000Z" for d in range(2, 14) for h in (1, 13) for m in (0, 30)]
+    # the gate's same-UTC-day shortcut at its edges: around midnight, other spellings, offsets
+    days[8:8] = ["2025-06-03T23:59:59.999999Z", "2025-06-04T00:00:00Z", "2025-06-04T02:30:00+03:00",
+                 "2025-06-04T00:00:00.5Z", "2025-06-04T23:30:00-05:00", "2025-06-05T00:00:00.000001Z"]
 
     def run(hot: bool, seed: int, gate: bool = False) -> tuple[list[bool], dict, list]:
         rng = random.Random(seed)

@@ -187,6 +187,14 @@ def _reader(path: str) -> Callable[[AuditEvent], Any]:
 _MISSING: Any = object()
 
 
+def _utc_day(t: float) -> str:
+    """``YYYY-MM-DDT`` of the UTC day holding epoch second ``t`` (how event timestamps start)."""
+    try:
+        return time.strftime("%Y-%m-%dT", time.gmtime(t))
+    except (OverflowError, OSError, ValueError):
+        return "?"  # matches no timestamp
+
+
 _network_memo: dict[tuple[str, int | None, int | None], str] = {}
 
 
@@ -447,6 +455,9 @@ class Baselines:
         # (rule, key, value) -> a last-seen time the store has held (see decide); bounded
         self._hot: dict[tuple[str, str, str], float] = {}
         self._hot_size = max(self.config.cache_entries, 1024)
+        # (rule, key, value) -> "YYYY-MM-DDT", the UTC day of its _hot time: an event stamped that
+        # day (in UTC, "...Z") is within a day of it, known without parsing its timestamp
+        self._hot_day: dict[tuple[str, str, str], str] = {}
         # per rule: what to read (key fields, then the value field), and raw values -> (rule, key, value)
         self._readers = {rid: tuple(_reader(p) for p in (*spec.key, spec.value)) for rid, spec in self.specs.items()}
         self._entries: dict[str, dict[tuple[Any, ...], Any]] = {rid: {} for rid in self.specs}
@@ -497,7 +508,7 @@ class Baselines:
         if len(readers) != 2:
             return decide
         r0, r1 = readers
-        memo, hot, stats, epoch = self._entries[rid], self._hot, self.stats, event_epoch
+        memo, hot, hot_day, stats, epoch = self._entries[rid], self._hot, self._hot_day, self.stats, event_epoch
 
         def gate(ev: AuditEvent) -> bool:
             a = r0(ev)
@@ -505,6 +516,11 @@ class Baselines:
             if (a is None or a.__class__ is str) and (b is None or b.__class__ is str):
                 k = memo.get((a, b))
                 if k is not None:
+                    h = ev.head
+                    ts = h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp  # as event_epoch
+                    if ts.__class__ is str and ts[-1:] == "Z" and ts[:11] == hot_day.get(k):
+                        stats["known"] += 1  # the same UTC day as its last-seen time: within a day
+                        return False
                     t = epoch(ev)
                     if t is not None:
                         last = hot.get(k)
@@ -542,15 +558,18 @@ class Baselines:
         last = self.store.last_seen(rid, key, value)
         if len(hot) >= self._hot_size:
             hot.clear()
+            self._hot_day.clear()
         if last is not None:
             if t - last >= DAY:
                 self.store.record(rid, key, value, t)  # keep last-seen roughly current, once a day
                 last = max(last, t)
             hot[k] = last
+            self._hot_day[k] = _utc_day(last)
             self.stats["known"] += 1
             return False
         self.store.record(rid, key, value, t)
         hot[k] = t
+        self._hot_day[k] = _utc_day(t)
         start = self.started.get(rid)
         if key_first is not None and start is not None:
             start = max(start, key_first)

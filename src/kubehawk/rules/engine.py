@@ -120,8 +120,11 @@ class Engine:
                 n += 1
                 if event.head.stage == "RequestReceived":
                     continue
-                if config is not None and event._ctx is not config:
-                    event.bind_context(config)
+                if event._ctx is not config:
+                    if event._x is None:  # nothing derived yet (a fresh event): binding is setting it
+                        event._ctx = config
+                    else:
+                        event.bind_context(config)
                 plan = plan_of(event)
                 if plan:
                     matches = run_plan(event, plan)
