@@ -140,6 +140,21 @@ def test_rules_list_and_show(rules_dir):
     assert run("rules", "show", "no-such-rule").returncode == 1
 
 
+def test_rules_show_prints_only_that_rules_yaml_from_a_file_of_many():
+    rows = json.loads(run("rules", "list", "--format", "json", check=True).stdout)
+    by_file: dict[str, list[dict]] = {}
+    for r in rows:
+        by_file.setdefault(r["source"], []).append(r)
+    many = max(by_file.values(), key=len)
+    assert len(many) > 2
+    target = many[len(many) // 2]  # neither the first nor the last document of its file
+    shown = run("rules", "show", target["id"], check=True).stdout.decode()
+    yaml_part = shown.split(f"# {target['source']}\n", 1)[1]
+    assert f"id: {target['id']}" in yaml_part and f"title: {target['title']}" in yaml_part
+    others = [r["id"] for r in many if r["id"] != target["id"]]
+    assert not any(o in shown for o in others)
+
+
 def test_builtin_pack_loads():
     rows = json.loads(run("rules", "list", "--format", "json", check=True).stdout)
     assert len(rows) >= 4

@@ -254,7 +254,25 @@ def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None
             click.echo(f"  - {fp}")
     src = Path(str(rule.source))
     if src.is_file():
-        click.echo("\n" + src.read_text(encoding="utf-8"))
+        doc = _rule_document(src.read_text(encoding="utf-8"), rule.id)
+        if doc:
+            click.echo(f"\n# {src}\n{doc}")
+
+
+def _rule_document(text: str, rule_id: str) -> str | None:
+    """The YAML document of ``text`` (a rule file, documents split by ``---``) that is rule ``rule_id``."""
+    import re
+
+    import yaml
+
+    for doc in re.split(r"(?m)^---[ \t]*$", text):
+        try:
+            data = yaml.safe_load(doc)
+        except yaml.YAMLError:
+            continue
+        if isinstance(data, dict) and str(data.get("id")) == rule_id:
+            return doc.strip("\n") + "\n"
+    return None
 
 
 if __name__ == "__main__":
