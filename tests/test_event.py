@@ -79,3 +79,37 @@ def test_events_compare_by_identity_and_format_a_file_origin_when_asked():
     assert a.origin == "elsewhere" and b.extra == {} and b.request_object is None
     c = AuditEvent(head, "o", {"source_type": "gke"})
     assert c.top("source_type") == "gke" and c.derived_value("identity") == "user"
+
+
+@pytest.mark.parametrize("req,resp,want", [
+    ({"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}, "a"),
+    ({"metadata": {"generateName": "web-"}}, {"metadata": {"name": "web-x1"}}, "web-x1"),
+    ({"metadata": {"name": ""}}, {"metadata": {"name": "srv"}}, "srv"),
+    ({"metadata": {"name": 5}}, None, None),
+    ({"metadata": "oops"}, {"metadata": {"name": "b"}}, "b"),
+    ([{"op": "add", "path": "/metadata/name", "value": "x"}], None, None),
+    ({"metadata": None, "spec": {}}, {"kind": "Status"}, None),
+    ("text", 7, None),
+    (None, None, None),
+    ({"metadata": {"name": "dup", "labels": {"name": "not-this"}}, "name": "nor-this"}, None, "dup"),
+])
+def test_body_name_reads_metadata_name_like_the_decoded_bodies(req, resp, want):
+    from kubehawk.event import _metadata_name
+
+    fields = {k: v for k, v in (("requestObject", req), ("responseObject", resp)) if v is not None}
+    line = json.dumps(audit(verb="create", **fields)).encode()
+    lazy = decode_event(line)
+    assert lazy.body_name() == want
+    if isinstance(req, dict) and isinstance(req.get("metadata"), dict | None):
+        assert lazy._req is _UNSET_SENTINEL()  # the typed read of one field: no body decoded for it
+    eager = decode_event(line)
+    eager.request_object, eager.response_object  # noqa: B018 - decoded first: the cached path
+    assert eager.body_name() == want
+    reference = next((n for n in (_metadata_name(req), _metadata_name(resp)) if isinstance(n, str) and n), None)
+    assert want == reference
+
+
+def _UNSET_SENTINEL():  # noqa: N802 - the event module's marker of a body not decoded yet
+    from kubehawk.event import _UNSET
+
+    return _UNSET

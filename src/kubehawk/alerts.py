@@ -57,11 +57,7 @@ def object_name(event: AuditEvent) -> Any:
         return name
     if event.head.verb != "create":
         return None
-    for body in (event.request_object, event.response_object):
-        meta = body.get("metadata") if isinstance(body, dict) else None
-        if isinstance(meta, dict) and isinstance(meta.get("name"), str) and meta["name"]:
-            return meta["name"]
-    return None
+    return event.body_name()
 
 
 def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | None = None) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from kubehawk.alerts import LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
@@ -89,7 +90,7 @@ class _Sink:
 
     def emit(self, alert: Alert) -> None:
         if self.fmt == "json":
-            line = json.dumps(alert.to_dict(), ensure_ascii=False)
+            line = msgspec.json.encode(alert.to_dict()).decode()
             if self.fh:
                 self.fh.write(line + "\n")
             else:

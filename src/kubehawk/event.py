@@ -203,6 +203,29 @@ class AuditEvent(msgspec.Struct, eq=False):
         o = self.head.objectRef
         return o.get(key) if isinstance(o, dict) else None
 
+    def body_name(self) -> str | None:
+        """``metadata.name`` of the request body, else of the response body (a non-empty string).
+
+        A body not decoded yet is not decoded for this: a typed decode of just that field (an
+        alert on a create names the object this way, and pod bodies are large).
+        """
+        h = self.head
+        for raw, cached, prop in ((h.requestObject, self._req, "request_object"),
+                                  (h.responseObject, self._resp, "response_object")):
+            if cached is _UNSET:
+                if not has_body(raw):
+                    continue
+                try:
+                    meta = _name_decoder.decode(raw).metadata
+                    name = meta.name if meta is not None else None
+                except msgspec.DecodeError:  # not an object, or metadata is not one: ask the body
+                    name = _metadata_name(getattr(self, prop))
+            else:
+                name = _metadata_name(cached)
+            if name.__class__ is str and name:
+                return name
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         """The event as plain JSON-ready data (bodies decoded)."""
         # to_builtins cannot encode msgspec.Raw, so the raw bodies are left out here.
@@ -233,6 +256,22 @@ def _derived_class() -> Any:
 
         _DERIVED[:] = [Derived, EVENT_ONLY]
     return _DERIVED[0]
+
+
+class _Metadata(msgspec.Struct):
+    name: Any = None
+
+
+class _Named(msgspec.Struct):
+    metadata: _Metadata | None = None
+
+
+_name_decoder = msgspec.json.Decoder(_Named)
+
+
+def _metadata_name(body: Any) -> Any:
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    return meta.get("name") if isinstance(meta, dict) else None
 
 
 def has_body(raw: msgspec.Raw) -> bool:
