@@ -1,10 +1,14 @@
 """Throughput of ``kubehawk detect`` next to the decode ceiling measured in the same run.
 
-The ceiling is what no Python audit-log tool can beat on this machine: read the lines
-and do a msgspec typed decode of the top-level fields with the bodies kept raw. The
-machines are shared and noisy, so the figure that matters is the ratio, not events/s.
+The ceiling is what no Python audit-log tool can beat on this machine: read the lines (with
+the buffer kubehawk reads files with) and do a msgspec typed decode of the top-level fields
+with the bodies kept raw. The machines are shared and noisy, so the figure that matters is
+the ratio, not events/s; each measurement runs in a fresh process (one run's leftovers slow
+the next) and the ratios use CPU time (another tenant taking the core does not count).
+Reported: the library pipeline, the CLI with its start-up, the CLI's running rate without
+it, and the start-up itself (on an empty file).
 
-    python bench/bench_detect.py [--events 200000] [--repeat 3]
+    python bench/bench_detect.py [--events 200000] [--repeat 5]
 """
 
 from __future__ import annotations
