@@ -8,7 +8,6 @@ on its matches before any Match object is built.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -72,7 +71,10 @@ class Engine:
         self._events = 0
         self._candidates = 0
         self._tests = 0
-        self._by_rule: Counter[str] = Counter()
+        # matches per rule, by ordinal (the position in the rule set)
+        self._counts = [0] * (1 + max((r.ordinal for r in ruleset.rules), default=-1))
+        # rule -> (ordinal, generate, gate, feeds): what follows its match (see _after_match)
+        self._after: dict[Rule, tuple[int, bool, Any, Any]] = {}
         self._errors = 0
         self.error_messages: list[str] = []
         self._last_time = 0.0
@@ -86,6 +88,7 @@ class Engine:
         first-seen baselines here, so the many matches they drop never become Match objects."""
         by_id = {r.id: r for r in self.ruleset.rules}
         self._gates = {by_id[rid]: gate for rid, gate in gates.items() if rid in by_id}
+        self._after.clear()
 
     @property
     def rules(self) -> list[Rule]:
@@ -138,7 +141,9 @@ class Engine:
         self._candidates += len(plan)
         out: list[Match] = []
         aid = event.head.auditID
-        gates = self._gates
+        after = self._after
+        counts = self._counts
+        dedup = self._dedup
         tests = 0
         for r, test in plan:
             if test is not None:  # None: the head fields alone make the rule match
@@ -149,10 +154,13 @@ class Engine:
                 except Exception as err:  # noqa: BLE001 - one odd event must not stop the stream
                     self._error(r, event, err)
                     continue
+            try:
+                ordinal, generate, gate, feeds = after[r]
+            except KeyError:
+                ordinal, generate, gate, feeds = after[r] = self._after_match(r)
             if aid is not None:
                 # Dedup.seen, inlined: most events that reach here are matches of one rule
-                dedup = self._dedup
-                key = (r.ordinal, aid)
+                key = (ordinal, aid)
                 cur = dedup._cur
                 if key in cur or key in dedup._old:
                     continue
@@ -160,12 +168,9 @@ class Engine:
                 if len(cur) >= dedup.size:
                     dedup._old = cur
                     dedup._cur = set()
-            self._by_rule[r.id] += 1
-            if r.generate:
-                gate = gates.get(r) if gates else None
-                if gate is None or gate(event):
-                    out.append(Match(r, event))
-            feeds = self._feeds.get(r.id) if self._feeds else None
+            counts[ordinal] += 1
+            if generate and (gate is None or gate(event)):
+                out.append(Match(r, event))
             if feeds:
                 t = event_epoch(event)
                 if t is None:
@@ -175,10 +180,15 @@ class Engine:
                 for state in feeds:
                     m = state.feed(r.id, event, t)
                     if m is not None:
-                        self._by_rule[m.rule.id] += 1
+                        counts[m.rule.ordinal] += 1
                         out.append(m)
         self._tests += tests
         return out
+
+    def _after_match(self, r: Rule) -> tuple[int, bool, Callable[[AuditEvent], bool] | None, list[Any] | None]:
+        """What follows a match of ``r``, read once: its dedup key, whether it alerts, its gate,
+        the correlations it feeds."""
+        return r.ordinal, r.generate, self._gates.get(r), self._feeds.get(r.id)
 
     def flush(self) -> list[Match]:
         """End of stream. Supported correlations decide as events arrive, so nothing is pending."""
@@ -196,8 +206,8 @@ class Engine:
             "events": self._events,
             "candidates": self._candidates,
             "tests_run": self._tests,
-            "matches": sum(self._by_rule.values()),
-            "matches_by_rule": dict(self._by_rule),
+            "matches": sum(self._counts),
+            "matches_by_rule": {r.id: self._counts[r.ordinal] for r in self.ruleset.rules if self._counts[r.ordinal]},
             "errors": self._errors,
             "correlation_groups": sum(len(c) for c in self.correlations),
             "index_fields": list(self.index.field_names),
