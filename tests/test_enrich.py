@@ -161,6 +161,12 @@ _SHAPES = [
     {"objectRef": {"resource": "serviceaccounts", "namespace": "kube-system", "name": "backup-operator"}},
     {"user": {"username": "system:serviceaccount:kube-system:backup-operator"}},
     {"user": {"username": None}, "objectRef": None},
+    {"user": {"username": "system:node:ip-10-0-0-1", "groups": ["system:nodes"]}},
+    {"user": {"username": "system:kube-controller-manager"}},
+    {"user": {"username": "system:anonymous", "groups": ["system:unauthenticated"]}},
+    {"user": {"username": "mallory", "groups": ["system:unauthenticated"]}},
+    {"user": {"username": "system:serviceaccount:shop:api"}, "annotations": {"authorization.k8s.io/decision": "allow"}},
+    {"user": {"username": "eks:node-manager"}, "annotations": {}},
 ]
 
 
@@ -170,7 +176,7 @@ def test_event_only_fields_answer_like_the_view(shape, cfg):
     """x.* fields computed without the Derived view (EVENT_ONLY) give the view's answers."""
     from kubehawk.enrich import EVENT_ONLY, Derived
 
-    assert {"health_endpoint", "honeytoken", "honeytoken_kind"} <= set(EVENT_ONLY)
+    assert {"health_endpoint", "honeytoken", "honeytoken_kind", "identity", "sa", "system", "decision"} <= set(EVENT_ONLY)
     for name in EVENT_ONLY:
         fast = ev(cfg, **shape)
         view = ev(cfg, **shape)

@@ -428,43 +428,23 @@ class Derived(_Lazy):
 
     # --- identity ----------------------------------------------------------------------------
     def _x_sa(self) -> Any:
-        user = self.event.username or ""
-        if not user.startswith("system:serviceaccount:"):
-            return None
-        ns, _, name = user[len("system:serviceaccount:"):].partition(":")
-        return {"namespace": ns, "name": name}
+        return _sa(self.event)
 
     def _x_node(self) -> Any:
         user = self.event.username or ""
         return user[len("system:node:"):] if user.startswith("system:node:") else None
 
     def _x_identity(self) -> Any:
-        user = self.event.username
-        groups = (self.event.head.user or {}).get("groups") or []
-        if user in (None, "system:anonymous") or "system:unauthenticated" in groups:
-            return "anonymous"
-        if user.startswith("system:node:"):
-            return "node"
-        if user.startswith("system:serviceaccount:"):
-            return "serviceaccount"
-        if user in _CONTROL_PLANE_USERS or user.startswith(("system:", "eks:", "aksService")):
-            return "controlplane"
-        return "user"
+        return _identity(self.event)
 
     def _x_system(self) -> Any:
-        identity = self.get("identity")
-        if identity in ("controlplane", "node"):
-            return True
-        if identity == "serviceaccount":
-            return self.get("sa")["namespace"] in _SYSTEM_NAMESPACES
-        return False
+        return _system(self.event, self.get)
 
     def _x_source_ip(self) -> Any:
         return self.event.source_ip
 
     def _x_decision(self) -> Any:
-        ann = self.event.head.annotations
-        return ann.get("authorization.k8s.io/decision") if ann else None
+        return _decision(self.event)
 
     def _x_impersonated(self) -> Any:
         return self.event.head.impersonatedUser is not None
@@ -558,6 +538,46 @@ def _health_endpoint(event: AuditEvent) -> bool:
     return hit
 
 
+# --- identity fields: functions of the event alone (see EVENT_ONLY) --------------------------------
+
+
+def _sa(ev: AuditEvent) -> Any:
+    user = ev.username or ""
+    if not user.startswith("system:serviceaccount:"):
+        return None
+    ns, _, name = user[len("system:serviceaccount:"):].partition(":")
+    return {"namespace": ns, "name": name}
+
+
+def _identity(ev: AuditEvent) -> Any:
+    user = ev.username
+    groups = (ev.head.user or {}).get("groups") or []
+    if user in (None, "system:anonymous") or "system:unauthenticated" in groups:
+        return "anonymous"
+    if user.startswith("system:node:"):
+        return "node"
+    if user.startswith("system:serviceaccount:"):
+        return "serviceaccount"
+    if user in _CONTROL_PLANE_USERS or user.startswith(("system:", "eks:", "aksService")):
+        return "controlplane"
+    return "user"
+
+
+def _system(ev: AuditEvent, get: Callable[[str], Any]) -> Any:
+    """x.system; ``get`` reads the event's other x.* fields (identity, sa)."""
+    identity = get("identity")
+    if identity in ("controlplane", "node"):
+        return True
+    if identity == "serviceaccount":
+        return get("sa")["namespace"] in _SYSTEM_NAMESPACES
+    return False
+
+
+def _decision(ev: AuditEvent) -> Any:
+    ann = ev.head.annotations
+    return ann.get("authorization.k8s.io/decision") if ann else None
+
+
 def _honeytoken_kind(ev: AuditEvent, cfg: Config | None, get: Callable[[str], Any]) -> Any:
     """x.honeytoken_kind of ``ev`` under ``cfg``; ``get`` reads the event's other x.* fields."""
     if cfg is None:
@@ -588,9 +608,14 @@ def _honeytoken_kind(ev: AuditEvent, cfg: Config | None, get: Callable[[str], An
 
 # x.<name> -> a function of the event and the config bound to it (event._ctx), reading other x.*
 # fields through event.derived_value: AuditEvent.derived_value calls it without building a Derived
-# view (x.health_endpoint is asked of every anonymous probe, x.honeytoken of every secret request).
+# view (x.health_endpoint is asked of every anonymous probe, x.honeytoken of every secret request,
+# which reads x.decision and x.system).
 EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {
     "health_endpoint": _health_endpoint,
+    "sa": _sa,
+    "identity": _identity,
+    "system": lambda ev: _system(ev, ev.derived_value),
+    "decision": _decision,
     "honeytoken_kind": lambda ev: _honeytoken_kind(ev, ev._ctx, ev.derived_value),
     "honeytoken": lambda ev: ev.derived_value("honeytoken_kind") is not None,
 }
