@@ -123,7 +123,7 @@ class Engine:
                 n += 1
                 if event.head.stage == "RequestReceived":
                     continue
-                if event._ctx is not config:
+                if event._ctx is not config and config is not None:  # as process() binds
                     if event._x is None:  # nothing derived yet (a fresh event): binding is setting it
                         event._ctx = config
                     else:
