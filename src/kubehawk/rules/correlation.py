@@ -42,6 +42,15 @@ def event_epoch(e: AuditEvent) -> float | None:
     return t.timestamp()
 
 
+def _expire(seen: dict[Any, float], horizon: float) -> None:
+    """Drop the entries seen before ``horizon`` from a dict kept in time order (oldest first)."""
+    while seen:
+        k = next(iter(seen))
+        if seen[k] >= horizon:
+            break
+        del seen[k]
+
+
 def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
 
@@ -160,11 +169,7 @@ class CorrelationState:
 
     def _event_count(self, g: _Group, aid: str, t: float, horizon: float) -> int | None:
         items = g.items
-        while items:
-            k = next(iter(items))
-            if items[k] >= horizon:
-                break
-            del items[k]
+        _expire(items, horizon)
         if aid in items:
             return None  # the same request (another stage or another base rule): count once
         items[aid] = t
@@ -176,11 +181,7 @@ class CorrelationState:
     ) -> int | None:
         path = self._value_path[base_id]
         vals = g.values
-        while vals:
-            k = next(iter(vals))
-            if vals[k] >= horizon:
-                break
-            del vals[k]
+        _expire(vals, horizon)
         v = e.first(path) if path else None
         if v is None:
             return None  # no value to count

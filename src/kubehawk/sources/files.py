@@ -125,8 +125,14 @@ def _describe(err: Exception, line: bytes | None = None) -> str:
 
 def emit_line(line: bytes, origin: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
     """Events of one line; a bad line is warned about and counted, never raised."""
+    return _counted(line_to_events(line, origin), origin, stats, on_warning, line)
+
+
+def _counted(events: Iterator[AuditEvent], origin: str, stats: ReadStats, on_warning: Warn,
+             line: bytes | None = None) -> Iterator[AuditEvent]:
+    """``events`` of one record, counted; a record skipped or bad is reported, never raised."""
     try:
-        for ev in line_to_events(line, origin):
+        for ev in events:
             stats.events += 1
             yield ev
     except SkipRecord as e:
@@ -152,14 +158,7 @@ def _emit_value(obj: Any, origin: str, stats: ReadStats, on_warning: Warn) -> It
             stats.events += 1
             yield ev
         return
-    try:
-        for ev in to_events(obj, origin):
-            stats.events += 1
-            yield ev
-    except SkipRecord as e:
-        stats.skip(e, origin, on_warning)
-    except Exception as e:  # noqa: BLE001
-        stats.warn(f"{origin}: {_describe(e)}", on_warning)
+    yield from _counted(to_events(obj, origin), origin, stats, on_warning)
 
 
 _json = msgspec.json.Decoder()
