@@ -405,6 +405,10 @@ FAST_PATH_LINES = [
     b'  {"kind": "Event", "verb": "get", "auditID": "indented"}',
     b'{"kind": "Event", "verb": "get", "auditID": "cut"',
     b'{"kind": "Event", "verb": "get", "auditID": "two"} {"x": 1}',
+    b'{"kind": 5, "verb": "get", "auditID": "int-kind"}',
+    b'{"kind": "Event", "apiVersion": "audit.k8s.io/v2", "verb": "get", "auditID": "future"}',
+    b'[1, 2]',
+    b'"a string"',
 ]
 
 

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import msgspec
 
-from kubehawk.event import AUDIT_API_OK, AuditEvent, EventDecodeError, decode_head, event_from_dict
+from kubehawk.event import AuditEvent, EventDecodeError, decode_head, event_from_dict
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
 
 __all__ = [
@@ -324,15 +324,14 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
     """Events of JSON lines (or line-oriented exports), line numbers from 1.
 
     The common case, one native Event per line, is decoded right here: the typed head
-    decoder, the checks of :func:`kubehawk.event.decode_event` as one expression, the
-    event built in C, the counters kept in locals and added to ``stats`` every
+    decoder (which also checks kind and apiVersion), the rest of the checks of
+    :func:`kubehawk.event.decode_event` as one expression, the event built in C, the counters kept in locals and added to ``stats`` every
     ``_FLUSH_EVERY`` lines, at a line that is not a plain Event, and at the end. Any
     line the fast test does not accept (another format, a wrong type, JSON broken)
     takes the general path, which names the problem with ``file:line``. A read error
     (truncated gzip, I/O) ends the file with one warning; ``owned`` is closed at the end.
     """
     decode = decode_head
-    api_ok = AUDIT_API_OK
     event = AuditEvent
     lineno = counted = 0  # counted: lines already added to stats.lines
     found = 0  # events not yet added to stats.events
@@ -341,17 +340,15 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
             start = lineno
             for raw in islice(lines, _FLUSH_EVERY):
                 lineno += 1
-                if raw and raw[0] == 123:  # b"{"; JSON allows the line break at the end
-                    try:
-                        h = decode(raw)
-                    except msgspec.DecodeError:
-                        pass
-                    else:
-                        if ((h.kind == "Event" or h.kind is None) and h.apiVersion in api_ok
-                                and (h.verb is not None or h.requestURI is not None or h.auditID is not None)):
-                            found += 1
-                            yield event(h, (name, lineno))
-                            continue
+                try:
+                    h = decode(raw)  # kind and apiVersion checked in the decode; JSON allows the line break
+                except msgspec.DecodeError:
+                    pass
+                else:
+                    if h.verb is not None or h.requestURI is not None or h.auditID is not None:
+                        found += 1
+                        yield event(h, (name, lineno))
+                        continue
                 stats.lines += lineno - counted
                 stats.events += found
                 counted, found = lineno, 0
