@@ -62,6 +62,10 @@ class _CheckedHead(EventHead, kw_only=True):
 
     kind: Literal["Event"] | None = None
     apiVersion: Literal["audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"] | None = None
+    level: Literal["None", "Metadata", "Request", "RequestResponse"] | None = None
+    stage: Literal["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"] | None = None
+    verb: Literal["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
+                  "post", "put", "head", "options"] | None = None
 
 
 _decoder = msgspec.json.Decoder(EventHead)

@@ -408,6 +408,8 @@ FAST_PATH_LINES = [
     b'{"kind": 5, "verb": "get", "auditID": "int-kind"}',
     b'{"kind": "Event", "apiVersion": "audit.k8s.io/v2", "verb": "get", "auditID": "future"}',
     b'[1, 2]',
+    # values the fast path's Literals do not list are still Events (read the general way)
+    json.dumps(audit(auditID="odd-verb", verb="connect", stage="Panic2", level="Verbose")).encode(),
     b'"a string"',
 ]
 
