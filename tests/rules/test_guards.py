@@ -247,6 +247,10 @@ def test_guarded_rules_equal_unguarded_on_adversarial_bodies(config):
         assert got == expected == direct, (line, got, expected, direct)
         for t in got:
             hits[t] = hits.get(t, 0) + 1
+    # the plans of pod and workload writes are screened (presence_screen), so that is compared too
+    from kubehawk.rules.index import ScreenedPlan
+
+    assert any(isinstance(p, ScreenedPlan) for _, p in eng.index.remembered())
     # every rule fires on some event, so the comparison covers each of them
     missing = [r.title for r in rs.rules if r.title not in hits]
     # without a config no allowlist exists, so the two allowlist rules cannot fire
@@ -297,3 +301,58 @@ def test_regex_prefilter_keeps_regex_semantics():
             s = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
             e = decode_event(msgspec.json.encode({"auditID": "1", "verb": "get", "requestObject": {"v": s}}))
             assert rule.matches(e) == (search(s) is not None), (p, s)
+
+
+@pytest.mark.parametrize("with_re2", [True, False])
+def test_presence_screen_drops_body_rules_at_once_and_decides_as_they_do(monkeypatch, with_re2):
+    """A plan of several body rules is screened: one search of the body for all their keys drops
+    the rules whose keys are missing, and what is left decides exactly as the rules would."""
+    import sys
+
+    from kubehawk.rules.index import ScreenedPlan
+
+    if not with_re2:
+        monkeypatch.setitem(sys.modules, "re2", None)  # `import re2` fails: one `in` per key
+    monkeypatch.setattr(C, "_searchers", {})
+    rs = ruleset(*[rule_yaml(d, title=f"s{i}") for i, d in enumerate([
+        "sel: {verb: create, x.containers.securityContext.privileged: true}\ncondition: sel",
+        "sel: {verb: create, x.pod_spec.hostPID: true}\nh: {x.pod_spec.hostIPC: true}\ncondition: sel or h",
+        "sel: {verb: create, x.pod_spec.volumes.hostPath.path|startswith: /etc}\ncondition: sel",
+        "sel: {verb: create, x.containers.securityContext.capabilities.add: SYS_ADMIN}\ncondition: sel",
+        "sel: {verb: create, x.images|re: '(^|/)xmrig(:.*)?$'}\ncondition: sel",
+        "sel: {verb: create, objectRef.resource: pods}\ncondition: sel",  # no body test: never screened
+    ])])
+    plain = [(r.title, build(r.ir, guards=False)) for r in rs.rules]
+    eng = Engine(rs)
+    pod = ('{"auditID":"%s","verb":"create","objectRef":{"resource":"pods"},"requestObject":{"kind":"Pod",'
+           '"spec":{%s"containers":[{"name":"a","image":"%s"%s}]}}}')
+    lines = [
+        pod % ("plain", "", "nginx:1", ""),
+        pod % ("priv", "", "nginx:1", ',"securityContext":{"privileged":true}'),
+        pod % ("priv-false", "", "nginx:1", ',"securityContext":{"privileged":false}'),
+        pod % ("escaped", "", "nginx:1", ',"securityContext":{"\\u0070rivileged":true}'),
+        pod % ("ipc", '"hostIPC":true,', "nginx:1", ""),
+        pod % ("path", '"volumes":[{"name":"v","hostPath":{"path":"/etc/kubernetes"}}],', "nginx:1", ""),
+        pod % ("cap", "", "nginx:1", ',"securityContext":{"capabilities":{"add":["SYS_ADMIN"]}}'),
+        pod % ("miner", "", "evil/xmrig:2", ""),
+        '{"auditID":"nobody","verb":"create","objectRef":{"resource":"pods"}}',
+        '{"auditID":"patch","verb":"create","objectRef":{"resource":"pods"},"requestObject":'
+        '[{"op":"add","path":"/spec/hostPID","value":true}]}',
+    ]
+    screened = 0
+    for line in lines:
+        e = decode_event(line.encode())
+        plan = eng.index.plan(e)
+        if "requestObject" in line:  # without a body the index has ruled the body rules out already
+            assert isinstance(plan, ScreenedPlan), line
+            if len(plan.screen(e)) < len(plan):
+                screened += 1
+        got = [m.rule.title for m in eng.process(e)]
+        assert got == [t for t, test in plain if test(e)], line
+    assert screened >= 5
+    plain_pod = decode_event((pod % ("again", "", "nginx:1", "")).encode())
+    plan = eng.index.plan(plain_pod)
+    # every body rule is dropped, the image rule by its guard on the written images
+    assert [r.title for r, _ in plan.screen(plain_pod)] == ["s5"]
+    assert eng.process(plain_pod)[0].rule.title == "s5"
+    assert plain_pod._req.__class__.__name__ == "_Unset"  # dropped without decoding the body

@@ -58,7 +58,7 @@ from sigma.types import (
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 
 __all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_guard", "leaf_test", "leaves",
-           "make_getter", "to_ir"]
+           "make_getter", "presence_screen", "to_ir"]
 
 Pred = Callable[[Any], bool]
 Test = Callable[[AuditEvent], bool]
@@ -930,6 +930,19 @@ class _Body:
             hit = self.memo[key] = key in self.raw or self.escaped()
         return hit
 
+    def search(self, keys: tuple[bytes, ...], search: Callable[[bytes], Any]) -> Any:
+        """The positions in ``keys`` of the keys :meth:`has` finds, by one ``search`` of the body
+        (:func:`_key_searcher`); what it finds is remembered for ``has``."""
+        memo = self.memo
+        if self.escaped():
+            for kb in keys:
+                memo[kb] = True
+            return range(len(keys))
+        hits = search(self.raw)
+        for i, kb in enumerate(keys):
+            memo[kb] = i in hits
+        return hits
+
     def values(self, key: bytes, dotted: bool, patch_matters: bool) -> list[Any] | None:
         """Every value written after ``"key":`` (strings, booleans; objects as ``{}``; nulls left
         out), or None when the bytes cannot tell (see above)."""
@@ -1090,7 +1103,98 @@ def leaf_guard(leaf: Leaf) -> Test | None:
         return False
 
     guard.cost = 1 if check_presence else 2  # type: ignore[attr-defined] # a scan costs more than a search
+    # the screen's unit: the key alone when that is all the guard asks, else the guard itself
+    guard.keys = frozenset({(slot, kb) if pred is None else guard})  # type: ignore[attr-defined]
+    guard.presence = (slot, kb) if check_presence else None  # type: ignore[attr-defined]
     return guard
+
+
+def presence_screen(entries: list[tuple[Any, Test | None]]) -> Callable[[AuditEvent], list[Any]] | None:
+    """One pass over the body checks that the tests of ``entries`` (``(rule, test)``) start with,
+    instead of each test making its own: ``screen(e)`` is the entries still worth testing.
+
+    A test built with guards may say (its ``keys``) that it can only pass when one of some
+    checks does: a key in a body (``has``), or a leaf guard on a key's written values. Pod and
+    workload rules mostly do (``privileged``, ``hostPID``, the images...), and on an ordinary
+    pod all of them fail: the screen makes each check once and drops those rules without
+    calling them. None when fewer than two tests would be screened. The lists are remembered
+    per set of checks passed.
+    """
+    masks: list[int] = []
+    bits: dict[Any, int] = {}
+    for _, test in entries:
+        keys = _keys(test) if test is not None else None
+        mask = 0
+        for k in keys or ():
+            mask |= bits.setdefault(k, 1 << len(bits))
+        masks.append(mask)
+    if sum(1 for m in masks if m) < 2:
+        return None
+    # key searches first, one pass per body; a guard is asked only when the key it searches
+    # for first was found
+    for k in list(bits):
+        presence = getattr(k, "presence", None) if k.__class__ is not tuple else None
+        if presence is not None:
+            bits.setdefault(presence, 1 << len(bits))
+    by_slot: dict[int, list[tuple[bytes, int]]] = {}
+    for k, bit in bits.items():
+        if k.__class__ is tuple:
+            by_slot.setdefault(k[0], []).append((k[1], bit))
+    searches = tuple((slot, tuple(kb for kb, _ in found), tuple(bit for _, bit in found),
+                      _key_searcher(tuple(kb for kb, _ in found)))
+                     for slot, found in by_slot.items())
+    guards = tuple((bit, k, bits[k.presence] if getattr(k, "presence", None) is not None else 0)
+                   for k, bit in bits.items() if k.__class__ is not tuple)
+    pairs = tuple(zip(entries, masks, strict=True))
+    kept: dict[int, list[Any]] = {}
+
+    def screen(e: AuditEvent) -> list[Any]:
+        found = 0
+        for slot, keys, kbits, search in searches:
+            b = _body(e, slot)
+            if b is not None:
+                for i in b.search(keys, search):
+                    found |= kbits[i]
+        for bit, guard, need in guards:
+            if (not need or found & need) and guard(e):
+                found |= bit
+        out = kept.get(found)
+        if out is None:
+            out = [entry for entry, mask in pairs if not mask or mask & found]
+            if len(kept) < 4096:
+                kept[found] = out
+        return out
+
+    return screen
+
+
+_searchers: dict[tuple[bytes, ...], Callable[[bytes], Any]] = {}
+
+
+def _key_searcher(keys: tuple[bytes, ...]) -> Callable[[bytes], Any]:
+    """``search(raw)``: the positions in ``keys`` of those found in ``raw`` (substrings, as
+    :meth:`_Body.has` finds them), in one pass: an RE2 set of literals (byte semantics), or
+    one ``in`` per key without RE2."""
+    search = _searchers.get(keys)
+    if search is None:
+        try:
+            import re2
+
+            opts = re2.Options()
+            opts.encoding = re2.Options.Encoding.LATIN1
+            opts.log_errors = False
+            rs = re2.Set.SearchSet(opts)
+            for kb in keys:
+                rs.Add(re.escape(kb))
+            rs.Compile()
+
+            def search(raw: bytes) -> Any:
+                return rs.Match(raw) or ()
+        except ImportError:  # pragma: no cover - google-re2 is a pySigma 2 dependency
+            def search(raw: bytes) -> Any:
+                return [i for i, kb in enumerate(keys) if kb in raw]
+        search = _searchers[keys] = search
+    return search
 
 
 def _config_guard(possible: Callable[[Any], bool]) -> Test:
@@ -1133,6 +1237,7 @@ def _necessary(node: Any, covered: set[int], done: frozenset[int] | set[int] = f
                     return False
             return True
 
+        all_guards.keys = min((k for k in map(_keys, ts) if k), key=len, default=None)  # type: ignore[attr-defined]
         return all_guards
     mine: set[int] = set()
     parts = [_necessary(a, mine, done) for a in node.args]
@@ -1153,7 +1258,16 @@ def _necessary(node: Any, covered: set[int], done: frozenset[int] | set[int] = f
         return False
 
     any_guard.cost = max(_guard_cost(g) for g in ors)  # type: ignore[attr-defined]
+    keys = [_keys(g) for g in ors]
+    any_guard.keys = frozenset().union(*keys) if all(keys) else None  # type: ignore[attr-defined]
     return any_guard
+
+
+def _keys(t: Test) -> frozenset[Any] | None:
+    """What ``t`` needs one of to pass, or None (see :func:`presence_screen`): body keys
+    ``(slot, key)`` present, or leaf guards (a key's written values) passing."""
+    k = getattr(t, "keys", None)
+    return k if k.__class__ is frozenset else None
 
 
 def _guard_cost(g: Test) -> int:
@@ -1419,7 +1533,9 @@ def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = 
         g = _guard_of(node) if guards and id(node) not in _covered else None
         if g is None:
             return test
-        return lambda e: g(e) and test(e)
+        guarded = lambda e: g(e) and test(e)  # noqa: E731
+        guarded.keys = _keys(g)  # type: ignore[attr-defined]
+        return guarded
     if isinstance(node, Not):
         inner = build(node.arg, leaf, guards, _covered)
         return lambda e: not inner(e)
@@ -1432,7 +1548,9 @@ def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = 
     test = _build_nary(node, leaf, guards, _covered)
     if pre is None:
         return test
-    return lambda e: pre(e) and test(e)
+    guarded = lambda e: pre(e) and test(e)  # noqa: E731
+    guarded.keys = _keys(pre)  # type: ignore[attr-defined]
+    return guarded
 
 
 def _build_nary(node: Any, leaf: Callable[[Leaf], Test] | None, guards: bool, covered: Any) -> Test:

@@ -13,7 +13,7 @@ from typing import Any
 
 from kubehawk.event import AuditEvent
 from kubehawk.rules.correlation import CorrelationState, event_epoch
-from kubehawk.rules.index import RuleIndex
+from kubehawk.rules.index import RuleIndex, ScreenedPlan
 from kubehawk.rules.loader import RuleSet
 from kubehawk.rules.model import Match, Rule
 
@@ -139,6 +139,8 @@ class Engine:
     def run_plan(self, event: AuditEvent, plan: list[tuple[Rule, Any]]) -> list[Match]:
         """The matches among the candidate rules ``plan`` (from the index) of ``event``."""
         self._candidates += len(plan)
+        if plan.__class__ is ScreenedPlan:
+            plan = plan.screen(event)  # drops the body tests whose keys the bodies lack, in one pass
         out: list[Match] = []
         aid = event.head.auditID
         after = self._after

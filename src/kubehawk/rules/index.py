@@ -63,10 +63,11 @@ from kubehawk.rules.compiler import (
     leaf_test,
     leaves,
     make_getter,
+    presence_screen,
 )
 from kubehawk.rules.model import Rule
 
-__all__ = ["VALUE_FIELDS", "RuleIndex", "choose_index_keys"]
+__all__ = ["VALUE_FIELDS", "RuleIndex", "ScreenedPlan", "choose_index_keys"]
 
 IndexKey = tuple[tuple[str, ...], frozenset[Any] | None]
 
@@ -478,6 +479,18 @@ _FINE = frozenset({"user.username", "user.groups", "impersonatedUser.username", 
 Plan = list[tuple[Rule, "Test | None"]]
 
 
+class ScreenedPlan(list):  # type: ignore[type-arg]
+    """A plan whose body tests are screened first (:func:`kubehawk.rules.compiler.presence_screen`):
+    ``screen(e)`` gives the entries worth testing. Consumers that only list the candidates read it
+    as the plan it is; the engine runs the screen."""
+
+    __slots__ = ("screen",)
+
+    def __init__(self, entries: Plan, screen: Callable[[AuditEvent], Plan]):
+        super().__init__(entries)
+        self.screen = screen
+
+
 class RuleIndex:
     """Candidate rules for an event, in rule order (see the module docstring)."""
 
@@ -679,7 +692,8 @@ class RuleIndex:
                 out.append((r, None))
             elif v == _UNKNOWN:
                 out.append((r, test))
-        return out
+        screen = presence_screen(out)
+        return out if screen is None else ScreenedPlan(out, screen)
 
     def _residual(self, node: Any) -> Test:
         sig = _signature(node)
