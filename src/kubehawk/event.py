@@ -92,7 +92,7 @@ class AuditEvent(msgspec.Struct, eq=False):
 
     ``origin`` says where it came from (``file:line``, ``request #n``) so that
     errors and alerts can point back at the record. Built as ``AuditEvent(head,
-    origin, extra)``; a msgspec Struct (compared by identity) because one is made per
+    origin, extra, line)``; a msgspec Struct (compared by identity) because one is made per
     line read and its constructor runs in C, at a third of a Python ``__init__``.
     """
 
@@ -100,6 +100,10 @@ class AuditEvent(msgspec.Struct, eq=False):
     _origin: Any = ""  # or (file, line) from the file reader, formatted when asked
     # Provenance and anything a source adds beside the audit fields (``source_type``...).
     _extra: dict[str, Any] | None = None
+    # The line the head was decoded from, as written, when the reader has it (the file reader
+    # does): keyword searches read it instead of re-encoding the head. Never kept by anything
+    # that changes the head (a changed event is a new AuditEvent without it).
+    _line: bytes | None = None
     _req: Any = _UNSET
     _resp: Any = _UNSET
     _ctx: Any = None
@@ -331,7 +335,7 @@ def decode_event(data: bytes | str, origin: str = "") -> AuditEvent:
         raise EventDecodeError(_friendly(e)) from None
     except msgspec.DecodeError as e:
         raise EventDecodeError(f"malformed JSON: {e}") from None
-    return AuditEvent(_check(head), origin)
+    return AuditEvent(_check(head), origin, None, data if data.__class__ is bytes else None)
 
 
 def event_from_dict(d: Mapping[str, Any], origin: str = "", extra: dict[str, Any] | None = None) -> AuditEvent:

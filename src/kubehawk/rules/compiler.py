@@ -1168,32 +1168,36 @@ def presence_screen(entries: list[tuple[Any, Test | None]]) -> Callable[[AuditEv
     return screen
 
 
-_searchers: dict[tuple[bytes, ...], Callable[[bytes], Any]] = {}
+_searchers: dict[tuple[tuple[bytes, ...], bool], Callable[[bytes], Any]] = {}
 
 
-def _key_searcher(keys: tuple[bytes, ...]) -> Callable[[bytes], Any]:
+def _key_searcher(keys: tuple[bytes, ...], fold: bool = False) -> Callable[[bytes], Any]:
     """``search(raw)``: the positions in ``keys`` of those found in ``raw`` (substrings, as
     :meth:`_Body.has` finds them), in one pass: an RE2 set of literals (byte semantics), or
-    one ``in`` per key without RE2."""
-    search = _searchers.get(keys)
+    one ``in`` per key without RE2. ``fold``: ASCII letters match either case (the keys are
+    lower-case; ``raw`` is ASCII, which the caller checks)."""
+    search = _searchers.get((keys, fold))
     if search is None:
         try:
             import re2
 
             opts = re2.Options()
             opts.encoding = re2.Options.Encoding.LATIN1
+            opts.case_sensitive = not fold
             opts.log_errors = False
             rs = re2.Set.SearchSet(opts)
             for kb in keys:
                 rs.Add(re.escape(kb))
             rs.Compile()
+            match = rs.Match
 
             def search(raw: bytes) -> Any:
-                return rs.Match(raw) or ()
-        except ImportError:  # pragma: no cover - google-re2 is a pySigma 2 dependency
+                return match(raw) or ()
+        except ImportError:
             def search(raw: bytes) -> Any:
-                return [i for i, kb in enumerate(keys) if kb in raw]
-        search = _searchers[keys] = search
+                text = raw.lower() if fold else raw
+                return [i for i, kb in enumerate(keys) if kb in text]
+        search = _searchers[(keys, fold)] = search
     return search
 
 
@@ -1326,28 +1330,45 @@ def event_text(e: AuditEvent) -> tuple[str, str]:
     return _text_cache[1], _text_cache[2]
 
 
-# [event, (encoded head with the raw bodies, its lower-cased form or None when not ASCII, whether it
-# holds a backslash-u escape, whether it holds an escaped slash)] of the last event a keyword asked about.
+# [event, [the event as written: its line, else the head encoded with the raw bodies; whether it
+# is ASCII; whether it holds a backslash-u escape; whether it holds an escaped slash; its
+# lower-cased form, made when first asked]] of the last event a keyword asked about.
 _line_cell: list[Any] = [(None, None)]
 _STRUCTURAL = frozenset('"\\,:{}[]')
 
 
-def _event_line(e: AuditEvent) -> tuple[bytes, bytes | None, bool, bool]:
+def _event_line(e: AuditEvent) -> list[Any]:
     cell = _line_cell[0]
     if cell[0] is e:
         return cell[1]
-    raw = msgspec.json.encode(e.head)  # the bodies as they were written (an absent one as nothing)
-    esc = b"\\" in raw  # one byte search; the two-byte ones only when there is a backslash
-    info = (raw, raw.lower() if raw.isascii() else None, esc and b"\\u" in raw, esc and b"\\/" in raw)
+    raw = e._line
+    # the two escapes that matter, found in one search, and only when there is a backslash (a
+    # byte search): Python's search for a two-byte needle reads a line at about 1 ns a byte
+    escapes = _escapes(raw) if raw is not None and b"\\" in raw else ()
+    if raw is None or escapes:
+        # no line, or one that holds escapes (Go writes & < > as \u0026...): the head
+        # re-encoded holds none, its bodies as they were written (an absent one as nothing)
+        raw = msgspec.json.encode(e.head)
+        escapes = _escapes(raw) if b"\\" in raw else ()
+    info = [raw, raw.isascii(), 0 in escapes, 1 in escapes, None]
     _line_cell[0] = (e, info)
     return info
+
+
+def _escapes(raw: bytes) -> Any:
+    """Which of ``\\u`` (0) and ``\\/`` (1) the text holds."""
+    return _key_searcher((b"\\u", b"\\/"))(raw)
 
 
 def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
     """A necessary condition for the keyword text ``lit`` to be in :func:`event_text`, read from
     the event as written (no body decoded, nothing re-encoded), or None.
 
-    A literal without JSON punctuation, backslashes or control characters can only be found
+    The event as written is the line it was read from (the file reader keeps it) unless that
+    holds an escape, else the head encoded with its bodies as they came. Every token of
+    :func:`event_text` is in it: the line may hold more (fields kubehawk does not read), which
+    can only say "maybe" more often. A
+    literal without JSON punctuation, backslashes or control characters can only be found
     inside one token (a string's text, a number, true/false/null); a string's text differs
     between the two forms only where the written one used an escape (``\\uXXXX``: answer
     "maybe"; ``\\/``: "maybe" for literals with a slash), and numbers are re-written
@@ -1361,38 +1382,37 @@ def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
     slash = b"/" in needle
 
     def prefilter(e: AuditEvent) -> bool:
-        raw, low, escaped, slashed = _event_line(e)
-        if escaped or (slash and slashed):
+        info = _event_line(e)
+        if info[2] or (slash and info[3]):
             return True
         if lower:
-            return True if low is None else needle in low
-        return needle in raw
+            if not info[1]:
+                return True
+            low = info[4]
+            if low is None:
+                low = info[4] = info[0].lower()
+            return needle in low
+        return needle in info[0]
 
     prefilter.keyword = (needle, lower)  # type: ignore[attr-defined] # several merge into one search
     return prefilter
 
 
 def _keywords_prefilter(words: list[tuple[bytes, bool]]) -> Test | None:
-    """One pass for an Or of keyword prefilters (:func:`_keyword_prefilter`): a single RE2
-    search for any of the words instead of one substring search per word. None without RE2."""
-    try:
-        import re2
-    except ImportError:  # pragma: no cover - google-re2 is a pySigma 2 dependency
-        return None
-    ci = sorted({w for w, lower in words if lower})
-    cs = sorted({w for w, lower in words if not lower})
-    try:
-        any_ci = re2.compile(b"|".join(re.escape(w) for w in ci)).search if ci else None
-        any_cs = re2.compile(b"|".join(re.escape(w) for w in cs)).search if cs else None
-    except Exception:  # noqa: BLE001 - re2 raises its own error type
-        return None
+    """One pass for an Or of keyword prefilters (:func:`_keyword_prefilter`): one search for
+    any of the words (a set of literals, :func:`_key_searcher`; the case-insensitive ones
+    folded by the search, ASCII text only) instead of one substring search per word."""
+    ci = tuple(sorted({w for w, lower in words if lower}))
+    cs = tuple(sorted({w for w, lower in words if not lower}))
+    any_ci = _key_searcher(ci, fold=True) if ci else None
+    any_cs = _key_searcher(cs) if cs else None
     slash = any(b"/" in w for w, _ in words)
 
     def prefilter(e: AuditEvent) -> bool:
-        raw, low, escaped, slashed = _event_line(e)
-        if escaped or (slash and slashed) or (any_ci is not None and low is None):
+        raw, ascii_, escaped, slashed, _ = _event_line(e)
+        if escaped or (slash and slashed) or (any_ci is not None and not ascii_):
             return True
-        return (any_ci is not None and any_ci(low) is not None) or (any_cs is not None and any_cs(raw) is not None)
+        return bool((any_ci is not None and any_ci(raw)) or (any_cs is not None and any_cs(raw)))
 
     return prefilter
 

@@ -347,7 +347,7 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
                 else:
                     if h.verb is not None or h.requestURI is not None or h.auditID is not None:
                         found += 1
-                        yield event(h, (name, lineno))
+                        yield event(h, (name, lineno), None, raw)
                         continue
                 stats.lines += lineno - counted
                 stats.events += found
