@@ -118,3 +118,18 @@ def test_a_create_is_named_from_its_body():
     listing = audit(verb="list", objectRef={"resource": "pods", "namespace": "web"},
                     responseObject={"metadata": {"name": "not-an-object-name"}})
     assert Alert.from_match(FakeMatch(rule, event_from_dict(listing))).to_dict()["name"] is None
+
+
+def test_every_builtin_message_names_the_object_once():
+    """``{objectRef.name}`` already falls back to the body's name on a create: a template that
+    also writes ``{requestObject.metadata.name}`` beside it names the object twice."""
+    from kubehawk.rules import load_rules
+
+    rules = [r for r in load_rules().rules if r.message_template and "{objectRef.name}" in r.message_template]
+    assert len(rules) > 20
+    for verb, ref_name in (("create", None), ("update", "zz-object"), ("patch", "zz-object")):
+        ref = {"resource": "configmaps", "namespace": "default"} | ({"name": ref_name} if ref_name else {})
+        e = event_from_dict(audit(verb=verb, objectRef=ref, requestObject={"metadata": {"name": "zz-object"}}))
+        for r in rules:
+            message = render_message(r.message_template, e)
+            assert message.count("zz-object") == 1, (r.title, verb, message)
