@@ -1342,22 +1342,20 @@ def _event_line(e: AuditEvent) -> list[Any]:
     if cell[0] is e:
         return cell[1]
     raw = e._line
-    # the two escapes that matter, found in one search, and only when there is a backslash (a
-    # byte search): Python's search for a two-byte needle reads a line at about 1 ns a byte
-    escapes = _escapes(raw) if raw is not None and b"\\" in raw else ()
-    if raw is None or escapes:
+    if raw is None or (b"\\" in raw and _ANY_ESCAPE(raw) is not None):
         # no line, or one that holds escapes (Go writes & < > as \u0026...): the head
         # re-encoded holds none, its bodies as they were written (an absent one as nothing)
         raw = msgspec.json.encode(e.head)
-        escapes = _escapes(raw) if b"\\" in raw else ()
-    info = [raw, raw.isascii(), 0 in escapes, 1 in escapes, None]
+    esc = b"\\" in raw  # one byte search; the others only when there is a backslash
+    info = [raw, raw.isascii(), esc and _U_ESCAPE(raw) is not None, esc and _SLASH_ESCAPE(raw) is not None, None]
     _line_cell[0] = (e, info)
     return info
 
 
-def _escapes(raw: bytes) -> Any:
-    """Which of ``\\u`` (0) and ``\\/`` (1) the text holds."""
-    return _key_searcher((b"\\u", b"\\/"))(raw)
+# Searches for two-byte needles: Python's `re` finds them about three times faster than `in`.
+_ANY_ESCAPE = re.compile(rb"\\[u/]").search
+_U_ESCAPE = re.compile(rb"\\u").search
+_SLASH_ESCAPE = re.compile(rb"\\/").search
 
 
 def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
