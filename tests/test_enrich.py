@@ -167,6 +167,9 @@ _SHAPES = [
     {"user": {"username": "mallory", "groups": ["system:unauthenticated"]}},
     {"user": {"username": "system:serviceaccount:shop:api"}, "annotations": {"authorization.k8s.io/decision": "allow"}},
     {"user": {"username": "eks:node-manager"}, "annotations": {}},
+    {"sourceIPs": ["203.0.113.9", "10.0.0.7"], "impersonatedUser": {"username": "system:admin"},
+     "objectRef": {"resource": "deployments", "namespace": "web"}},
+    {"sourceIPs": [], "objectRef": {"resource": "pods", "subresource": "exec"}},
 ]
 
 
@@ -176,7 +179,8 @@ def test_event_only_fields_answer_like_the_view(shape, cfg):
     """x.* fields computed without the Derived view (EVENT_ONLY) give the view's answers."""
     from kubehawk.enrich import EVENT_ONLY, Derived
 
-    assert {"health_endpoint", "honeytoken", "honeytoken_kind", "identity", "sa", "system", "decision"} <= set(EVENT_ONLY)
+    assert {"health_endpoint", "honeytoken", "honeytoken_kind", "identity", "sa", "system", "decision", "node",
+            "source_ip", "impersonated", "workload"} <= set(EVENT_ONLY)
     for name in EVENT_ONLY:
         fast = ev(cfg, **shape)
         view = ev(cfg, **shape)

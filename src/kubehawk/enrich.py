@@ -420,7 +420,7 @@ class Derived(_Lazy):
         return None if images is None else [image_registry(i) for i in images]
 
     def _x_workload(self) -> Any:
-        return self.event.ref("resource") in WORKLOAD_RESOURCES
+        return _workload(self.event)
 
     # --- exec --------------------------------------------------------------------------------
     def _x_exec(self) -> Any:
@@ -431,8 +431,7 @@ class Derived(_Lazy):
         return _sa(self.event)
 
     def _x_node(self) -> Any:
-        user = self.event.username or ""
-        return user[len("system:node:"):] if user.startswith("system:node:") else None
+        return _node(self.event)
 
     def _x_identity(self) -> Any:
         return _identity(self.event)
@@ -441,13 +440,13 @@ class Derived(_Lazy):
         return _system(self.event, self.get)
 
     def _x_source_ip(self) -> Any:
-        return self.event.source_ip
+        return _source_ip(self.event)
 
     def _x_decision(self) -> Any:
         return _decision(self.event)
 
     def _x_impersonated(self) -> Any:
-        return self.event.head.impersonatedUser is not None
+        return _impersonated(self.event)
 
     def _x_health_endpoint(self) -> Any:
         return _health_endpoint(self.event)
@@ -549,6 +548,23 @@ def _sa(ev: AuditEvent) -> Any:
     return {"namespace": ns, "name": name}
 
 
+def _node(ev: AuditEvent) -> Any:
+    user = ev.username or ""
+    return user[len("system:node:"):] if user.startswith("system:node:") else None
+
+
+def _source_ip(ev: AuditEvent) -> Any:
+    return ev.source_ip
+
+
+def _impersonated(ev: AuditEvent) -> Any:
+    return ev.head.impersonatedUser is not None
+
+
+def _workload(ev: AuditEvent) -> Any:
+    return ev.ref("resource") in WORKLOAD_RESOURCES
+
+
 def _identity(ev: AuditEvent) -> Any:
     user = ev.username
     groups = (ev.head.user or {}).get("groups") or []
@@ -613,6 +629,10 @@ def _honeytoken_kind(ev: AuditEvent, cfg: Config | None, get: Callable[[str], An
 EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {
     "health_endpoint": _health_endpoint,
     "sa": _sa,
+    "node": _node,
+    "source_ip": _source_ip,
+    "impersonated": _impersonated,
+    "workload": _workload,
     "identity": _identity,
     "system": lambda ev: _system(ev, ev.derived_value),
     "decision": _decision,
