@@ -401,9 +401,10 @@ class _Leaves:
 
     def __init__(self, rules: list[Rule], slots: _Slots):
         shapes: dict[Any, int] = {}
+        shape_of: dict[int, Any] = {}  # id(leaf) -> its shape, made once (repr of the atoms is slow)
         for r in rules:
             for lf in leaves(r.ir):
-                sh = _shape(lf)
+                sh = shape_of[id(lf)] = _shape(lf)
                 if sh is not None:
                     shapes[sh] = shapes.get(sh, 0) + 1
         tests: dict[Any, Test] = {}
@@ -414,7 +415,7 @@ class _Leaves:
                 if id(lf) in self.info:
                     continue
                 how, idx = _classify(lf, slots)
-                sh = _shape(lf)
+                sh = shape_of[id(lf)]
                 test = tests.get(sh) if sh is not None else None
                 if test is None:
                     test = leaf_test(lf)
