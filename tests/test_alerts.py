@@ -54,6 +54,18 @@ def test_message_template_and_missing_values():
     assert msg == "alice ran bash in kube-system/etcd-0 tty=true from -"
 
 
+def test_a_slash_joins_two_placeholders_only_when_both_are_there():
+    template = "{verb} {objectRef.resource}/{objectRef.subresource} {objectRef.namespace}/{objectRef.name} ({nope}/{nah})"
+    crb = event_from_dict(audit(verb="create", objectRef={"resource": "clusterrolebindings", "name": "backup-admin"}))
+    assert render_message(template, crb) == "create clusterrolebindings backup-admin (-)"
+    assert render_message(template, event_from_dict(EXEC)) == "create pods/exec kube-system/etcd-0 (-)"
+    listing = event_from_dict(audit(verb="list", objectRef={"resource": "secrets", "namespace": "bank"}))
+    assert render_message(template, listing) == "list secrets bank (-)"
+    # a slash inside literal text is text: only a bare "/" between two placeholders joins them
+    assert render_message("{objectRef.namespace} / {objectRef.name} at /{objectRef.name}", crb) == \
+        "- / backup-admin at /backup-admin"
+
+
 def test_correlation_message():
     rule = FakeRule(kind="correlation", message_template="{count} refusals for {group.user.username}")
     m = FakeMatch(rule, event_from_dict(EXEC), count=10, group={"user.username": "mallory"},
@@ -73,11 +85,11 @@ def test_level_rank():
 
 def test_head_fields_read_in_place_render_like_the_general_path():
     """render_message reads head strings in place; the text equals the one event.get gives."""
-    from kubehawk.alerts import _compile, _show
+    from kubehawk.alerts import _assemble, _compile, _show
 
     def general(template, event):
-        return "".join(text + ("" if parts is None else _show(event.get(parts)))
-                       for text, parts in _compile(template))
+        pieces = _compile(template)
+        return _assemble(pieces, [None if parts is None else _show(event.get(parts)) for _, parts in pieces])
 
     template = ("{verb} {user.username} {objectRef.namespace}/{objectRef.name} {objectRef.resource} "
                 "{userAgent} {requestURI} {responseStatus.code} {user.groups} {impersonatedUser.username} "

@@ -27,11 +27,34 @@ _HEAD_DICTS = frozenset({"user", "impersonatedUser", "objectRef", "responseStatu
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w./-]*)\}")
 
 
-def _show(values: list[Any]) -> str:
+def _show(values: list[Any]) -> str | None:
+    """The text of a placeholder's values, None when there is none to show."""
     shown = [v for v in values if v not in (None, "", [])]
     if not shown:
-        return "-"
+        return None
     return ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in shown[:8])
+
+
+def _assemble(pieces: tuple[tuple[str, tuple[str, ...] | None], ...], shown: list[str | None]) -> str:
+    """The message from its literal text and each placeholder's text (None: missing, shown as
+    ``-``). A bare ``/`` between two placeholders joins them only when both are there: a
+    cluster-scoped object reads ``backup-admin``, not ``-/backup-admin``; a request without a
+    subresource ``secrets``, not ``secrets/-``."""
+    out: list[str] = []
+    for i, (text, parts) in enumerate(pieces):
+        if parts is None:
+            out.append(text)
+            continue
+        v = shown[i]
+        if text == "/" and i and pieces[i - 1][1] is not None:
+            if v is None:
+                continue  # "a/-" -> "a" ("-" when a is missing too)
+            if shown[i - 1] is None:
+                out[-1] = v  # "-/b" -> "b"
+                continue
+        out.append(text)
+        out.append("-" if v is None else v)
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -62,17 +85,18 @@ def object_name(event: AuditEvent) -> Any:
 
 def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | None = None) -> str:
     """Fill ``{field.path}`` placeholders from the event (and correlation facts); missing -> ``-``."""
-    out: list[str] = []
+    pieces = _compile(template)
     h = event.head
-    for text, parts in _compile(template):
-        out.append(text)
+    shown: list[str | None] = []
+    for _, parts in pieces:
         if parts is None:
+            shown.append(None)
             continue
         if extra is not None and parts[0] in extra:
             value = extra[parts[0]]
             if len(parts) > 1 and isinstance(value, dict):
                 value = value.get(".".join(parts[1:]))
-            out.append(_show(value if isinstance(value, list) else [value]))
+            shown.append(_show(value if isinstance(value, list) else [value]))
             continue
         # Most placeholders name a string of the head ({verb}, {user.username}, {objectRef.name}):
         # read in place; a non-empty string shows as itself, anything else takes the general path.
@@ -85,16 +109,17 @@ def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | Non
         else:
             v = None
         if v.__class__ is str and v:
-            out.append(v)
+            shown.append(v)
             continue
         if parts == _OBJECT_NAME and event.ref("name") in (None, ""):
-            out.append(object_name(event) or "-")
+            name = object_name(event)
+            shown.append(None if name in (None, "") else str(name))
             continue
         try:
-            out.append(_show(event.get(parts)))
+            shown.append(_show(event.get(parts)))
         except Exception:  # a template must never break alerting
-            out.append("-")
-    return "".join(out)
+            shown.append(None)
+    return _assemble(pieces, shown)
 
 
 def _default_message(rule: Rule, event: AuditEvent) -> str:
