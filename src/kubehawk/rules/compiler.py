@@ -1241,7 +1241,9 @@ def _necessary(node: Any, covered: set[int], done: frozenset[int] | set[int] = f
                     return False
             return True
 
-        all_guards.keys = min((k for k in map(_keys, ts) if k), key=len, default=None)  # type: ignore[attr-defined]
+        # any part's checks will do: the cheapest (a guard that scans values on every body costs
+        # more than several key searches, which the screen makes in one pass), then the fewest
+        all_guards.keys = min((k for k in map(_keys, ts) if k), key=_screen_cost, default=None)  # type: ignore[attr-defined]
         return all_guards
     mine: set[int] = set()
     parts = [_necessary(a, mine, done) for a in node.args]
@@ -1272,6 +1274,13 @@ def _keys(t: Test) -> frozenset[Any] | None:
     ``(slot, key)`` present, or leaf guards (a key's written values) passing."""
     k = getattr(t, "keys", None)
     return k if k.__class__ is frozenset else None
+
+
+def _screen_cost(keys: frozenset[Any]) -> tuple[int, int]:
+    """(1 if a check scans a body's values whatever it holds, else 0; how many checks): a key
+    search is one pass for all keys; a guard that needs a key found first is asked only then."""
+    scans = any(k.__class__ is not tuple and getattr(k, "presence", None) is None for k in keys)
+    return int(scans), len(keys)
 
 
 def _guard_cost(g: Test) -> int:
