@@ -17,7 +17,9 @@ no rule at all. A new combination first looks up its request shape (the slots wi
 users and namespaces), which has already ruled out most rules, and settles only the
 survivors; each rule's outcome is remembered per value of the slots its own tests read,
 so a new user on a known shape settles again only the rules that read users. Tests on a
-body or ``x.*`` field that several rules share are computed once per event.
+body or ``x.*`` field that several rules share are computed once per event. A plan with
+several body rules is a :class:`ScreenedPlan`: one search of the body for all the keys
+their raw-body guards look for drops, before any is called, those that cannot match.
 
 The per-event lookup has two levels (:meth:`RuleIndex._nested_plan`): the request kind
 (verb, resource, subresource) first, whose entry is either the plan itself (no rule still
