@@ -1252,9 +1252,7 @@ def _necessary(node: Any, covered: set[int], done: frozenset[int] | set[int] = f
     covered |= mine
     words = [getattr(p, "keyword", None) for p in parts]
     if len(words) > 2 and all(w is not None for w in words):
-        merged = _keywords_prefilter(words)  # type: ignore[arg-type]
-        if merged is not None:
-            return merged
+        return _keywords_prefilter(words)  # type: ignore[arg-type]
     ors = tuple(parts)  # type: ignore[arg-type]
 
     def any_guard(e: AuditEvent) -> bool:
@@ -1374,9 +1372,8 @@ def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
     The event as written is the line it was read from (the file reader keeps it) unless that
     holds an escape, else the head encoded with its bodies as they came. Every token of
     :func:`event_text` is in it: the line may hold more (fields kubehawk does not read), which
-    can only say "maybe" more often. A
-    literal without JSON punctuation, backslashes or control characters can only be found
-    inside one token (a string's text, a number, true/false/null); a string's text differs
+    can only say "maybe" more often. A literal without JSON punctuation, backslashes or
+    control characters can only be found inside one token (a string's text, a number, true/false/null); a string's text differs
     between the two forms only where the written one used an escape (``\\uXXXX``: answer
     "maybe"; ``\\/``: "maybe" for literals with a slash), and numbers are re-written
     (``1e3`` -> ``1000.0``), so literals that could be part of a number are not checked. For a
@@ -1405,7 +1402,7 @@ def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
     return prefilter
 
 
-def _keywords_prefilter(words: list[tuple[bytes, bool]]) -> Test | None:
+def _keywords_prefilter(words: list[tuple[bytes, bool]]) -> Test:
     """One pass for an Or of keyword prefilters (:func:`_keyword_prefilter`): one search for
     any of the words (a set of literals, :func:`_key_searcher`; the case-insensitive ones
     folded by the search, ASCII text only) instead of one substring search per word."""
@@ -1436,11 +1433,11 @@ def _keyword(a: Any) -> Test:
     if isinstance(a, SigmaString):
         # Keywords are "contains" searches over the raw event.
         lower = not isinstance(a, SigmaCasedString)
+        idx = 1 if lower else 0  # event_text: (text, lower-cased text)
         pieces = _plain_pieces(a)
         if pieces is not None and len(pieces) == 1:
             # a plain word: one substring search in the text (no second lower-casing of it)
             word = pieces[0].lower() if lower else pieces[0]
-            idx = 1 if lower else 0
             full: Test = lambda e: word in event_text(e)[idx]  # noqa: E731
         else:
             parts = list(a.s)
@@ -1453,7 +1450,6 @@ def _keyword(a: Any) -> Test:
             ss = _StringSet(lower=lower)
             ss.add(s)
             pred = ss.pred()
-            idx = 1 if lower else 0
             full = lambda e: pred(event_text(e)[idx])  # noqa: E731
         return full
     text = str(a.number if isinstance(a, SigmaNumber) else str(a.boolean).lower())
@@ -1475,17 +1471,8 @@ def _plain_pieces(s: SigmaString) -> list[str] | None:
     return [x for x in pieces if x]
 
 
-def leaf_test(leaf: Leaf, guards: bool = False) -> Test:
-    """The compiled test of one leaf (what :func:`build` combines, adding the guards itself);
-    with ``guards`` a positive body test first checks the raw body (:func:`leaf_guard`)."""
-    test = _leaf_test(leaf)
-    g = _guard_of(leaf) if guards else None
-    if g is None:
-        return test
-    return lambda e: g(e) and test(e)
-
-
-def _leaf_test(leaf: Leaf) -> Test:
+def leaf_test(leaf: Leaf) -> Test:
+    """The compiled test of one leaf, without its guard (:func:`build` adds the guards itself)."""
     if leaf.kind == "const":
         value = bool(leaf.atoms[0])
         return lambda e: value
@@ -1550,13 +1537,13 @@ def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = 
           _covered: frozenset[int] | set[int] = frozenset()) -> Test:
     """Closures for the IR; cheap tests first inside And/Or (the tests are pure).
 
-    ``leaf`` supplies the test of each leaf (default: :func:`_leaf_test`); the rule index passes
+    ``leaf`` supplies the test of each leaf (default: :func:`leaf_test`); the rule index passes
     tests shared between rules. With ``guards``, a positive body test first checks the raw body,
     and an And checks the guards of all its body tests before any of them decodes a body
     (:func:`leaf_guard`).
     """
     if isinstance(node, Leaf):
-        test = leaf(node) if leaf is not None else _leaf_test(node)
+        test = leaf(node) if leaf is not None else leaf_test(node)
         g = _guard_of(node) if guards and id(node) not in _covered else None
         if g is None:
             return test
