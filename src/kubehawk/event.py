@@ -23,7 +23,7 @@ __all__ = [
     "split_path",
 ]
 
-AUDIT_API_VERSIONS = ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1")  # _CheckedHead too
+AUDIT_API_VERSIONS = ("audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1")
 
 
 class EventHead(msgspec.Struct, kw_only=True):
@@ -61,7 +61,7 @@ class _CheckedHead(EventHead, kw_only=True):
     does), in C: the fast path of the file reader pays no Python test for them."""
 
     kind: Literal["Event"] | None = None
-    apiVersion: Literal["audit.k8s.io/v1", "audit.k8s.io/v1beta1", "audit.k8s.io/v1alpha1"] | None = None
+    apiVersion: Literal[AUDIT_API_VERSIONS] | None = None  # type: ignore[valid-type] # the same list
     level: Literal["None", "Metadata", "Request", "RequestResponse"] | None = None
     stage: Literal["RequestReceived", "ResponseStarted", "ResponseComplete", "Panic"] | None = None
     verb: Literal["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection",
