@@ -419,37 +419,13 @@ class Derived(_Lazy):
         images = self.get("images")
         return None if images is None else [image_registry(i) for i in images]
 
-    def _x_workload(self) -> Any:
-        return _workload(self.event)
-
     # --- exec --------------------------------------------------------------------------------
     def _x_exec(self) -> Any:
         return _exec_info(self.event)
 
-    # --- identity ----------------------------------------------------------------------------
-    def _x_sa(self) -> Any:
-        return _sa(self.event)
-
-    def _x_node(self) -> Any:
-        return _node(self.event)
-
-    def _x_identity(self) -> Any:
-        return _identity(self.event)
-
+    # --- identity (the functions of the event alone are _EVENT_FIELDS, below) ------------------
     def _x_system(self) -> Any:
         return _system(self.event, self.get)
-
-    def _x_source_ip(self) -> Any:
-        return _source_ip(self.event)
-
-    def _x_decision(self) -> Any:
-        return _decision(self.event)
-
-    def _x_impersonated(self) -> Any:
-        return _impersonated(self.event)
-
-    def _x_health_endpoint(self) -> Any:
-        return _health_endpoint(self.event)
 
 
     # --- business context ----------------------------------------------------------------------
@@ -519,10 +495,6 @@ class Derived(_Lazy):
             if value is not None:
                 out[name] = value
         return out
-
-
-# x.<name> -> the method computing it (one dict lookup instead of building "_x_" + name per value)
-_COMPUTE: dict[str, Callable[[Derived], Any]] = {k: getattr(Derived, "_x_" + k) for k in DERIVED_LEVELS}
 
 
 def _health_endpoint(event: AuditEvent) -> bool:
@@ -622,11 +594,8 @@ def _honeytoken_kind(ev: AuditEvent, cfg: Config | None, get: Callable[[str], An
     return None
 
 
-# x.<name> -> a function of the event and the config bound to it (event._ctx), reading other x.*
-# fields through event.derived_value: AuditEvent.derived_value calls it without building a Derived
-# view (x.health_endpoint is asked of every anonymous probe, x.honeytoken of every secret request,
-# which reads x.decision and x.system).
-EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {
+# x.<name> -> a function of the event alone: the Derived view and EVENT_ONLY both call it.
+_EVENT_FIELDS: dict[str, Callable[[AuditEvent], Any]] = {
     "health_endpoint": _health_endpoint,
     "sa": _sa,
     "node": _node,
@@ -634,8 +603,27 @@ EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {
     "impersonated": _impersonated,
     "workload": _workload,
     "identity": _identity,
-    "system": lambda ev: _system(ev, ev.derived_value),
     "decision": _decision,
+}
+
+# x.<name> -> a function of the event and the config bound to it (event._ctx), reading other x.*
+# fields through event.derived_value: AuditEvent.derived_value calls it without building a Derived
+# view (x.health_endpoint is asked of every anonymous probe, x.honeytoken of every secret request,
+# which reads x.decision and x.system).
+EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {
+    **_EVENT_FIELDS,
+    "system": lambda ev: _system(ev, ev.derived_value),
     "honeytoken_kind": lambda ev: _honeytoken_kind(ev, ev._ctx, ev.derived_value),
     "honeytoken": lambda ev: ev.derived_value("honeytoken_kind") is not None,
+}
+
+
+def _of_event(f: Callable[[AuditEvent], Any]) -> Callable[[Derived], Any]:
+    return lambda d: f(d.event)
+
+
+# x.<name> -> how the Derived view computes it (one dict lookup instead of building "_x_" + name
+# per value): a function of the event alone, else the view's _x_<name> method.
+_COMPUTE: dict[str, Callable[[Derived], Any]] = {
+    k: _of_event(_EVENT_FIELDS[k]) if k in _EVENT_FIELDS else getattr(Derived, "_x_" + k) for k in DERIVED_LEVELS
 }
