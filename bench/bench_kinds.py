@@ -52,8 +52,10 @@ def main() -> None:
     for event in read_paths([str(path)], ReadStats()):
         t = clock()
         detector.process(event)
-        spent[kind(event)] += clock() - t
-        seen[kind(event)] += 1
+        t = clock() - t
+        k = kind(event)
+        spent[k] += t
+        seen[k] += 1
     total = sum(spent.values())
     n = sum(seen.values())
     print(f"{n} events, detection (not decoding) {total:.2f} s = {total * 1e6 / n:.2f} us/event on average")
