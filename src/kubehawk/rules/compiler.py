@@ -1349,12 +1349,15 @@ def _event_line(e: AuditEvent) -> list[Any]:
     if cell[0] is e:
         return cell[1]
     raw = e._line
-    if raw is None or (b"\\" in raw and _ANY_ESCAPE(raw) is not None):
+    if raw is not None and (b"\\" not in raw or _ANY_ESCAPE(raw) is None):  # a byte search first
+        info = [raw, raw.isascii(), False, False, None]  # the line, and it holds neither escape
+    else:
         # no line, or one that holds escapes (Go writes & < > as \u0026...): the head
         # re-encoded holds none, its bodies as they were written (an absent one as nothing)
         raw = msgspec.json.encode(e.head)
-    esc = b"\\" in raw  # one byte search; the others only when there is a backslash
-    info = [raw, raw.isascii(), esc and _U_ESCAPE(raw) is not None, esc and _SLASH_ESCAPE(raw) is not None, None]
+        esc = b"\\" in raw
+        info = [raw, raw.isascii(), esc and _U_ESCAPE(raw) is not None, esc and _SLASH_ESCAPE(raw) is not None,
+                None]
     _line_cell[0] = (e, info)
     return info
 
