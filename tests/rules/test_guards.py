@@ -361,3 +361,28 @@ def test_presence_screen_drops_body_rules_at_once_and_decides_as_they_do(monkeyp
     assert [r.title for r, _ in plan.screen(plain_pod)] == ["s5"]
     assert eng.process(plain_pod)[0].rule.title == "s5"
     assert plain_pod._req.__class__.__name__ == "_Unset"  # dropped without decoding the body
+
+
+def test_screen_uses_the_cheapest_checks_of_a_rule():
+    """A rule of several parts is screened by the part whose checks cost least: the host keys one
+    search of the body finds, not a value scan of ownerReferences.controller that every
+    controller-made pod passes (which would leave the rule to be called on each of them)."""
+    from kubehawk.rules.index import ScreenedPlan
+
+    rs = ruleset(*[rule_yaml(d, title=f"c{i}") for i, d in enumerate([
+        "sel: {verb: create, requestObject.metadata.ownerReferences.controller: true}\n"
+        "host:\n  - x.pod_spec.hostPID: true\n  - x.pod_spec.hostIPC: true\n  - x.pod_spec.hostNetwork: true\n"
+        "condition: sel and host",
+        "sel: {verb: create, x.containers.securityContext.privileged: true}\ncondition: sel",
+    ])])
+    eng = Engine(rs)
+    line = ('{"auditID":"p","verb":"create","objectRef":{"resource":"pods"},"requestObject":{"kind":"Pod",'
+            '"metadata":{"name":"w-1","ownerReferences":[{"kind":"ReplicaSet","name":"w","controller":true}]},'
+            '"spec":{"containers":[{"name":"a","image":"nginx"}]}}}')
+    e = decode_event(line.encode())
+    plan = eng.index.plan(e)
+    assert isinstance(plan, ScreenedPlan)
+    assert plan.screen(e) == []  # no host key in the body: both rules dropped, none called
+    assert eng.process(e) == []
+    host = decode_event(line.replace('"spec":{', '"spec":{"hostPID":true,').encode())
+    assert [m.rule.title for m in Engine(rs).process(host)] == ["c0"]
