@@ -78,7 +78,7 @@ def pipeline(path: Path, config_path: Path | None) -> tuple[int, int, Clock, dic
     stats = ReadStats()
     alerts = 0
     with Clock() as clock:
-        for _ in detector.alerts(read_paths([str(path)], stats)):
+        for _ in detector.alerts(read_paths([str(path)], stats, screen=detector.engine.line_screen)):
             alerts += 1
     return stats.events, alerts, clock, detector.engine.stats
 

@@ -176,7 +176,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
 
     stop = threading.Event()
     events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
-                        else read_paths(list(paths), stats, on_warning=warn))
+                        else read_paths(list(paths), stats, on_warning=warn, screen=detector.engine.line_screen))
     if follow:
         # systemd and kubectl stop us with SIGTERM: finish the current record and print the summary.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

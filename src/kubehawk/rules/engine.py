@@ -14,6 +14,7 @@ from typing import Any
 from kubehawk.event import AuditEvent
 from kubehawk.rules.correlation import CorrelationState, event_epoch
 from kubehawk.rules.index import RuleIndex, ScreenedPlan
+from kubehawk.rules.linescreen import LineScreen, line_screen
 from kubehawk.rules.loader import RuleSet
 from kubehawk.rules.model import Match, Rule
 
@@ -57,6 +58,9 @@ class Engine:
         event_rules = [r for r in ruleset.rules if r.kind == "event"]
         self.index = RuleIndex(event_rules, config)
         self._plan = self.index.plan
+        # Lines whose slots are known to meet no rule are skipped by the file reader, undecoded:
+        # read_paths(..., screen=engine.line_screen); the engine teaches it (see stream).
+        self.line_screen: LineScreen | None = line_screen(self.index.slots)
         self.correlations: list[CorrelationState] = []
         self._feeds: dict[str, list[CorrelationState]] = {}
         for r in ruleset.rules:
@@ -113,15 +117,19 @@ class Engine:
     def stream(self, events: Iterable[AuditEvent]) -> Iterator[tuple[AuditEvent, list[Match]]]:
         """``(event, matches)`` for each event of ``events`` that has matches; :meth:`process`
         as one loop. Most events meet no rule, so the loop does for them no more than bind the
-        config and ask the index (one call, not three)."""
+        config and ask the index (one call, not three), and tell the line screen, which then
+        skips the lines like it (a call in C that returns at once for an event it did not screen)."""
         config = self.config
         plan_of = self._plan
         run_plan = self.run_plan
+        learn = self.line_screen.learn if self.line_screen is not None else None
         n = 0
         try:
             for event in events:
                 n += 1
                 if event.head.stage == "RequestReceived":
+                    if learn is not None:
+                        learn(event._line)
                     continue
                 if event._ctx is not config and config is not None:  # as process() binds
                     if event._x is None:  # nothing derived yet (a fresh event): binding is setting it
@@ -133,6 +141,8 @@ class Engine:
                     matches = run_plan(event, plan)
                     if matches:
                         yield event, matches
+                elif learn is not None:
+                    learn(event._line)
         finally:
             self._events += n
 
@@ -204,8 +214,10 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, Any]:
+        screened = self.line_screen.skipped() if self.line_screen is not None else 0
         return {
-            "events": self._events,
+            "events": self._events + screened,
+            "screened_out": screened,  # lines the reader skipped, undecoded (kubehawk.rules.linescreen)
             "candidates": self._candidates,
             "tests_run": self._tests,
             "matches": sum(self._counts),

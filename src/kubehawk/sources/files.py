@@ -26,12 +26,15 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
 from kubehawk.event import AuditEvent, EventDecodeError, decode_head, event_from_dict
 from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
+
+if TYPE_CHECKING:
+    from kubehawk.rules.linescreen import LineScreen
 
 __all__ = [
     "ReadStats",
@@ -259,16 +262,18 @@ def _looks_like_document(second: bytes) -> bool:
     return not (second[:1] in (b"{", b"[") and _is_complete_json(second))
 
 
-def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = None) -> Iterator[AuditEvent]:
+def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = None,
+                screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """Events of one already-opened binary stream (decompressed), named ``name`` in origins.
 
-    Read errors end the stream with one warning naming ``name:line``; never raises.
+    Read errors end the stream with one warning naming ``name:line``; never raises. ``screen``:
+    see :func:`read_paths`.
     """
-    yield from _open_events(fh, name, stats, on_warning, owned=False, compressed=False)
+    yield from _open_events(fh, name, stats, on_warning, owned=False, compressed=False, screen=screen)
 
 
-def _layout(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned: IO[bytes] | None
-            ) -> Iterator[AuditEvent]:
+def _layout(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned: IO[bytes] | None,
+            screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """The events of a stream, its layout decided now from its first lines (read now).
 
     A plain function handing back the iterator that does the work, so that every event
@@ -303,16 +308,17 @@ def _layout(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned:
         data = b"".join(head) + fh.read()
         if owned is not None:
             owned.close()  # the document is in memory
-        return _documents(data, name, stats, on_warning)
-    return _read_lines(chain(head, lines) if head else lines, name, stats, on_warning, owned)
+        return _documents(data, name, stats, on_warning, screen)
+    return _read_lines(chain(head, lines) if head else lines, name, stats, on_warning, owned, screen)
 
 
-def _documents(data: bytes, name: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
+def _documents(data: bytes, name: str, stats: ReadStats, on_warning: Warn, screen: LineScreen | None
+               ) -> Iterator[AuditEvent]:
     if (yield from _emit_documents(data, name, 1, stats, on_warning)):
         stats.lines += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         return
     # Not a document after all: JSON lines whose first lines are broken.
-    yield from _read_lines(iter(io.BytesIO(data)), name, stats, on_warning, None)
+    yield from _read_lines(iter(io.BytesIO(data)), name, stats, on_warning, None, screen)
 
 
 # Lines between two updates of the shared counters (one thread writes, others may read).
@@ -320,7 +326,7 @@ _FLUSH_EVERY = 4096
 
 
 def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning: Warn,
-                owned: IO[bytes] | None) -> Iterator[AuditEvent]:
+                owned: IO[bytes] | None, screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """Events of JSON lines (or line-oriented exports), line numbers from 1.
 
     The common case, one native Event per line, is decoded right here: the typed head
@@ -330,8 +336,10 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
     line the fast test does not accept (another format, a wrong type, JSON broken)
     takes the general path, which names the problem with ``file:line``. A read error
     (truncated gzip, I/O) ends the file with one warning; ``owned`` is closed at the end.
+    A line the ``screen`` knows meets no rule is counted as an event and not decoded.
     """
     decode = decode_head
+    skip = screen.skip if screen is not None else None
     event = AuditEvent
     lineno = counted = 0  # counted: lines already added to stats.lines
     found = 0  # events not yet added to stats.events
@@ -340,6 +348,9 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
             start = lineno
             for raw in islice(lines, _FLUSH_EVERY):
                 lineno += 1
+                if skip is not None and skip(raw):
+                    found += 1  # an audit event no rule can match (kubehawk.rules.linescreen)
+                    continue
                 try:
                     h = decode(raw)  # kind and apiVersion checked in the decode; JSON allows the line break
                 except msgspec.DecodeError:
@@ -394,14 +405,14 @@ def _read_error(name: str, line: int, err: Exception, stats: ReadStats, on_warni
 
 
 def _open_events(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned: bool = False,
-                 compressed: bool = True) -> Iterator[AuditEvent]:
+                 compressed: bool = True, screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """The events of an opened file (decompressed if ``compressed`` and the magic bytes say so).
 
     Never raises for bad input; ``owned``: close ``fh`` once done (or abandoned).
     """
     try:
         stream = _decompressed(fh) if compressed else fh  # type: ignore[arg-type]
-        return _layout(stream, name, stats, on_warning, fh if owned else None)
+        return _layout(stream, name, stats, on_warning, fh if owned else None, screen)
     except _READ_ERRORS as e:
         _read_error(name, 1, e, stats, on_warning)
         if owned:
@@ -424,18 +435,19 @@ def _stdin_buffer(stats: ReadStats, on_warning: Warn) -> IO[bytes] | None:
     return buf
 
 
-def _file_events(path: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent] | None:
+def _file_events(path: str, stats: ReadStats, on_warning: Warn, screen: LineScreen | None
+                 ) -> Iterator[AuditEvent] | None:
     try:
         fh = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the events' iterator
     except OSError as e:
         stats.warn(f"{path}: cannot read: {e.strerror or e}", on_warning)
         return None
     stats.files += 1
-    return _open_events(fh, path, stats, on_warning, owned=True)
+    return _open_events(fh, path, stats, on_warning, owned=True, screen=screen)
 
 
-def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warning: Warn
-              ) -> Iterator[Iterator[AuditEvent]]:
+def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warning: Warn,
+              screen: LineScreen | None) -> Iterator[Iterator[AuditEvent]]:
     """One iterator of events per file, each opened when the previous one is done."""
     for p in paths:
         path = os.fspath(p)
@@ -443,7 +455,7 @@ def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warn
             buf = _stdin_buffer(stats, on_warning)
             if buf is not None:
                 stats.files += 1
-                yield _open_events(buf, STDIN_NAME, stats, on_warning)
+                yield _open_events(buf, STDIN_NAME, stats, on_warning, screen=screen)
             continue
         try:
             st = os.stat(path)
@@ -456,20 +468,25 @@ def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warn
             if not files:
                 stats.warn(f"{path}: no files in directory", on_warning)
         for f in files:
-            events = _file_events(f, stats, on_warning)
+            events = _file_events(f, stats, on_warning, screen)
             if events is not None:
                 yield events
 
 
-def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warning: Warn = None) -> Iterator[AuditEvent]:
+def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warning: Warn = None,
+               screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """Every event in ``paths`` (files, directories, ``-`` for stdin), in order.
 
     Each event's ``origin`` is ``path:line`` (``path:line[i]`` / ``path:line item i`` for
     records inside a document, ``<stdin>:line`` for stdin). Never raises for bad input.
     Files are opened one at a time, as the events are read; the events of a JSON-lines
     file cross one Python generator only (the chain is C).
+
+    ``screen``: the engine's :class:`kubehawk.rules.linescreen.LineScreen` (``Engine.line_screen``).
+    JSON lines it knows meet no rule are counted as events but not decoded, so they never reach
+    the caller: pass it only when the events go to that engine's :meth:`Engine.stream`.
     """
-    return chain.from_iterable(_per_file(paths, stats, on_warning))
+    return chain.from_iterable(_per_file(paths, stats, on_warning, screen))
 
 
 # --- directories and rotation order --------------------------------------------------------

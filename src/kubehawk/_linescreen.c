@@ -1,0 +1,677 @@
+/* The line screen: tell, without decoding it, that a JSON line is an audit event no rule can match.
+ *
+ * The rule index (kubehawk.rules.index) gives each event a plan from a few head fields, its slots;
+ * two thirds of a cluster's events get an empty plan. This module reads a line once, in C,
+ * validating it as JSON and checking the top-level fields' types as the typed head decode
+ * (kubehawk.event._CheckedHead) does, and builds a key from the raw JSON text of the slots. Equal
+ * raw text means equal values, so the engine's verdict "empty plan" for one line holds for every
+ * line with the same key: such lines are counted and skipped, never decoded.
+ *
+ * A line the screen is not certain about (an escape in a key, a duplicate field, a number with
+ * an exponent, a surrogate escape, deep nesting, anything it does not validate) gets no key and
+ * goes the usual way, where msgspec decodes it and errors are reported: the screen may be
+ * stricter than the decoder, never more lenient.
+ *
+ * Python API (see kubehawk/rules/linescreen.py, which builds the schema from the head type):
+ *   Screen(fields, slots, required, max_known=200000)
+ *     fields: [(name: bytes, type: int, literals: tuple[bytes, ...] | None)]
+ *     slots: [(field index, sub key: bytes | None, mode: int)]
+ *     required: tuple of field indices, one of which must hold a non-null value
+ *   screen.key(line) -> bytes | None
+ *   screen.skip(line) -> bool    the key is known to have an empty plan (else remember it)
+ *   screen.learn(line) -> None   the line last screened has an empty plan: remember its key
+ *   screen.known(), screen.skipped() -> int   keys remembered, lines skipped
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+enum { T_STR = 0, T_LIT = 1, T_DICT = 2, T_STRDICT = 3, T_STRLIST = 4, T_RAW = 5 };
+enum { M_VALUE = 0, M_PRESENT = 1, M_BODY = 2 };
+
+#define MAX_FIELDS 32
+#define MAX_SLOTS 64
+#define MAX_LITS 16
+#define MAX_DEPTH 64
+#define MAX_KNOWN 200000
+
+typedef struct {
+    const char *name;
+    Py_ssize_t len;
+    int type;
+    int nlits;
+    const char *lits[MAX_LITS];
+    Py_ssize_t litlens[MAX_LITS];
+    int nkeys;      /* distinct keys inside this field (a mapping) that slots read */
+    const char *keys[MAX_SLOTS];
+    Py_ssize_t keylens[MAX_SLOTS];
+    int nkeyslots[MAX_SLOTS];  /* the slots reading each key (a value and a presence slot may share one) */
+    int keyslots[MAX_SLOTS][MAX_SLOTS];
+} Field;
+
+typedef struct {
+    int field;
+    const char *sub;  /* NULL: the field itself */
+    Py_ssize_t sublen;
+    int mode;
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *keep;  /* the Python objects the names point into */
+    int nfields;
+    Field fields[MAX_FIELDS];
+    int nslots;
+    Slot slots[MAX_SLOTS];
+    int nrequired;
+    int required[MAX_FIELDS];
+    PyObject *known;  /* set of keys with an empty plan */
+    Py_ssize_t max_known;  /* the set is emptied when it reaches this size: memory stays flat */
+    Py_ssize_t skipped;  /* lines skipped so far */
+    PyObject *last_line;
+    PyObject *last_key;
+} Screen;
+
+/* Where each field's and slot's value lies in the line being read (start NULL: absent). */
+typedef struct {
+    const unsigned char *fs[MAX_FIELDS], *fe[MAX_FIELDS];
+    const unsigned char *ss[MAX_SLOTS], *se[MAX_SLOTS];
+} Found;
+
+#define FAIL NULL
+
+static inline const unsigned char *ws(const unsigned char *p, const unsigned char *end) {
+    /* one comparison for the common case: a compact line has no whitespace */
+    while (p < end && *p <= ' ' && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    return p;
+}
+
+static inline int hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* One UTF-8 sequence starting at p (*p >= 0x80): its end, or FAIL if not well-formed. */
+static const unsigned char *utf8(const unsigned char *p, const unsigned char *end) {
+    unsigned char c = *p;
+    int n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c == 0xE0) { n = 2; lo = 0xA0; }
+    else if (c >= 0xE1 && c <= 0xEC) n = 2;
+    else if (c == 0xED) { n = 2; hi = 0x9F; }  /* no surrogates */
+    else if (c >= 0xEE && c <= 0xEF) n = 2;
+    else if (c == 0xF0) { n = 3; lo = 0x90; }
+    else if (c >= 0xF1 && c <= 0xF3) n = 3;
+    else if (c == 0xF4) { n = 3; hi = 0x8F; }
+    else return FAIL;
+    if (end - p <= n) return FAIL;
+    if (p[1] < lo || p[1] > hi) return FAIL;
+    for (int i = 2; i <= n; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF) return FAIL;
+    return p + n + 1;
+}
+
+/* The first byte from p on that ends a plain run of a string: '"', a backslash, a control character or a
+ * byte of a multi-byte UTF-8 sequence (end if none). Sixteen bytes at a time where SSE2 is there (every
+ * x86-64): signed, a byte >= 0x80 is below 0x20 too, so one comparison catches both. */
+static inline const unsigned char *plain_run(const unsigned char *p, const unsigned char *end) {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                   _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask) return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 && *p < 0x80) p++;
+    return p;
+}
+
+/* A string at p (*p == '"'): the position after it, or FAIL. *escaped tells whether it had a backslash. */
+static const unsigned char *string(const unsigned char *p, const unsigned char *end, int *escaped) {
+    p++;
+    *escaped = 0;
+    while (p < end) {
+        p = plain_run(p, end);
+        if (p >= end) break;
+        unsigned char c = *p;
+        if (c == '"') return p + 1;
+        if (c == '\\') {
+            *escaped = 1;
+            if (end - p < 2) return FAIL;
+            switch (p[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                p += 2;
+                break;
+            case 'u': {
+                if (end - p < 6) return FAIL;
+                int v = 0;
+                for (int i = 2; i < 6; i++) {
+                    int h = hexval(p[i]);
+                    if (h < 0) return FAIL;
+                    v = v * 16 + h;
+                }
+                if (v >= 0xD800 && v <= 0xDFFF) return FAIL;  /* surrogates: left to the decoder */
+                p += 6;
+                break;
+            }
+            default:
+                return FAIL;
+            }
+        } else if (c < 0x20) {
+            return FAIL;
+        } else if (c >= 0x80) {
+            p = utf8(p, end);
+            if (p == FAIL) return FAIL;
+        } else {
+            p++;
+        }
+    }
+    return FAIL;
+}
+
+/* A number: the grammar of JSON, at most 18 digits and no exponent (else left to the decoder). */
+static const unsigned char *number(const unsigned char *p, const unsigned char *end) {
+    int digits = 0;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return FAIL;
+    if (*p == '0') {
+        p++;
+        digits++;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') { p++; digits++; }
+    } else {
+        return FAIL;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        const unsigned char *f = p;
+        while (p < end && *p >= '0' && *p <= '9') { p++; digits++; }
+        if (p == f) return FAIL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) return FAIL;
+    if (digits > 18) return FAIL;
+    return p;
+}
+
+static const unsigned char *value(const unsigned char *p, const unsigned char *end, int depth);
+
+/* A member's key and its colon at p: the position of the value (whitespace skipped), or FAIL.
+ * [*ks, *ke) is the key's raw text; *esc tells whether it has an escape. */
+static inline const unsigned char *member_key(const unsigned char *p, const unsigned char *end,
+                                              const unsigned char **ks, const unsigned char **ke, int *esc) {
+    if (p >= end || *p != '"') return FAIL;
+    *ks = p + 1;
+    p = string(p, end, esc);
+    if (p == FAIL) return FAIL;
+    *ke = p - 1;
+    p = ws(p, end);
+    if (p >= end || *p != ':') return FAIL;
+    return ws(p + 1, end);
+}
+
+/* After a member or an element: 1 when ``close`` ends the container, 0 when a comma says more come
+ * (*pp moves past either, and past whitespace), -1 for anything else. */
+static inline int next_item(const unsigned char **pp, const unsigned char *end, unsigned char close) {
+    const unsigned char *p = ws(*pp, end);
+    if (p >= end) return -1;
+    if (*p == close) {
+        *pp = p + 1;
+        return 1;
+    }
+    if (*p != ',') return -1;
+    *pp = ws(p + 1, end);
+    return 0;
+}
+
+static const unsigned char *literal(const unsigned char *p, const unsigned char *end, const char *word, Py_ssize_t n) {
+    if (end - p < n || memcmp(p, word, n) != 0) return FAIL;
+    return p + n;
+}
+
+/* Any JSON value at p (whitespace skipped before it): the position after it, or FAIL. */
+static const unsigned char *value(const unsigned char *p, const unsigned char *end, int depth) {
+    int esc;
+    if (p >= end) return FAIL;
+    switch (*p) {
+    case '"':
+        return string(p, end, &esc);
+    case '{':
+        if (depth >= MAX_DEPTH) return FAIL;
+        p = ws(p + 1, end);
+        if (p < end && *p == '}') return p + 1;
+        for (;;) {
+            const unsigned char *ks, *ke;
+            p = member_key(p, end, &ks, &ke, &esc);
+            if (p == FAIL) return FAIL;
+            p = value(p, end, depth + 1);
+            if (p == FAIL) return FAIL;
+            int done = next_item(&p, end, '}');
+            if (done) return done > 0 ? p : FAIL;
+        }
+    case '[':
+        if (depth >= MAX_DEPTH) return FAIL;
+        p = ws(p + 1, end);
+        if (p < end && *p == ']') return p + 1;
+        for (;;) {
+            p = value(p, end, depth + 1);
+            if (p == FAIL) return FAIL;
+            int done = next_item(&p, end, ']');
+            if (done) return done > 0 ? p : FAIL;
+        }
+    case 't':
+        return literal(p, end, "true", 4);
+    case 'f':
+        return literal(p, end, "false", 5);
+    case 'n':
+        return literal(p, end, "null", 4);
+    default:
+        return number(p, end);
+    }
+}
+
+static inline int is_null(const unsigned char *s, const unsigned char *e) {
+    return e - s == 4 && memcmp(s, "null", 4) == 0;
+}
+
+/* A mapping-typed field (object or null). Keys some slot reads are recorded (an escaped or
+ * repeated one fails); with ``strings``, every value must be a string (dict[str, str]). */
+static const unsigned char *mapping(Field *f, const unsigned char *p, const unsigned char *end,
+                                    Found *found, int strings) {
+    int esc;
+    if (p < end && *p == 'n') return literal(p, end, "null", 4);
+    if (p >= end || *p != '{') return FAIL;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}') return p + 1;
+    for (;;) {
+        const unsigned char *ks, *ke;
+        p = member_key(p, end, &ks, &ke, &esc);
+        if (p == FAIL) return FAIL;
+        int wanted = -1;
+        if (f->nkeys) {
+            if (esc) return FAIL;  /* it could spell a key we read */
+            Py_ssize_t kl = ke - ks;
+            for (int i = 0; i < f->nkeys; i++) {
+                if (f->keylens[i] == kl && f->keys[i][0] == (char)ks[0] && memcmp(f->keys[i], ks, kl) == 0) {
+                    if (found->ss[f->keyslots[i][0]] != NULL) return FAIL;  /* repeated: the last would win */
+                    wanted = i;
+                    break;
+                }
+            }
+        }
+        const unsigned char *vs = p;
+        if (strings) {
+            if (p >= end || *p != '"') return FAIL;
+            p = string(p, end, &esc);
+        } else {
+            p = value(p, end, 1);
+        }
+        if (p == FAIL) return FAIL;
+        if (wanted >= 0) {
+            for (int i = 0; i < f->nkeyslots[wanted]; i++) {
+                found->ss[f->keyslots[wanted][i]] = vs;
+                found->se[f->keyslots[wanted][i]] = p;
+            }
+        }
+        int done = next_item(&p, end, '}');
+        if (done) return done > 0 ? p : FAIL;
+    }
+}
+
+/* A field's value, checked against its type; FAIL when the typed decode would reject it (or we cannot tell). */
+static const unsigned char *field_value(Screen *self, Field *f, const unsigned char *p, const unsigned char *end,
+                                        Found *found) {
+    int esc;
+    if (p >= end) return FAIL;
+    if (f->type == T_RAW) return value(p, end, 0);
+    if (*p == 'n') return literal(p, end, "null", 4);  /* every other type admits null */
+    switch (f->type) {
+    case T_STR:
+        return *p == '"' ? string(p, end, &esc) : FAIL;
+    case T_LIT: {
+        if (*p != '"') return FAIL;
+        const unsigned char *q = string(p, end, &esc);
+        if (q == FAIL || esc) return FAIL;
+        Py_ssize_t n = (q - p) - 2;
+        for (int i = 0; i < f->nlits; i++)
+            if (f->litlens[i] == n && f->lits[i][0] == (char)p[1] && memcmp(f->lits[i], p + 1, n) == 0) return q;
+        return FAIL;
+    }
+    case T_DICT:
+        return mapping(f, p, end, found, 0);
+    case T_STRDICT:
+        return mapping(f, p, end, found, 1);
+    case T_STRLIST:
+        if (*p != '[') return FAIL;
+        p = ws(p + 1, end);
+        if (p < end && *p == ']') return p + 1;
+        for (;;) {
+            if (p >= end || *p != '"') return FAIL;
+            p = string(p, end, &esc);
+            if (p == FAIL) return FAIL;
+            int done = next_item(&p, end, ']');
+            if (done) return done > 0 ? p : FAIL;
+        }
+    }
+    return FAIL;
+}
+
+/* Read the line: 1 when it is a plain audit event the screen is sure of (found filled in), else 0. */
+static int read_line(Screen *self, const unsigned char *p, const unsigned char *end, Found *found) {
+    int esc, hint = 0;
+    /* only the entries in use: a line is read in about a microsecond */
+    memset(found->fs, 0, sizeof(found->fs[0]) * self->nfields);
+    memset(found->ss, 0, sizeof(found->ss[0]) * self->nslots);
+    p = ws(p, end);
+    if (p >= end || *p != '{') return 0;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            const unsigned char *ks, *ke;
+            p = member_key(p, end, &ks, &ke, &esc);
+            if (p == FAIL) return 0;
+            Py_ssize_t klen = ke - ks;
+            int fi = -1;
+            if (esc) return 0;  /* it could spell a field name */
+            /* the fields come in the order of the schema (Go writes them so): look from the last one on */
+            for (int k = 0, n = self->nfields; k < n; k++) {
+                int i = hint + k < n ? hint + k : hint + k - n;
+                Field *f = &self->fields[i];
+                if (f->len == klen && f->name[0] == (char)ks[0] && memcmp(f->name, ks, klen) == 0) {
+                    fi = i;
+                    hint = i + 1 < n ? i + 1 : 0;
+                    break;
+                }
+            }
+            const unsigned char *vs = p;
+            if (fi >= 0) {
+                if (found->fs[fi] != NULL) return 0;  /* repeated: the last would win */
+                p = field_value(self, &self->fields[fi], p, end, found);
+                if (p == FAIL) return 0;
+                found->fs[fi] = vs;
+                found->fe[fi] = p;
+            } else {
+                p = value(p, end, 0);
+                if (p == FAIL) return 0;
+            }
+            int done = next_item(&p, end, '}');
+            if (done < 0) return 0;
+            if (done) break;
+        }
+    }
+    if (ws(p, end) != end) return 0;  /* only whitespace may follow */
+    for (int i = 0; i < self->nrequired; i++) {
+        int fi = self->required[i];
+        if (found->fs[fi] != NULL && !is_null(found->fs[fi], found->fe[fi])) return 1;
+    }
+    return 0;  /* not an audit Event by the reader's test: the usual way names it */
+}
+
+/* The key of a line read by read_line: per slot, a presence byte or a length and the raw text. NULL (no
+ * exception) when the screen cannot say. */
+static PyObject *make_key(Screen *self, const unsigned char *data, Py_ssize_t len) {
+    Found found;
+    if (!read_line(self, data, data + len, &found)) return NULL;
+    const unsigned char *vs[MAX_SLOTS], *ve[MAX_SLOTS];
+    Py_ssize_t size = 0;
+    for (int i = 0; i < self->nslots; i++) {
+        Slot *s = &self->slots[i];
+        const unsigned char *a = NULL, *b = NULL;
+        if (s->sub == NULL) {
+            a = found.fs[s->field];
+            b = found.fe[s->field];
+        } else if (found.fs[s->field] != NULL) {
+            a = found.ss[i];
+            b = found.se[i];
+        }
+        vs[i] = a;
+        ve[i] = b;
+        if (s->mode == M_VALUE) {
+            size += a == NULL ? 1 : 5 + (b - a);
+        } else {
+            if (s->mode == M_PRESENT && a != NULL && *a == '[') return NULL;  /* a list of nulls is absent */
+            size += 1;
+        }
+    }
+    PyObject *key = PyBytes_FromStringAndSize(NULL, size);
+    if (key == NULL) return NULL;
+    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(key);
+    for (int i = 0; i < self->nslots; i++) {
+        const unsigned char *a = vs[i], *b = ve[i];
+        if (self->slots[i].mode == M_VALUE) {
+            if (a == NULL) {
+                *o++ = 0;
+            } else {
+                Py_ssize_t n = b - a;
+                *o++ = 1;
+                *o++ = (unsigned char)(n >> 24);
+                *o++ = (unsigned char)(n >> 16);
+                *o++ = (unsigned char)(n >> 8);
+                *o++ = (unsigned char)n;
+                memcpy(o, a, n);
+                o += n;
+            }
+        } else {
+            *o++ = (a != NULL && !is_null(a, b)) ? 1 : 0;
+        }
+    }
+    return key;
+}
+
+static PyObject *line_bytes(PyObject *arg, const unsigned char **data, Py_ssize_t *len) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "a line must be bytes");
+        return NULL;
+    }
+    *data = (const unsigned char *)PyBytes_AS_STRING(arg);
+    *len = PyBytes_GET_SIZE(arg);
+    return arg;
+}
+
+static PyObject *Screen_key(Screen *self, PyObject *arg) {
+    const unsigned char *data;
+    Py_ssize_t len;
+    if (line_bytes(arg, &data, &len) == NULL) return NULL;
+    PyObject *key = make_key(self, data, len);
+    if (key == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_NONE;
+    }
+    return key;
+}
+
+static PyObject *Screen_skip(Screen *self, PyObject *arg) {
+    const unsigned char *data;
+    Py_ssize_t len;
+    if (line_bytes(arg, &data, &len) == NULL) return NULL;
+    Py_CLEAR(self->last_line);
+    Py_CLEAR(self->last_key);
+    PyObject *key = make_key(self, data, len);
+    if (key == NULL) {
+        if (PyErr_Occurred()) return NULL;
+        Py_RETURN_FALSE;
+    }
+    int known = PySet_Contains(self->known, key);
+    if (known < 0) {
+        Py_DECREF(key);
+        return NULL;
+    }
+    if (known) {
+        Py_DECREF(key);
+        self->skipped++;
+        Py_RETURN_TRUE;
+    }
+    Py_INCREF(arg);
+    self->last_line = arg;
+    self->last_key = key;
+    Py_RETURN_FALSE;
+}
+
+static PyObject *Screen_learn(Screen *self, PyObject *arg) {
+    if (arg == self->last_line && self->last_key != NULL) {
+        if (PySet_GET_SIZE(self->known) >= self->max_known && PySet_Clear(self->known) < 0) return NULL;
+        if (PySet_Add(self->known, self->last_key) < 0) return NULL;
+        Py_CLEAR(self->last_line);
+        Py_CLEAR(self->last_key);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Screen_len(Screen *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromSsize_t(PySet_GET_SIZE(self->known));
+}
+
+static PyObject *Screen_skipped(Screen *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromSsize_t(self->skipped);
+}
+
+static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
+    PyObject *fields, *slots, *required;
+    static char *kwlist[] = {"fields", "slots", "required", "max_known", NULL};
+    self->max_known = MAX_KNOWN;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!|n", kwlist, &PyList_Type, &fields, &PyList_Type, &slots,
+                                     &PyTuple_Type, &required, &self->max_known))
+        return -1;
+    if (self->max_known < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_known must be positive");
+        return -1;
+    }
+    Py_XSETREF(self->keep, PyTuple_Pack(3, fields, slots, required));
+    if (self->keep == NULL) return -1;
+    Py_ssize_t nf = PyList_GET_SIZE(fields), ns = PyList_GET_SIZE(slots), nr = PyTuple_GET_SIZE(required);
+    if (nf > MAX_FIELDS || ns > MAX_SLOTS || nr > MAX_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "too many fields or slots for the line screen");
+        return -1;
+    }
+    self->nfields = (int)nf;
+    for (Py_ssize_t i = 0; i < nf; i++) {
+        Field *f = &self->fields[i];
+        PyObject *lits = NULL;
+        char *name;
+        Py_ssize_t len;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(fields, i), "y#iO", &name, &len, &f->type, &lits)) return -1;
+        f->name = name;
+        f->len = len;
+        f->nkeys = 0;
+        f->nlits = 0;
+        if (f->type < T_STR || f->type > T_RAW) {
+            PyErr_SetString(PyExc_ValueError, "unknown field type");
+            return -1;
+        }
+        if (f->type == T_LIT) {
+            if (!PyTuple_Check(lits) || PyTuple_GET_SIZE(lits) > MAX_LITS) {
+                PyErr_SetString(PyExc_ValueError, "literals must be a tuple of bytes");
+                return -1;
+            }
+            f->nlits = (int)PyTuple_GET_SIZE(lits);
+            for (int j = 0; j < f->nlits; j++) {
+                PyObject *l = PyTuple_GET_ITEM(lits, j);
+                if (!PyBytes_Check(l)) {
+                    PyErr_SetString(PyExc_ValueError, "literals must be a tuple of bytes");
+                    return -1;
+                }
+                f->lits[j] = PyBytes_AS_STRING(l);
+                f->litlens[j] = PyBytes_GET_SIZE(l);
+            }
+        }
+    }
+    self->nslots = (int)ns;
+    for (Py_ssize_t i = 0; i < ns; i++) {
+        Slot *s = &self->slots[i];
+        PyObject *sub;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(slots, i), "iOi", &s->field, &sub, &s->mode)) return -1;
+        if (s->field < 0 || s->field >= nf || s->mode < M_VALUE || s->mode > M_BODY) {
+            PyErr_SetString(PyExc_ValueError, "bad slot");
+            return -1;
+        }
+        if (sub == Py_None) {
+            s->sub = NULL;
+            s->sublen = 0;
+        } else {
+            Field *f = &self->fields[s->field];
+            if (!PyBytes_Check(sub) || (f->type != T_DICT && f->type != T_STRDICT)) {
+                PyErr_SetString(PyExc_ValueError, "a sub key reads a mapping field, as bytes");
+                return -1;
+            }
+            s->sub = PyBytes_AS_STRING(sub);
+            s->sublen = PyBytes_GET_SIZE(sub);
+            int k = 0;
+            while (k < f->nkeys && !(f->keylens[k] == s->sublen && memcmp(f->keys[k], s->sub, s->sublen) == 0)) k++;
+            if (k == f->nkeys) {
+                f->keys[k] = s->sub;
+                f->keylens[k] = s->sublen;
+                f->nkeyslots[k] = 0;
+                f->nkeys++;
+            }
+            f->keyslots[k][f->nkeyslots[k]++] = (int)i;
+        }
+    }
+    self->nrequired = (int)nr;
+    for (Py_ssize_t i = 0; i < nr; i++) {
+        long v = PyLong_AsLong(PyTuple_GET_ITEM(required, i));
+        if (v < 0 || v >= nf) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad required field");
+            return -1;
+        }
+        self->required[i] = (int)v;
+    }
+    Py_XSETREF(self->known, PySet_New(NULL));
+    return self->known == NULL ? -1 : 0;
+}
+
+static void Screen_dealloc(Screen *self) {
+    Py_XDECREF(self->keep);
+    Py_XDECREF(self->known);
+    Py_XDECREF(self->last_line);
+    Py_XDECREF(self->last_key);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Screen_methods[] = {
+    {"key", (PyCFunction)Screen_key, METH_O, "The key of a line, or None when the screen cannot say."},
+    {"skip", (PyCFunction)Screen_skip, METH_O, "True: the line's key is known to meet no rule."},
+    {"learn", (PyCFunction)Screen_learn, METH_O, "The line last screened meets no rule: remember its key."},
+    {"known", (PyCFunction)Screen_len, METH_NOARGS, "How many keys are remembered."},
+    {"skipped", (PyCFunction)Screen_skipped, METH_NOARGS, "How many lines were skipped."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScreenType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kubehawk._linescreen.Screen",
+    .tp_basicsize = sizeof(Screen),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Keys of JSON audit lines from the raw text of the index's slots.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Screen_init,
+    .tp_dealloc = (destructor)Screen_dealloc,
+    .tp_methods = Screen_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "kubehawk._linescreen", "The native line screen (see the C source).", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__linescreen(void) {
+    if (PyType_Ready(&ScreenType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&ScreenType);
+    if (PyModule_AddObject(m, "Screen", (PyObject *)&ScreenType) < 0) {
+        Py_DECREF(&ScreenType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,112 @@
+"""The line screen: JSON lines that no rule can match are counted, not decoded.
+
+Two thirds of a cluster's audit events meet no rule: the rule index (:mod:`kubehawk.rules.index`)
+gives them an empty plan from a few head fields, its *slots*. The screen
+(``kubehawk/_linescreen.c``, built at install when a C compiler is there) reads a line once,
+validates it as the typed head decode would, and keys it by the raw JSON text of those slots.
+When the engine finds a line's plan empty it tells the screen (:meth:`LineScreen.learn`), and the
+file reader skips every later line with the same key (:meth:`LineScreen.skip`): no decode, no
+event, no lookup. Equal raw text means equal values, so the plan, a function of the slot values,
+is the same: the alerts do not change (tests/rules/test_linescreen.py holds it to that).
+
+A line the screen cannot vouch for goes the usual way, so errors are reported as before. Without
+the compiled module, or with ``KUBEHAWK_LINE_SCREEN=0`` in the environment, every line is decoded.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+from kubehawk.event import _CheckedHead, split_path
+
+__all__ = ["LineScreen", "line_screen"]
+
+try:
+    from kubehawk._linescreen import Screen as _Screen
+except ImportError:  # built without a compiler: decode every line
+    _Screen = None
+
+# Field types the native screen checks (as in _linescreen.c)
+_T_STR, _T_LIT, _T_DICT, _T_STRDICT, _T_STRLIST, _T_RAW = range(6)
+_MODES = {"value": 0, "present": 1, "body": 2}
+# The reader's test of an audit Event: one of these holds a value (kubehawk.event._check)
+_REQUIRED = ("verb", "requestURI", "auditID")
+# Mappings whose keys the index reads inline (kubehawk.rules.index.make_extractor)
+_DICT_HEAD = ("user", "impersonatedUser", "objectRef", "responseStatus", "annotations")
+
+LineScreen = Any  # kubehawk._linescreen.Screen: skip(line) -> bool, learn(line), key(line)
+
+
+def _field_type(t: Any) -> tuple[int, tuple[bytes, ...] | None] | None:
+    """The native check of a head field's msgspec type, or None when it has none."""
+    ti = msgspec.inspect
+    if isinstance(t, ti.RawType):
+        return _T_RAW, None
+    if not isinstance(t, ti.UnionType):
+        return None
+    rest = [x for x in t.types if not isinstance(x, ti.NoneType)]
+    if len(rest) != 1 or len(t.types) != 2:
+        return None
+    (t,) = rest
+    if isinstance(t, ti.StrType) and not (t.min_length or t.max_length or t.pattern):
+        return _T_STR, None
+    if isinstance(t, ti.LiteralType) and all(isinstance(v, str) for v in t.values):
+        return _T_LIT, tuple(v.encode() for v in t.values)
+    if isinstance(t, ti.DictType) and isinstance(t.key_type, ti.StrType):
+        if isinstance(t.value_type, ti.AnyType):
+            return _T_DICT, None
+        if isinstance(t.value_type, ti.StrType):
+            return _T_STRDICT, None
+    if isinstance(t, ti.ListType) and isinstance(t.item_type, ti.StrType):
+        return _T_STRLIST, None
+    return None
+
+
+def _schema() -> tuple[list[tuple[bytes, int, Any]], dict[str, int]] | None:
+    """The head fields as the typed decode of the file reader checks them."""
+    info = msgspec.inspect.type_info(_CheckedHead)
+    if info.forbid_unknown_fields or info.array_like:
+        return None
+    fields: list[tuple[bytes, int, Any]] = []
+    pos: dict[str, int] = {}
+    for f in info.fields:
+        kind = _field_type(f.type)
+        if kind is None or f.encode_name != f.name:
+            return None
+        pos[f.name] = len(fields)
+        fields.append((f.name.encode(), kind[0], kind[1]))
+    return fields, pos
+
+
+def line_screen(slots: list[tuple[str, str]], max_known: int = 200_000) -> LineScreen | None:
+    """A screen keyed by the index's ``slots`` ((path, mode) as in :class:`kubehawk.rules.index.RuleIndex`),
+    or None: no compiled module, switched off, or a slot it cannot read from the raw text.
+    ``max_known``: how many keys it remembers before it starts again (memory stays flat)."""
+    if _Screen is None or os.environ.get("KUBEHAWK_LINE_SCREEN", "1") == "0":
+        return None
+    schema = _schema()
+    if schema is None:
+        return None
+    fields, pos = schema
+    native: list[tuple[int, bytes | None, int]] = []
+    # the stage too: the engine learns from RequestReceived lines, which it never plans
+    for path, mode in [*slots, ("stage", "value")]:
+        parts = split_path(path)
+        top, rest = parts[0], parts[1:]
+        if top not in pos or mode not in _MODES:
+            return None
+        if not rest:
+            native.append((pos[top], None, _MODES[mode]))
+        elif mode != "body" and top in _DICT_HEAD and (len(rest) == 1 or top == "annotations"):
+            native.append((pos[top], ".".join(rest).encode(), _MODES[mode]))
+        else:
+            return None  # read through a getter (a deeper path): not from the raw text
+    if any(r not in pos for r in _REQUIRED):
+        return None
+    try:
+        return _Screen(fields, native, tuple(pos[r] for r in _REQUIRED), max_known)
+    except ValueError:  # more slots than the native table holds
+        return None
