@@ -248,3 +248,20 @@ def test_the_cli_prints_the_same_with_the_screen_switched_off():
     on, off = run("1"), run("0")
     assert on == off
     assert on[0].count("\n") > 10
+
+
+def test_the_readme_library_examples_run_and_agree(tmp_path, monkeypatch, capsys):
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Library", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    (tmp_path / "kubehawk.yaml").write_bytes(CONFIG.read_bytes())
+    (tmp_path / "audit.log").write_bytes((REPO / "examples" / "sample-audit.log").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(blocks[0], namespace)  # noqa: S102 - the README's own example
+    first = capsys.readouterr().out
+    exec(blocks[1], namespace)  # noqa: S102 - the second example, with the line screen
+    second = capsys.readouterr().out
+    assert first.count("\n") > 10
+    assert sorted(first.splitlines()) == sorted(second.splitlines())
