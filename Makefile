@@ -9,11 +9,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py src/kubehawk/_linescreen.c
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py src/kubehawk/_linescreen.c src/kubehawk/_needles.c
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev-installed: $(BIN)/python pyproject.toml setup.py src/kubehawk/_linescreen.c
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml setup.py src/kubehawk/_linescreen.c src/kubehawk/_needles.c
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.installed $@
 

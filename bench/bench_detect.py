@@ -5,7 +5,7 @@ the buffer kubehawk reads files with) and do a msgspec typed decode of the top-l
 with the bodies kept raw. The machines are shared and noisy, so the figure that matters is
 the ratio, not events/s; each measurement runs in a fresh process (one run's leftovers slow
 the next) and the ratios use CPU time (another tenant taking the core does not count).
-Reported: the library pipeline (also with the line screen off, every line decoded), the CLI
+Reported: the library pipeline (also with its compiled parts off, as without a C compiler), the CLI
 with its start-up, the CLI's running rate without it, and the start-up itself (on an empty file).
 
     python bench/bench_detect.py [--events 200000] [--repeat 5]
@@ -95,14 +95,14 @@ def cli(path: Path, config_path: Path | None) -> Clock:
     return clock
 
 
-def child(phase: str, path: Path, config_path: Path | None, screen: bool = True) -> tuple[int, Clock, int, dict]:
+def child(phase: str, path: Path, config_path: Path | None, native: bool = True) -> tuple[int, Clock, int, dict]:
     """One measurement in a fresh process: what a run leaves behind (memos, a fragmented heap,
-    a GC with many live objects) slows the next one down, by ~10% for the ceiling. ``screen``
-    False: the line screen off (every line decoded), as on a machine without a C compiler."""
+    a GC with many live objects) slows the next one down, by ~10% for the ceiling. ``native``
+    False: kubehawk's compiled parts off (every line decoded), as on a machine without a C compiler."""
     cmd = [sys.executable, __file__, "--phase", phase, "--corpus", str(path)]
     if config_path:
         cmd += ["--config", str(config_path)]
-    env = {**os.environ, "KUBEHAWK_LINE_SCREEN": "1" if screen else "0"}
+    env = {**os.environ, "KUBEHAWK_NATIVE": "1" if native else "0"}
     out = json.loads(subprocess.run(cmd, check=True, capture_output=True, env=env).stdout)
     clock = Clock()
     clock.cpu, clock.wall = out["cpu"], out["wall"]
@@ -156,7 +156,7 @@ def main() -> None:
         n2, c, alerts, stats = child("library", path, args.config)
         assert n2 == n, (n, n2)
         runs["library"].append(c)
-        n3, c, alerts3, _ = child("library", path, args.config, screen=False)
+        n3, c, alerts3, _ = child("library", path, args.config, native=False)
         assert (n3, alerts3) == (n, alerts), (n, n3, alerts, alerts3)
         runs["decoded"].append(c)
         runs["cli"].append(cli(path, args.config))
@@ -171,7 +171,7 @@ def main() -> None:
     print(f"best of {args.repeat}, each in a fresh process; events per CPU second (the ratios), wall clock beside")
     line("decode ceiling", c_cpu, c_wall)
     line("detect, library", p_cpu, p_wall, f"  {alerts} alerts")
-    line("  every line decoded", *_best(runs["decoded"]), "  line screen off (KUBEHAWK_LINE_SCREEN=0)")
+    line("  pure Python", *_best(runs["decoded"]), "  compiled parts off (KUBEHAWK_NATIVE=0)")
     line("kubehawk detect CLI", k_cpu, k_wall, "  with start-up")
     line("kubehawk detect CLI, running", k_cpu - s_cpu, k_wall - s_wall, "  without start-up")
     print(f"CLI start-up (empty file)  : {s_cpu:.2f} s CPU, {s_wall:.2f} s wall")

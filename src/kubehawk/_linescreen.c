@@ -13,7 +13,7 @@
  * stricter than the decoder, never more lenient.
  *
  * Python API (see kubehawk/rules/linescreen.py, which builds the schema from the head type):
- *   Screen(fields, slots, required, max_known=200000)
+ *   Screen(fields, slots, required, max_known=50000)
  *     fields: [(name: bytes, type: int, literals: tuple[bytes, ...] | None)]
  *     slots: [(field index, sub key: bytes | None, mode: int)]
  *     required: tuple of field indices, one of which must hold a non-null value
@@ -36,7 +36,7 @@ enum { M_VALUE = 0, M_PRESENT = 1, M_BODY = 2 };
 #define MAX_SLOTS 64
 #define MAX_LITS 16
 #define MAX_DEPTH 64
-#define MAX_KNOWN 200000
+#define MAX_KNOWN 50000
 
 typedef struct {
     const char *name;
@@ -660,7 +660,8 @@ static PyTypeObject ScreenType = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "kubehawk._linescreen", "The native line screen (see the C source).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "kubehawk._linescreen", "The native line screen (see the C source).", -1,
+    NULL, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__linescreen(void) {

@@ -20,6 +20,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from kubehawk import native
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
 from kubehawk.event import decode_event, decode_head
@@ -69,9 +70,10 @@ def _run(paths: list[Path], ruleset, config, screened: bool) -> tuple[list, dict
     return alerts, summary, det
 
 
-def test_the_compiled_screen_is_built():
-    # `make` installs with a C compiler; the extension is optional only for machines without one
+def test_the_compiled_parts_are_built():
+    # `make` installs with a C compiler; the extensions are optional only for machines without one
     import kubehawk._linescreen  # noqa: F401
+    import kubehawk._needles  # noqa: F401
 
 
 def test_a_screened_run_gives_the_same_alerts_and_counts(bench_log, ruleset, config):
@@ -229,16 +231,24 @@ def test_learn_only_takes_the_line_last_screened():
     assert screen.known() == 1 and screen.skip(a) and not screen.skip(b)
 
 
-def test_no_screen_for_a_slot_the_raw_text_cannot_give_or_when_switched_off(monkeypatch):
+def test_no_screen_for_a_slot_the_raw_text_cannot_give_or_without_the_compiled_part(monkeypatch):
     assert line_screen([("user.extra.scopes", "value")]) is None  # read through a getter
     assert line_screen([("verb", "value")]) is not None
-    monkeypatch.setenv("KUBEHAWK_LINE_SCREEN", "0")
+    monkeypatch.setattr(native, "linescreen", None)  # as when not built, or KUBEHAWK_NATIVE=0
     assert line_screen([("verb", "value")]) is None
 
 
-def test_the_cli_prints_the_same_with_the_screen_switched_off():
+def test_kubehawk_native_0_switches_the_compiled_parts_off():
+    code = "from kubehawk import native; print(native.linescreen is None, native.needles is None)"
+    for value, expected in (("0", "True True"), ("1", "False False")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**os.environ, "KUBEHAWK_NATIVE": value}).stdout
+        assert out.strip() == expected
+
+
+def test_the_cli_prints_the_same_with_the_compiled_parts_switched_off():
     def run(env_value: str) -> tuple[str, str]:
-        env = {**os.environ, "KUBEHAWK_LINE_SCREEN": env_value}
+        env = {**os.environ, "KUBEHAWK_NATIVE": env_value}
         exe = Path(sys.executable).with_name("kubehawk")
         p = subprocess.run([str(exe), "detect", "--format", "json", "--config", str(CONFIG),
                             str(REPO / "examples" / "sample-audit.log")], capture_output=True, text=True,

@@ -55,6 +55,7 @@ from sigma.types import (
     TimestampPart,
 )
 
+from kubehawk import native
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 
 __all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_guard", "leaf_test", "leaves",
@@ -1173,10 +1174,13 @@ _searchers: dict[tuple[tuple[bytes, ...], bool], Callable[[bytes], Any]] = {}
 
 def _key_searcher(keys: tuple[bytes, ...], fold: bool = False) -> Callable[[bytes], Any]:
     """``search(raw)``: the positions in ``keys`` of those found in ``raw`` (substrings, as
-    :meth:`_Body.has` finds them), in one pass: an RE2 set of literals (byte semantics), or
-    one ``in`` per key without RE2. ``fold``: ASCII letters match either case (the keys are
-    lower-case; ``raw`` is ASCII, which the caller checks)."""
+    :meth:`_Body.has` finds them), in one pass: the compiled needle search
+    (:mod:`kubehawk.native`), else an RE2 set of literals (byte semantics), else one ``in`` per
+    key. ``fold``: ASCII letters match either case (the keys are lower-case; ``raw`` is ASCII,
+    which the caller checks)."""
     search = _searchers.get((keys, fold))
+    if search is None and native.needles is not None and len(keys) <= 64:
+        search = _searchers[(keys, fold)] = native.needles.Needles(keys, fold).search
     if search is None:
         try:
             import re2

@@ -10,24 +10,19 @@ event, no lookup. Equal raw text means equal values, so the plan, a function of 
 is the same: the alerts do not change (tests/rules/test_linescreen.py holds it to that).
 
 A line the screen cannot vouch for goes the usual way, so errors are reported as before. Without
-the compiled module, or with ``KUBEHAWK_LINE_SCREEN=0`` in the environment, every line is decoded.
+the compiled module, or with ``KUBEHAWK_NATIVE=0`` in the environment, every line is decoded.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import msgspec
 
+from kubehawk import native
 from kubehawk.event import _CheckedHead, split_path
 
 __all__ = ["LineScreen", "line_screen"]
-
-try:
-    from kubehawk._linescreen import Screen as _Screen
-except ImportError:  # built without a compiler: decode every line
-    _Screen = None
 
 # Field types the native screen checks (as in _linescreen.c)
 _T_STR, _T_LIT, _T_DICT, _T_STRDICT, _T_STRLIST, _T_RAW = range(6)
@@ -81,17 +76,17 @@ def _schema() -> tuple[list[tuple[bytes, int, Any]], dict[str, int]] | None:
     return fields, pos
 
 
-def line_screen(slots: list[tuple[str, str]], max_known: int = 200_000) -> LineScreen | None:
+def line_screen(slots: list[tuple[str, str]], max_known: int = 50_000) -> LineScreen | None:
     """A screen keyed by the index's ``slots`` ((path, mode) as in :class:`kubehawk.rules.index.RuleIndex`),
     or None: no compiled module, switched off, or a slot it cannot read from the raw text.
     ``max_known``: how many keys it remembers before it starts again (memory stays flat)."""
-    if _Screen is None or os.environ.get("KUBEHAWK_LINE_SCREEN", "1") == "0":
+    if native.linescreen is None:  # not built, or KUBEHAWK_NATIVE=0: every line is decoded
         return None
     schema = _schema()
     if schema is None:
         return None
     fields, pos = schema
-    native: list[tuple[int, bytes | None, int]] = []
+    keyed: list[tuple[int, bytes | None, int]] = []
     # the stage too: the engine learns from RequestReceived lines, which it never plans
     for path, mode in [*slots, ("stage", "value")]:
         parts = split_path(path)
@@ -99,14 +94,14 @@ def line_screen(slots: list[tuple[str, str]], max_known: int = 200_000) -> LineS
         if top not in pos or mode not in _MODES:
             return None
         if not rest:
-            native.append((pos[top], None, _MODES[mode]))
+            keyed.append((pos[top], None, _MODES[mode]))
         elif mode != "body" and top in _DICT_HEAD and (len(rest) == 1 or top == "annotations"):
-            native.append((pos[top], ".".join(rest).encode(), _MODES[mode]))
+            keyed.append((pos[top], ".".join(rest).encode(), _MODES[mode]))
         else:
             return None  # read through a getter (a deeper path): not from the raw text
     if any(r not in pos for r in _REQUIRED):
         return None
     try:
-        return _Screen(fields, native, tuple(pos[r] for r in _REQUIRED), max_known)
+        return native.linescreen.Screen(fields, keyed, tuple(pos[r] for r in _REQUIRED), max_known)
     except ValueError:  # more slots than the native table holds
         return None

@@ -1,0 +1,34 @@
+"""kubehawk's two compiled parts, when they were built and are not switched off.
+
+Both are optional C extensions (``setup.py``): a machine without a C compiler installs and runs
+kubehawk the same, only slower. ``KUBEHAWK_NATIVE=0`` in the environment switches them off,
+which is also how the tests run both ways.
+
+- ``linescreen``: :mod:`kubehawk._linescreen`, see :mod:`kubehawk.rules.linescreen`.
+- ``needles``: :mod:`kubehawk._needles`, several byte strings searched for in one pass (the rule
+  compiler's body and keyword screens).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["enabled", "linescreen", "needles"]
+
+
+def enabled() -> bool:
+    return os.environ.get("KUBEHAWK_NATIVE", "1") != "0"
+
+
+def _load(name: str) -> Any:
+    if not enabled():
+        return None
+    try:
+        return __import__(f"kubehawk.{name}", fromlist=["_"])
+    except ImportError:  # built without a compiler
+        return None
+
+
+linescreen = _load("_linescreen")
+needles = _load("_needles")
