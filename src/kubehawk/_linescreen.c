@@ -13,7 +13,7 @@
  * stricter than the decoder, never more lenient.
  *
  * Python API (see kubehawk/rules/linescreen.py, which builds the schema from the head type):
- *   Screen(fields, slots, required, max_known=50000)
+ *   Screen(fields, slots, required, max_known=50000, seed=0)
  *     fields: [(name: bytes, type: int, literals: tuple[bytes, ...] | None)]
  *     slots: [(field index, sub key: bytes | None, mode: int)]
  *     required: tuple of field indices, one of which must hold a non-null value
@@ -24,6 +24,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -60,6 +61,12 @@ typedef struct {
 } Slot;
 
 typedef struct {
+    uint64_t hash;
+    Py_ssize_t len;
+    unsigned char *data;  /* NULL: a free slot */
+} Entry;
+
+typedef struct {
     PyObject_HEAD
     PyObject *keep;  /* the Python objects the names point into */
     int nfields;
@@ -68,11 +75,17 @@ typedef struct {
     Slot slots[MAX_SLOTS];
     int nrequired;
     int required[MAX_FIELDS];
-    PyObject *known;  /* set of keys with an empty plan */
-    Py_ssize_t max_known;  /* the set is emptied when it reaches this size: memory stays flat */
+    Entry *table;  /* the keys with an empty plan (open addressing, at most half full) */
+    size_t cap, count;
+    Py_ssize_t max_known;  /* the table is emptied when it holds this many: memory stays flat */
+    uint64_t seed;
     Py_ssize_t skipped;  /* lines skipped so far */
-    PyObject *last_line;
-    PyObject *last_key;
+    unsigned char *buf;  /* the key being built */
+    Py_ssize_t bufcap;
+    PyObject *last_line;  /* the line last screened and not known, and its key */
+    unsigned char *last;
+    Py_ssize_t lastlen, lastcap;
+    uint64_t lasthash;
 } Screen;
 
 /* Where each field's and slot's value lies in the line being read (start NULL: absent). */
@@ -328,7 +341,7 @@ static const unsigned char *mapping(Field *f, const unsigned char *p, const unsi
 }
 
 /* A field's value, checked against its type; FAIL when the typed decode would reject it (or we cannot tell). */
-static const unsigned char *field_value(Screen *self, Field *f, const unsigned char *p, const unsigned char *end,
+static const unsigned char *field_value(Field *f, const unsigned char *p, const unsigned char *end,
                                         Found *found) {
     int esc;
     if (p >= end) return FAIL;
@@ -397,7 +410,7 @@ static int read_line(Screen *self, const unsigned char *p, const unsigned char *
             const unsigned char *vs = p;
             if (fi >= 0) {
                 if (found->fs[fi] != NULL) return 0;  /* repeated: the last would win */
-                p = field_value(self, &self->fields[fi], p, end, found);
+                p = field_value(&self->fields[fi], p, end, found);
                 if (p == FAIL) return 0;
                 found->fs[fi] = vs;
                 found->fe[fi] = p;
@@ -418,11 +431,11 @@ static int read_line(Screen *self, const unsigned char *p, const unsigned char *
     return 0;  /* not an audit Event by the reader's test: the usual way names it */
 }
 
-/* The key of a line read by read_line: per slot, a presence byte or a length and the raw text. NULL (no
- * exception) when the screen cannot say. */
-static PyObject *make_key(Screen *self, const unsigned char *data, Py_ssize_t len) {
+/* The key of a line read by read_line, built in self->buf: per slot, a presence byte or a length and the raw
+ * text. Its length; -1 when the screen cannot say, -2 with an exception set. */
+static Py_ssize_t make_key(Screen *self, const unsigned char *data, Py_ssize_t len) {
     Found found;
-    if (!read_line(self, data, data + len, &found)) return NULL;
+    if (!read_line(self, data, data + len, &found)) return -1;
     const unsigned char *vs[MAX_SLOTS], *ve[MAX_SLOTS];
     Py_ssize_t size = 0;
     for (int i = 0; i < self->nslots; i++) {
@@ -440,13 +453,20 @@ static PyObject *make_key(Screen *self, const unsigned char *data, Py_ssize_t le
         if (s->mode == M_VALUE) {
             size += a == NULL ? 1 : 5 + (b - a);
         } else {
-            if (s->mode == M_PRESENT && a != NULL && *a == '[') return NULL;  /* a list of nulls is absent */
+            if (s->mode == M_PRESENT && a != NULL && *a == '[') return -1;  /* a list of nulls is absent */
             size += 1;
         }
     }
-    PyObject *key = PyBytes_FromStringAndSize(NULL, size);
-    if (key == NULL) return NULL;
-    unsigned char *o = (unsigned char *)PyBytes_AS_STRING(key);
+    if (size > self->bufcap) {
+        unsigned char *buf = PyMem_Realloc(self->buf, size * 2);
+        if (buf == NULL) {
+            PyErr_NoMemory();
+            return -2;
+        }
+        self->buf = buf;
+        self->bufcap = size * 2;
+    }
+    unsigned char *o = self->buf;
     for (int i = 0; i < self->nslots; i++) {
         const unsigned char *a = vs[i], *b = ve[i];
         if (self->slots[i].mode == M_VALUE) {
@@ -466,7 +486,96 @@ static PyObject *make_key(Screen *self, const unsigned char *data, Py_ssize_t le
             *o++ = (a != NULL && !is_null(a, b)) ? 1 : 0;
         }
     }
-    return key;
+    return size;
+}
+
+/* --- the keys known to meet no rule: an open-addressing table of copies, compared in full ----------- */
+
+#ifdef __SIZEOF_INT128__
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    __uint128_t r = (__uint128_t)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+#else
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    uint64_t x = (a ^ (b >> 29)) * 0xbf58476d1ce4e5b9ull;
+    return x ^ (x >> 31) ^ b;
+}
+#endif
+
+/* A seeded hash (the seed is random per screen: crafted lines cannot aim at one slot). Equal hashes are
+ * only a hint; a hit is a full comparison. */
+static uint64_t hash_key(const unsigned char *p, size_t n, uint64_t seed) {
+    uint64_t h = seed ^ (n * 0x9e3779b97f4a7c15ull);
+    while (n >= 16) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + 8, 8);
+        h = mix(a ^ 0xa0761d6478bd642full ^ h, b ^ 0xe7037ed1a0b428dbull);
+        p += 16;
+        n -= 16;
+    }
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        memcpy(&a, p, n);
+    }
+    return mix(h ^ a ^ 0x8ebc6af09c88c6e3ull, b ^ 0x589965cc75374cc3ull ^ n);
+}
+
+static int table_has(Screen *self, const unsigned char *key, Py_ssize_t n, uint64_t h) {
+    size_t mask = self->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        Entry *e = &self->table[i];
+        if (e->data == NULL) return 0;
+        if (e->hash == h && e->len == n && memcmp(e->data, key, n) == 0) return 1;
+    }
+}
+
+static void table_clear(Screen *self) {
+    for (size_t i = 0; i < self->cap; i++) {
+        PyMem_Free(self->table[i].data);
+        self->table[i].data = NULL;
+    }
+    self->count = 0;
+}
+
+static void table_put(Entry *table, size_t cap, Entry e) {
+    size_t mask = cap - 1;
+    size_t i = e.hash & mask;
+    while (table[i].data != NULL) i = (i + 1) & mask;
+    table[i] = e;
+}
+
+/* Remember a key (its copy is the table's): emptied at max_known, doubled at half full. 0, or -1 with an
+ * exception set. */
+static int table_add(Screen *self, const unsigned char *key, Py_ssize_t n, uint64_t h) {
+    if (self->count >= (size_t)self->max_known) table_clear(self);
+    if ((self->count + 1) * 2 > self->cap) {
+        size_t cap = self->cap * 2;
+        Entry *grown = PyMem_Calloc(cap, sizeof(Entry));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (size_t i = 0; i < self->cap; i++)
+            if (self->table[i].data != NULL) table_put(grown, cap, self->table[i]);
+        PyMem_Free(self->table);
+        self->table = grown;
+        self->cap = cap;
+    }
+    unsigned char *copy = PyMem_Malloc(n ? n : 1);
+    if (copy == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(copy, key, n);
+    Entry e = {h, n, copy};
+    table_put(self->table, self->cap, e);
+    self->count++;
+    return 0;
 }
 
 static PyObject *line_bytes(PyObject *arg, const unsigned char **data, Py_ssize_t *len) {
@@ -483,12 +592,10 @@ static PyObject *Screen_key(Screen *self, PyObject *arg) {
     const unsigned char *data;
     Py_ssize_t len;
     if (line_bytes(arg, &data, &len) == NULL) return NULL;
-    PyObject *key = make_key(self, data, len);
-    if (key == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_NONE;
-    }
-    return key;
+    Py_ssize_t n = make_key(self, data, len);
+    if (n == -2) return NULL;
+    if (n < 0) Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)self->buf, n);
 }
 
 static PyObject *Screen_skip(Screen *self, PyObject *arg) {
@@ -496,40 +603,40 @@ static PyObject *Screen_skip(Screen *self, PyObject *arg) {
     Py_ssize_t len;
     if (line_bytes(arg, &data, &len) == NULL) return NULL;
     Py_CLEAR(self->last_line);
-    Py_CLEAR(self->last_key);
-    PyObject *key = make_key(self, data, len);
-    if (key == NULL) {
-        if (PyErr_Occurred()) return NULL;
-        Py_RETURN_FALSE;
-    }
-    int known = PySet_Contains(self->known, key);
-    if (known < 0) {
-        Py_DECREF(key);
-        return NULL;
-    }
-    if (known) {
-        Py_DECREF(key);
+    Py_ssize_t n = make_key(self, data, len);
+    if (n == -2) return NULL;
+    if (n < 0) Py_RETURN_FALSE;
+    uint64_t h = hash_key(self->buf, (size_t)n, self->seed);
+    if (table_has(self, self->buf, n, h)) {
         self->skipped++;
         Py_RETURN_TRUE;
     }
+    /* the line goes the usual way; should its plan be empty, learn() keeps this key */
+    unsigned char *last = self->last;
+    if (n > self->lastcap) {
+        last = PyMem_Realloc(self->last, n * 2);
+        if (last == NULL) return PyErr_NoMemory();
+        self->last = last;
+        self->lastcap = n * 2;
+    }
+    memcpy(last, self->buf, n);
+    self->lastlen = n;
+    self->lasthash = h;
     Py_INCREF(arg);
     self->last_line = arg;
-    self->last_key = key;
     Py_RETURN_FALSE;
 }
 
 static PyObject *Screen_learn(Screen *self, PyObject *arg) {
-    if (arg == self->last_line && self->last_key != NULL) {
-        if (PySet_GET_SIZE(self->known) >= self->max_known && PySet_Clear(self->known) < 0) return NULL;
-        if (PySet_Add(self->known, self->last_key) < 0) return NULL;
+    if (arg == self->last_line) {
         Py_CLEAR(self->last_line);
-        Py_CLEAR(self->last_key);
+        if (table_add(self, self->last, self->lastlen, self->lasthash) < 0) return NULL;
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *Screen_len(Screen *self, PyObject *Py_UNUSED(ignored)) {
-    return PyLong_FromSsize_t(PySet_GET_SIZE(self->known));
+    return PyLong_FromSize_t(self->count);
 }
 
 static PyObject *Screen_skipped(Screen *self, PyObject *Py_UNUSED(ignored)) {
@@ -538,11 +645,13 @@ static PyObject *Screen_skipped(Screen *self, PyObject *Py_UNUSED(ignored)) {
 
 static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
     PyObject *fields, *slots, *required;
-    static char *kwlist[] = {"fields", "slots", "required", "max_known", NULL};
+    static char *kwlist[] = {"fields", "slots", "required", "max_known", "seed", NULL};
+    unsigned long long seed = 0;
     self->max_known = MAX_KNOWN;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!|n", kwlist, &PyList_Type, &fields, &PyList_Type, &slots,
-                                     &PyTuple_Type, &required, &self->max_known))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!|nK", kwlist, &PyList_Type, &fields, &PyList_Type, &slots,
+                                     &PyTuple_Type, &required, &self->max_known, &seed))
         return -1;
+    self->seed = seed;
     if (self->max_known < 1) {
         PyErr_SetString(PyExc_ValueError, "max_known must be positive");
         return -1;
@@ -626,15 +735,28 @@ static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
         }
         self->required[i] = (int)v;
     }
-    Py_XSETREF(self->known, PySet_New(NULL));
-    return self->known == NULL ? -1 : 0;
+    if (self->table != NULL) {
+        table_clear(self);
+        return 0;
+    }
+    self->cap = 1024;
+    self->table = PyMem_Calloc(self->cap, sizeof(Entry));
+    if (self->table == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
 }
 
 static void Screen_dealloc(Screen *self) {
     Py_XDECREF(self->keep);
-    Py_XDECREF(self->known);
+    if (self->table != NULL) {
+        table_clear(self);
+        PyMem_Free(self->table);
+    }
+    PyMem_Free(self->buf);
+    PyMem_Free(self->last);
     Py_XDECREF(self->last_line);
-    Py_XDECREF(self->last_key);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -15,6 +15,7 @@ the compiled module, or with ``KUBEHAWK_NATIVE=0`` in the environment, every lin
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import msgspec
@@ -102,6 +103,8 @@ def line_screen(slots: list[tuple[str, str]], max_known: int = 50_000) -> LineSc
     if any(r not in pos for r in _REQUIRED):
         return None
     try:
-        return native.linescreen.Screen(fields, keyed, tuple(pos[r] for r in _REQUIRED), max_known)
+        # a random seed for the table's hash: lines crafted to collide cannot slow the screen down
+        seed = int.from_bytes(os.urandom(8), "little")
+        return native.linescreen.Screen(fields, keyed, tuple(pos[r] for r in _REQUIRED), max_known, seed)
     except ValueError:  # more slots than the native table holds
         return None
