@@ -18,8 +18,11 @@
  *     slots: [(field index, sub key: bytes | None, mode: int)]
  *     required: tuple of field indices, one of which must hold a non-null value
  *   screen.key(line) -> bytes | None
- *   screen.skip(line) -> bool    the key is known to have an empty plan (else remember it)
- *   screen.learn(line) -> None   the line last screened has an empty plan: remember its key
+ *   screen.skip(line) -> bool    the key is known to meet no rule (else remember the line and its key)
+ *   screen.learn(line, value=-1)  the line last screened, not known: keep its key with -1 (no rule can
+ *                                 match) or the number of its plan in the engine's list
+ *   screen.recall(line) -> int    the line last screened had a known key with a plan number: that number
+ *   screen.forget()               forget every key (the engine's plan list was emptied)
  *   screen.known(), screen.skipped() -> int   keys remembered, lines skipped
  */
 #define PY_SSIZE_T_CLEAN
@@ -64,6 +67,7 @@ typedef struct {
     uint64_t hash;
     Py_ssize_t len;
     unsigned char *data;  /* NULL: a free slot */
+    Py_ssize_t value;  /* -1: no rule can match (skip the line); n >= 0: the engine's plan number n */
 } Entry;
 
 typedef struct {
@@ -86,7 +90,10 @@ typedef struct {
     unsigned char *last;
     Py_ssize_t lastlen, lastcap;
     uint64_t lasthash;
+    Py_ssize_t last_value;  /* what the table holds for it (UNKNOWN: not there) */
 } Screen;
+
+#define UNKNOWN (-2)
 
 /* Where each field's and slot's value lies in the line being read (start NULL: absent). */
 typedef struct {
@@ -525,12 +532,12 @@ static uint64_t hash_key(const unsigned char *p, size_t n, uint64_t seed) {
     return mix(h ^ a ^ 0x8ebc6af09c88c6e3ull, b ^ 0x589965cc75374cc3ull ^ n);
 }
 
-static int table_has(Screen *self, const unsigned char *key, Py_ssize_t n, uint64_t h) {
+static Entry *table_find(Screen *self, const unsigned char *key, Py_ssize_t n, uint64_t h) {
     size_t mask = self->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         Entry *e = &self->table[i];
-        if (e->data == NULL) return 0;
-        if (e->hash == h && e->len == n && memcmp(e->data, key, n) == 0) return 1;
+        if (e->data == NULL) return NULL;
+        if (e->hash == h && e->len == n && memcmp(e->data, key, n) == 0) return e;
     }
 }
 
@@ -551,7 +558,7 @@ static void table_put(Entry *table, size_t cap, Entry e) {
 
 /* Remember a key (its copy is the table's): emptied at max_known, doubled at half full. 0, or -1 with an
  * exception set. */
-static int table_add(Screen *self, const unsigned char *key, Py_ssize_t n, uint64_t h) {
+static int table_add(Screen *self, const unsigned char *key, Py_ssize_t n, uint64_t h, Py_ssize_t value) {
     if (self->count >= (size_t)self->max_known) table_clear(self);
     if ((self->count + 1) * 2 > self->cap) {
         size_t cap = self->cap * 2;
@@ -572,7 +579,7 @@ static int table_add(Screen *self, const unsigned char *key, Py_ssize_t n, uint6
         return -1;
     }
     memcpy(copy, key, n);
-    Entry e = {h, n, copy};
+    Entry e = {h, n, copy, value};
     table_put(self->table, self->cap, e);
     self->count++;
     return 0;
@@ -607,11 +614,18 @@ static PyObject *Screen_skip(Screen *self, PyObject *arg) {
     if (n == -2) return NULL;
     if (n < 0) Py_RETURN_FALSE;
     uint64_t h = hash_key(self->buf, (size_t)n, self->seed);
-    if (table_has(self, self->buf, n, h)) {
-        self->skipped++;
-        Py_RETURN_TRUE;
+    Entry *e = table_find(self, self->buf, n, h);
+    if (e != NULL) {
+        if (e->value < 0) {
+            self->skipped++;
+            Py_RETURN_TRUE;
+        }
+        Py_INCREF(arg);  /* decoded as usual; recall() gives the engine its plan */
+        self->last_line = arg;
+        self->last_value = e->value;
+        Py_RETURN_FALSE;
     }
-    /* the line goes the usual way; should its plan be empty, learn() keeps this key */
+    /* the line goes the usual way; learn() keeps this key with what the engine found */
     unsigned char *last = self->last;
     if (n > self->lastcap) {
         last = PyMem_Realloc(self->last, n * 2);
@@ -624,14 +638,38 @@ static PyObject *Screen_skip(Screen *self, PyObject *arg) {
     self->lasthash = h;
     Py_INCREF(arg);
     self->last_line = arg;
+    self->last_value = UNKNOWN;
     Py_RETURN_FALSE;
 }
 
-static PyObject *Screen_learn(Screen *self, PyObject *arg) {
-    if (arg == self->last_line) {
-        Py_CLEAR(self->last_line);
-        if (table_add(self, self->last, self->lastlen, self->lasthash) < 0) return NULL;
+static PyObject *Screen_learn(Screen *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "learn(line, value=-1)");
+        return NULL;
     }
+    Py_ssize_t value = -1;
+    if (nargs == 2) {
+        value = PyLong_AsSsize_t(args[1]);
+        if (value == -1 && PyErr_Occurred()) return NULL;
+        if (value < -1) {
+            PyErr_SetString(PyExc_ValueError, "value must be -1 (no rule) or a plan number");
+            return NULL;
+        }
+    }
+    if (args[0] == self->last_line && self->last_value == UNKNOWN) {
+        if (table_add(self, self->last, self->lastlen, self->lasthash, value) < 0) return NULL;
+        self->last_value = value;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Screen_recall(Screen *self, PyObject *arg) {
+    return PyLong_FromSsize_t(arg == self->last_line && self->last_value >= 0 ? self->last_value : -1);
+}
+
+static PyObject *Screen_forget(Screen *self, PyObject *Py_UNUSED(ignored)) {
+    table_clear(self);
+    Py_CLEAR(self->last_line);
     Py_RETURN_NONE;
 }
 
@@ -763,7 +801,10 @@ static void Screen_dealloc(Screen *self) {
 static PyMethodDef Screen_methods[] = {
     {"key", (PyCFunction)Screen_key, METH_O, "The key of a line, or None when the screen cannot say."},
     {"skip", (PyCFunction)Screen_skip, METH_O, "True: the line's key is known to meet no rule."},
-    {"learn", (PyCFunction)Screen_learn, METH_O, "The line last screened meets no rule: remember its key."},
+    {"learn", (PyCFunction)(void (*)(void))Screen_learn, METH_FASTCALL,
+     "learn(line, value=-1): what the engine found for the line last screened, kept for its key."},
+    {"recall", (PyCFunction)Screen_recall, METH_O, "The plan number kept for this line's key (last screened), or -1."},
+    {"forget", (PyCFunction)Screen_forget, METH_NOARGS, "Forget every key."},
     {"known", (PyCFunction)Screen_len, METH_NOARGS, "How many keys are remembered."},
     {"skipped", (PyCFunction)Screen_skipped, METH_NOARGS, "How many lines were skipped."},
     {NULL, NULL, 0, NULL},

@@ -86,6 +86,7 @@ def test_a_screened_run_gives_the_same_alerts_and_counts(bench_log, ruleset, con
     assert skipped > 0.5 * plain_stats["events"]  # most lines are not decoded at all
     assert det.engine.stats["events"] == plain_stats["events"]
     assert det.engine.stats["screened_out"] == skipped
+    assert det.engine._screen_plans  # the lines that meet rules got their plans back from the screen
 
 
 def test_the_shared_corpora_give_the_same_alerts_with_and_without_the_screen(ruleset, config):
@@ -219,6 +220,32 @@ def test_the_screen_remembers_a_bounded_number_of_keys(ruleset, config):
         screen.learn(line)
         assert screen.known() <= 3
     assert screen.skip(line)  # the last one learned is known
+
+
+def test_a_key_learned_with_a_plan_number_is_recalled_not_skipped():
+    screen = line_screen([("verb", "value")])
+    a, twin, other = (json.dumps(audit(auditID=aid, verb=verb)).encode()
+                      for aid, verb in (("1", "get"), ("2", "get"), ("3", "list")))
+    assert not screen.skip(a) and screen.recall(a) == -1
+    screen.learn(a, 7)
+    assert not screen.skip(twin)  # decoded as usual...
+    assert screen.recall(twin) == 7  # ...and the engine gets its plan number back
+    assert screen.recall(a) == -1  # only for the line last screened
+    screen.learn(twin, -1)  # already known: nothing changes
+    assert not screen.skip(twin) and screen.recall(twin) == 7
+    assert not screen.skip(other) and screen.recall(other) == -1
+    with pytest.raises(ValueError):
+        screen.learn(other, -5)
+    screen.forget()
+    assert screen.known() == 0 and not screen.skip(twin) and screen.recall(twin) == -1
+
+
+def test_the_engine_keeps_a_bounded_list_of_plans_for_the_screen(bench_log, ruleset, config, monkeypatch):
+    plain, _, _ = _run([bench_log], ruleset, config, screened=False)
+    monkeypatch.setattr(type(Detector(ruleset, config).engine), "MAX_SCREEN_PLANS", 3)
+    screened, _, det = _run([bench_log], ruleset, config, screened=True)
+    assert screened == plain
+    assert len(det.engine._screen_plans) <= 3
 
 
 def test_learn_only_takes_the_line_last_screened():

@@ -51,6 +51,8 @@ class Dedup:
 class Engine:
     """Evaluate a rule set over a stream of events; ``process`` returns matches in order."""
 
+    MAX_SCREEN_PLANS = 50_000
+
     def __init__(self, ruleset: RuleSet, config: Any = None, dedup_size: int = 200_000):
         self.ruleset = ruleset
         self.config = config
@@ -61,6 +63,8 @@ class Engine:
         # Lines whose slots are known to meet no rule are skipped by the file reader, undecoded:
         # read_paths(..., screen=engine.line_screen); the engine teaches it (see stream).
         self.line_screen: LineScreen | None = line_screen(self.index.slots)
+        self._screen_plans: list[Any] = []  # plans the screen's keys point to, by number
+        self._screen_plan_numbers: dict[int, int] = {}
         self.correlations: list[CorrelationState] = []
         self._feeds: dict[str, list[CorrelationState]] = {}
         for r in ruleset.rules:
@@ -117,34 +121,59 @@ class Engine:
     def stream(self, events: Iterable[AuditEvent]) -> Iterator[tuple[AuditEvent, list[Match]]]:
         """``(event, matches)`` for each event of ``events`` that has matches; :meth:`process`
         as one loop. Most events meet no rule, so the loop does for them no more than bind the
-        config and ask the index (one call, not three), and tell the line screen, which then
-        skips the lines like it (a call in C that returns at once for an event it did not screen)."""
+        config and ask the index (one call, not three).
+
+        With the line screen (events read by ``read_paths(..., screen=engine.line_screen)``), the
+        loop also tells it what the index found for each line: no rule (the reader then skips the
+        lines with that key) or a plan, which a later line with that key gets back from the
+        screen without asking the index. Both are calls in C that return at once for a line the
+        screen did not read.
+        """
         config = self.config
         plan_of = self._plan
         run_plan = self.run_plan
-        learn = self.line_screen.learn if self.line_screen is not None else None
+        screen = self.line_screen
+        learn = screen.learn if screen is not None else None
+        recall = screen.recall if screen is not None else None
+        plans = self._screen_plans
         n = 0
         try:
             for event in events:
                 n += 1
                 if event.head.stage == "RequestReceived":
                     if learn is not None:
-                        learn(event._line)
+                        learn(event._line, -1)
                     continue
                 if event._ctx is not config and config is not None:  # as process() binds
                     if event._x is None:  # nothing derived yet (a fresh event): binding is setting it
                         event._ctx = config
                     else:
                         event.bind_context(config)
-                plan = plan_of(event)
+                if recall is not None and (i := recall(event._line)) >= 0:
+                    plan = plans[i]
+                else:
+                    plan = plan_of(event)
+                    if learn is not None:
+                        learn(event._line, self._plan_number(plan) if plan else -1)
                 if plan:
                     matches = run_plan(event, plan)
                     if matches:
                         yield event, matches
-                elif learn is not None:
-                    learn(event._line)
         finally:
             self._events += n
+
+    def _plan_number(self, plan: list[Any]) -> int:
+        """The plan's number in the list the line screen points into (each plan object once)."""
+        number = self._screen_plan_numbers.get(id(plan))
+        if number is None:
+            if len(self._screen_plans) >= self.MAX_SCREEN_PLANS:
+                # memory stays flat: the screen forgets the keys that point into the list
+                self._screen_plans.clear()
+                self._screen_plan_numbers.clear()
+                self.line_screen.forget()
+            number = self._screen_plan_numbers[id(plan)] = len(self._screen_plans)
+            self._screen_plans.append(plan)  # held here, so its id stays its own
+        return number
 
     def run_plan(self, event: AuditEvent, plan: list[tuple[Rule, Any]]) -> list[Match]:
         """The matches among the candidate rules ``plan`` (from the index) of ``event``."""
