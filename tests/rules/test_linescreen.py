@@ -9,7 +9,9 @@ thousands of mutations of them.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
+import io
 import json
 import os
 import random
@@ -271,6 +273,40 @@ def test_kubehawk_native_0_switches_the_compiled_parts_off():
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                              env={**os.environ, "KUBEHAWK_NATIVE": value}).stdout
         assert out.strip() == expected
+
+
+def test_gzip_folders_and_stdin_are_screened_alike(bench_log, tmp_path):
+    """The screen serves every way detect reads JSON lines: a gzip file in a folder, and stdin."""
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    with gzip.open(folder / "audit.log.1.gz", "wb") as fh:
+        fh.write(bench_log.read_bytes())
+
+    def run(native_value: str, *args: str, stdin: bytes | None = None) -> tuple[str, str]:
+        env = {**os.environ, "KUBEHAWK_NATIVE": native_value}
+        exe = Path(sys.executable).with_name("kubehawk")
+        p = subprocess.run([str(exe), "detect", "--format", "json", "--config", str(CONFIG), *args],
+                           input=stdin, capture_output=True, env=env, check=True)
+        return p.stdout.decode(), p.stderr.decode()
+
+    folder_on, folder_off = run("1", str(folder)), run("0", str(folder))
+    assert folder_on == folder_off and folder_on[0].count("\n") > 10
+    stdin_on = run("1", "-", stdin=bench_log.read_bytes())
+    assert stdin_on == run("0", "-", stdin=bench_log.read_bytes())
+    assert sorted(stdin_on[0].splitlines()) == sorted(folder_on[0].splitlines())
+
+
+def test_gzip_folders_and_stdin_go_through_the_screen(bench_log, tmp_path, ruleset, config, monkeypatch):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    with gzip.open(folder / "audit.log.1.gz", "wb") as fh:
+        fh.write(bench_log.read_bytes())
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(bench_log.read_bytes()))))
+    for path in (folder, "-"):
+        det = Detector(ruleset, config)
+        stats = ReadStats()
+        list(det.alerts(read_paths([str(path)], stats, screen=det.engine.line_screen)))
+        assert det.engine.line_screen.skipped() > stats.events / 2, path
 
 
 def test_the_cli_prints_the_same_with_the_compiled_parts_switched_off():
