@@ -32,6 +32,8 @@ from kubehawk.sources.files import ReadStats, read_paths
 from helpers import CORPUS, REPO, audit, need
 
 CONFIG = REPO / "examples" / "kubehawk.yaml"
+built = pytest.mark.skipif(native.linescreen is None,
+                           reason="the line screen is not built (no C compiler at install) or KUBEHAWK_NATIVE=0")
 
 
 def _bench_corpus_module():
@@ -74,10 +76,13 @@ def _run(paths: list[Path], ruleset, config, screened: bool) -> tuple[list, dict
 
 def test_the_compiled_parts_are_built():
     # `make` installs with a C compiler; the extensions are optional only for machines without one
-    import kubehawk._linescreen  # noqa: F401
-    import kubehawk._needles  # noqa: F401
+    if not native.enabled():
+        pytest.skip("KUBEHAWK_NATIVE=0")
+    missing = [name for name in ("linescreen", "needles") if getattr(native, name) is None]
+    assert not missing, f"kubehawk._{missing[0]} is not built: install a C compiler and run `make dev` again"
 
 
+@built
 def test_a_screened_run_gives_the_same_alerts_and_counts(bench_log, ruleset, config):
     plain, plain_stats, _ = _run([bench_log], ruleset, config, screened=False)
     screened, screened_stats, det = _run([bench_log], ruleset, config, screened=True)
@@ -161,6 +166,7 @@ def _accepted(line: bytes) -> bool:
     return h.verb is not None or h.requestURI is not None or h.auditID is not None
 
 
+@built
 def test_a_key_only_for_what_the_decoder_accepts_and_equal_keys_mean_equal_slots(bench_log, ruleset, config):
     det = Detector(ruleset, config)
     index, screen = det.engine.index, det.engine.line_screen
@@ -186,6 +192,7 @@ def test_a_key_only_for_what_the_decoder_accepts_and_equal_keys_mean_equal_slots
     assert len(by_key) > 300
 
 
+@built
 def test_a_line_that_shares_a_learned_key_but_is_broken_elsewhere_is_still_reported(tmp_path, ruleset, config):
     lease = audit(verb="update", requestURI="/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/n1",
                   user={"username": "system:node:n1", "groups": ["system:nodes", "system:authenticated"]},
@@ -213,6 +220,7 @@ def test_a_line_that_shares_a_learned_key_but_is_broken_elsewhere_is_still_repor
     assert det.engine.stats["events"] == 4
 
 
+@built
 def test_the_screen_remembers_a_bounded_number_of_keys(ruleset, config):
     det = Detector(ruleset, config)
     screen = line_screen(det.engine.index.slots, max_known=3)
@@ -224,6 +232,7 @@ def test_the_screen_remembers_a_bounded_number_of_keys(ruleset, config):
     assert screen.skip(line)  # the last one learned is known
 
 
+@built
 def test_a_key_learned_with_a_plan_number_is_recalled_not_skipped():
     screen = line_screen([("verb", "value")])
     a, twin, other = (json.dumps(audit(auditID=aid, verb=verb)).encode()
@@ -242,6 +251,7 @@ def test_a_key_learned_with_a_plan_number_is_recalled_not_skipped():
     assert screen.known() == 0 and not screen.skip(twin) and screen.recall(twin) == -1
 
 
+@built
 def test_the_engine_keeps_a_bounded_list_of_plans_for_the_screen(bench_log, ruleset, config, monkeypatch):
     plain, _, _ = _run([bench_log], ruleset, config, screened=False)
     monkeypatch.setattr(type(Detector(ruleset, config).engine), "MAX_SCREEN_PLANS", 3)
@@ -250,6 +260,7 @@ def test_the_engine_keeps_a_bounded_list_of_plans_for_the_screen(bench_log, rule
     assert len(det.engine._screen_plans) <= 3
 
 
+@built
 def test_learn_only_takes_the_line_last_screened():
     screen = line_screen([("verb", "value")])
     a, b = json.dumps(audit()).encode(), json.dumps(audit(verb="list")).encode()
@@ -260,6 +271,7 @@ def test_learn_only_takes_the_line_last_screened():
     assert screen.known() == 1 and screen.skip(a) and not screen.skip(b)
 
 
+@built
 def test_no_screen_for_a_slot_the_raw_text_cannot_give_or_without_the_compiled_part(monkeypatch):
     assert line_screen([("user.extra.scopes", "value")]) is None  # read through a getter
     assert line_screen([("verb", "value")]) is not None
@@ -267,6 +279,7 @@ def test_no_screen_for_a_slot_the_raw_text_cannot_give_or_without_the_compiled_p
     assert line_screen([("verb", "value")]) is None
 
 
+@built
 def test_kubehawk_native_0_switches_the_compiled_parts_off():
     code = "from kubehawk import native; print(native.linescreen is None, native.needles is None)"
     for value, expected in (("0", "True True"), ("1", "False False")):
@@ -296,6 +309,7 @@ def test_gzip_folders_and_stdin_are_screened_alike(bench_log, tmp_path):
     assert sorted(stdin_on[0].splitlines()) == sorted(folder_on[0].splitlines())
 
 
+@built
 def test_gzip_folders_and_stdin_go_through_the_screen(bench_log, tmp_path, ruleset, config, monkeypatch):
     folder = tmp_path / "logs"
     folder.mkdir()
