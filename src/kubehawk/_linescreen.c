@@ -39,7 +39,10 @@ enum { M_VALUE = 0, M_PRESENT = 1, M_BODY = 2 };
 #define MAX_FIELDS 32
 #define MAX_SLOTS 64
 #define MAX_LITS 16
+#define MAX_NAME 64  /* field names are shorter */
+#define MAX_SAME_LEN 8  /* fields with names of one length */
 #define MAX_DEPTH 64
+#define MAX_KEY_SLOTS 4  /* slots reading one key of a mapping (its value, its presence) */
 #define MAX_KNOWN 50000
 
 typedef struct {
@@ -53,7 +56,7 @@ typedef struct {
     const char *keys[MAX_SLOTS];
     Py_ssize_t keylens[MAX_SLOTS];
     int nkeyslots[MAX_SLOTS];  /* the slots reading each key (a value and a presence slot may share one) */
-    int keyslots[MAX_SLOTS][MAX_SLOTS];
+    int keyslots[MAX_SLOTS][MAX_KEY_SLOTS];
 } Field;
 
 typedef struct {
@@ -79,6 +82,7 @@ typedef struct {
     Slot slots[MAX_SLOTS];
     int nrequired;
     int required[MAX_FIELDS];
+    signed char by_len[MAX_NAME][MAX_SAME_LEN];  /* name length -> the fields of that length (-1: no more) */
     Entry *table;  /* the keys with an empty plan (open addressing, at most half full) */
     size_t cap, count;
     Py_ssize_t max_known;  /* the table is emptied when it holds this many: memory stays flat */
@@ -387,7 +391,7 @@ static const unsigned char *field_value(Field *f, const unsigned char *p, const 
 
 /* Read the line: 1 when it is a plain audit event the screen is sure of (found filled in), else 0. */
 static int read_line(Screen *self, const unsigned char *p, const unsigned char *end, Found *found) {
-    int esc, hint = 0;
+    int esc;
     /* only the entries in use: a line is read in about a microsecond */
     memset(found->fs, 0, sizeof(found->fs[0]) * self->nfields);
     memset(found->ss, 0, sizeof(found->ss[0]) * self->nslots);
@@ -404,14 +408,14 @@ static int read_line(Screen *self, const unsigned char *p, const unsigned char *
             Py_ssize_t klen = ke - ks;
             int fi = -1;
             if (esc) return 0;  /* it could spell a field name */
-            /* the fields come in the order of the schema (Go writes them so): look from the last one on */
-            for (int k = 0, n = self->nfields; k < n; k++) {
-                int i = hint + k < n ? hint + k : hint + k - n;
-                Field *f = &self->fields[i];
-                if (f->len == klen && f->name[0] == (char)ks[0] && memcmp(f->name, ks, klen) == 0) {
-                    fi = i;
-                    hint = i + 1 < n ? i + 1 : 0;
-                    break;
+            if (klen < MAX_NAME) {  /* the fields of this length, a few at most */
+                const signed char *c = self->by_len[klen];
+                for (int k = 0; k < MAX_SAME_LEN && c[k] >= 0; k++) {
+                    Field *f = &self->fields[c[k]];
+                    if (f->name[0] == (char)ks[0] && memcmp(f->name, ks, klen) == 0) {
+                        fi = c[k];
+                        break;
+                    }
                 }
             }
             const unsigned char *vs = p;
@@ -702,6 +706,7 @@ static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->nfields = (int)nf;
+    memset(self->by_len, -1, sizeof(self->by_len));
     for (Py_ssize_t i = 0; i < nf; i++) {
         Field *f = &self->fields[i];
         PyObject *lits = NULL;
@@ -710,6 +715,13 @@ static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
         if (!PyArg_ParseTuple(PyList_GET_ITEM(fields, i), "y#iO", &name, &len, &f->type, &lits)) return -1;
         f->name = name;
         f->len = len;
+        int k = 0;
+        while (len < MAX_NAME && k < MAX_SAME_LEN && self->by_len[len][k] >= 0) k++;
+        if (len == 0 || len >= MAX_NAME || k == MAX_SAME_LEN) {
+            PyErr_SetString(PyExc_ValueError, "field names must be 1-63 bytes, at most 8 of one length");
+            return -1;
+        }
+        self->by_len[len][k] = (signed char)i;
         f->nkeys = 0;
         f->nlits = 0;
         if (f->type < T_STR || f->type > T_RAW) {
@@ -760,6 +772,10 @@ static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
                 f->keylens[k] = s->sublen;
                 f->nkeyslots[k] = 0;
                 f->nkeys++;
+            }
+            if (f->nkeyslots[k] == MAX_KEY_SLOTS) {
+                PyErr_SetString(PyExc_ValueError, "too many slots on one key");
+                return -1;
             }
             f->keyslots[k][f->nkeyslots[k]++] = (int)i;
         }
