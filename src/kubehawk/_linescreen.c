@@ -75,6 +75,7 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
+    int ready;  /* __init__ succeeded: the tables below are whole */
     PyObject *keep;  /* the Python objects the names point into */
     int nfields;
     Field fields[MAX_FIELDS];
@@ -462,6 +463,7 @@ static Py_ssize_t make_key(Screen *self, const unsigned char *data, Py_ssize_t l
         vs[i] = a;
         ve[i] = b;
         if (s->mode == M_VALUE) {
+            if (a != NULL && b - a > 0xFFFFFFFF) return -1;  /* its length would not fit the key */
             size += a == NULL ? 1 : 5 + (b - a);
         } else {
             if (s->mode == M_PRESENT && a != NULL && *a == '[') return -1;  /* a list of nulls is absent */
@@ -589,7 +591,11 @@ static int table_add(Screen *self, const unsigned char *key, Py_ssize_t n, uint6
     return 0;
 }
 
-static PyObject *line_bytes(PyObject *arg, const unsigned char **data, Py_ssize_t *len) {
+static PyObject *line_bytes(Screen *self, PyObject *arg, const unsigned char **data, Py_ssize_t *len) {
+    if (!self->ready) {
+        PyErr_SetString(PyExc_ValueError, "the screen was not initialised");
+        return NULL;
+    }
     if (!PyBytes_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "a line must be bytes");
         return NULL;
@@ -602,7 +608,7 @@ static PyObject *line_bytes(PyObject *arg, const unsigned char **data, Py_ssize_
 static PyObject *Screen_key(Screen *self, PyObject *arg) {
     const unsigned char *data;
     Py_ssize_t len;
-    if (line_bytes(arg, &data, &len) == NULL) return NULL;
+    if (line_bytes(self, arg, &data, &len) == NULL) return NULL;
     Py_ssize_t n = make_key(self, data, len);
     if (n == -2) return NULL;
     if (n < 0) Py_RETURN_NONE;
@@ -612,7 +618,7 @@ static PyObject *Screen_key(Screen *self, PyObject *arg) {
 static PyObject *Screen_skip(Screen *self, PyObject *arg) {
     const unsigned char *data;
     Py_ssize_t len;
-    if (line_bytes(arg, &data, &len) == NULL) return NULL;
+    if (line_bytes(self, arg, &data, &len) == NULL) return NULL;
     Py_CLEAR(self->last_line);
     Py_ssize_t n = make_key(self, data, len);
     if (n == -2) return NULL;
@@ -688,6 +694,7 @@ static PyObject *Screen_skipped(Screen *self, PyObject *Py_UNUSED(ignored)) {
 static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
     PyObject *fields, *slots, *required;
     static char *kwlist[] = {"fields", "slots", "required", "max_known", "seed", NULL};
+    self->ready = 0;
     unsigned long long seed = 0;
     self->max_known = MAX_KNOWN;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O!O!|nK", kwlist, &PyList_Type, &fields, &PyList_Type, &slots,
@@ -791,14 +798,16 @@ static int Screen_init(Screen *self, PyObject *args, PyObject *kwds) {
     }
     if (self->table != NULL) {
         table_clear(self);
-        return 0;
+    } else {
+        self->cap = 1024;
+        self->table = PyMem_Calloc(self->cap, sizeof(Entry));
+        if (self->table == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
     }
-    self->cap = 1024;
-    self->table = PyMem_Calloc(self->cap, sizeof(Entry));
-    if (self->table == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    Py_CLEAR(self->last_line);
+    self->ready = 1;
     return 0;
 }
 

@@ -160,7 +160,9 @@ static int Needles_init(Needles *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
         PyObject *kept = fold ? PyObject_CallMethod(b, "lower", NULL) : Py_NewRef(b);
-        if (kept == NULL) {
+        if (kept == NULL || !PyBytes_Check(kept)) {  /* a subclass's lower() may give anything */
+            if (kept != NULL) PyErr_SetString(PyExc_TypeError, "needles must be bytes");
+            Py_XDECREF(kept);
             Py_DECREF(keep);
             return -1;
         }
