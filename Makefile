@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install dev bench clean
+.PHONY: demo test lint install dev bench sanitize clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,22 @@ demo: install
 test: dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory sanitize
+
+# The C extensions read untrusted lines: their tests again, built with AddressSanitizer and UBSan, each
+# Python object in its own malloc'd block (PYTHONMALLOC=malloc), so that any read past a line is caught.
+ASAN_DIR := build/asan
+sanitize: dev
+	rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR) && cp -r src/kubehawk $(ASAN_DIR)/ && rm -f $(ASAN_DIR)/kubehawk/*.so
+	for m in _linescreen _needles; do \
+	  gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" src/kubehawk/$$m.c \
+	    -o $(ASAN_DIR)/kubehawk/$$m$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))') || exit 1; \
+	done
+	PYTHONPATH=$(ASAN_DIR) PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
+	  LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	  sh -c '$(BIN)/python -c "import kubehawk._linescreen as m; assert \"$(ASAN_DIR)/\" in m.__file__, m.__file__" && \
+	         $(BIN)/python -m pytest -q -p no:cacheprovider tests/rules/test_linescreen.py tests/test_needles.py'
 
 lint: dev
 	$(BIN)/ruff check src tests bench
