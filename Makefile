@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install dev bench sanitize clean
+.PHONY: demo test lint install dev bench sanitize _sanitize clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: dev
 # Python object in its own malloc'd block (PYTHONMALLOC=malloc), so that any read past a line is caught.
 ASAN_DIR := build/asan
 sanitize: dev
+	@if ! command -v gcc >/dev/null || [ ! -e "$$(gcc -print-file-name=libasan.so)" ]; then \
+	  echo "sanitize: skipped, no gcc with AddressSanitizer here"; exit 0; fi; $(MAKE) --no-print-directory _sanitize
+
+_sanitize:
 	rm -rf $(ASAN_DIR) && mkdir -p $(ASAN_DIR) && cp -r src/kubehawk $(ASAN_DIR)/ && rm -f $(ASAN_DIR)/kubehawk/*.so
 	for m in _linescreen _needles; do \
 	  gcc -shared -fPIC -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
