@@ -5,7 +5,10 @@ bench_detect.py says how fast; this says where to look. Every event of the corpu
 gates, alerts), timed one by one in the order of the log: a kind's cost in a mixed stream is
 higher than in a run of that kind alone (its memo entries and rule state go cold between its
 events), so the kinds are not timed separately. Decoding is not in the figures (it is the
-ceiling's part). The clock adds about 0.1 us to each event.
+ceiling's part). The clock adds about 0.1 us to each event. The line screen is not used here
+(``Detector.process`` asks the index for every event. In ``detect`` the screen skips the lines
+of the kinds that meet no rule and hands the others their plan), so this is the cost of the
+detection itself, by kind.
 
     python bench/bench_kinds.py [--events 200000] [--top 20]
 """
