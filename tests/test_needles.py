@@ -59,3 +59,48 @@ def test_bad_arguments_are_errors_not_crashes():
         native.needles.Needles(tuple(b"k%d" % i for i in range(65)))
     with pytest.raises(TypeError):
         native.needles.Needles((b"a",)).search("text")
+
+
+def _python_values(raw: bytes, key: bytes) -> list | None:
+    """kubehawk.rules.compiler._Body._scan's loop with the compiled part off."""
+    from kubehawk.rules import compiler
+
+    body = compiler._Body(raw)
+    body._escaped = False  # the caller's test; the loop itself is compared here
+    saved = native.needles
+    try:
+        native.needles = None
+        return body._scan(key, False, False)
+    finally:
+        native.needles = saved
+
+
+def test_written_values_agree_with_the_python_loop():
+    from kubehawk.rules.compiler import _OBJECT
+
+    rng = random.Random(5)
+    pieces = [b'"image":', b'"image"', b'"nginx"', b'"a\xc3\xa9"', b'"\xff"', b"true", b"false", b"null", b"{",
+              b"}", b"[", b"1", b" ", b",", b'"', b'"images":', b'"image": "x"', b'"name":"image"', b"t", b"nul"]
+    for _ in range(20_000):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        got = native.needles.written_values(raw, b"image", _OBJECT)
+        expected = _python_values(raw, b"image")
+        assert got == expected, raw
+        if got:
+            assert all(v is _OBJECT for v, e in zip(got, expected, strict=True) if e is _OBJECT)
+
+
+def test_written_values_of_real_pod_specs(tmp_path):
+    import json
+
+    from kubehawk.rules.compiler import _OBJECT
+
+    spec = {"spec": {"containers": [{"name": "a", "image": "nginx:1.27", "securityContext": {"privileged": True}},
+                                    {"name": "b", "image": "registry.example.com/x:1"}],
+                     "hostPID": False, "volumes": [{"name": "v", "hostPath": {"path": "/etc"}}]}}
+    raw = json.dumps(spec, separators=(",", ":")).encode()
+    for key in (b"image", b"privileged", b"hostPID", b"hostPath", b"path", b"missing"):
+        assert native.needles.written_values(raw, key, _OBJECT) == _python_values(raw, key), key
+    assert native.needles.written_values(raw, b"image", _OBJECT) == ["nginx:1.27", "registry.example.com/x:1"]
+    with pytest.raises(TypeError):
+        native.needles.written_values("text", b"image", _OBJECT)

@@ -8,9 +8,11 @@
  * is found. Semantics are Python's: needle in haystack, or needle in haystack.lower() with fold.
  *
  * Python API: Needles(needles: tuple[bytes, ...], fold: bool = False); needles.search(data) -> list
- * of the positions (in ``needles``) of those found.
+ * of the positions (in ``needles``) of those found. And written_values(data, key, obj) (below): the
+ * values a body writes after a key, as the rule compiler's guards read them.
  */
 #define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE  /* memmem */
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
@@ -129,6 +131,95 @@ static PyObject *Needles_search(Needles *self, PyObject *arg) {
     return out;
 }
 
+/* --- values written after a key ------------------------------------------------------------------------- */
+
+static const unsigned char *find_bytes(const unsigned char *p, const unsigned char *end, const unsigned char *q,
+                                       Py_ssize_t n) {
+    if (end - p < n) return NULL;
+    return memmem(p, end - p, q, n);
+}
+
+/* written_values(data, key, obj): every value written right after '"key":' in the raw JSON ``data``:
+ * strings (decoded as UTF-8 with surrogateescape), true, false, ``obj`` for an object; nulls left out.
+ * None when the bytes cannot tell: a number, a list or whitespace after the colon, a string that does
+ * not end, or '"key"' written anywhere else (as a string value, or followed by whitespace). The caller
+ * has already ruled out escapes. The same answers as kubehawk.rules.compiler._Body._scan's loop. */
+static PyObject *written_values(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "written_values(data, key, obj)");
+        return NULL;
+    }
+    if (!PyBytes_Check(args[0]) || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "data and key must be bytes");
+        return NULL;
+    }
+    const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    const unsigned char *end = raw + PyBytes_GET_SIZE(args[0]);
+    Py_ssize_t klen = PyBytes_GET_SIZE(args[1]);
+    PyObject *obj = args[2];
+    /* '"key":' and '"key"' */
+    unsigned char small[128];
+    unsigned char *q = klen + 3 <= (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc(klen + 3);
+    if (q == NULL) return PyErr_NoMemory();
+    q[0] = '"';
+    memcpy(q + 1, PyBytes_AS_STRING(args[1]), klen);
+    q[klen + 1] = '"';
+    q[klen + 2] = ':';
+    Py_ssize_t qlen = klen + 3, size = qlen;
+    PyObject *out = PyList_New(0);
+    Py_ssize_t n = 0;
+    const unsigned char *i = out ? find_bytes(raw, end, q, qlen) : NULL;
+    while (out != NULL && i != NULL) {
+        n++;
+        const unsigned char *j = i + size;
+        PyObject *v = NULL;
+        int give_up = 0;
+        if (j < end && *j == '"') {
+            const unsigned char *k = memchr(j + 1, '"', end - (j + 1));
+            if (k == NULL) {
+                give_up = 1;
+            } else {
+                v = PyUnicode_DecodeUTF8((const char *)j + 1, k - (j + 1), "surrogateescape");
+                if (v == NULL) Py_CLEAR(out);
+                j = k + 1;
+            }
+        } else if (j < end && *j == 't' && end - j >= 4 && memcmp(j, "true", 4) == 0) {
+            v = Py_NewRef(Py_True);
+        } else if (j < end && *j == 'f' && end - j >= 5 && memcmp(j, "false", 5) == 0) {
+            v = Py_NewRef(Py_False);
+        } else if (j < end && *j == '{') {
+            v = Py_NewRef(obj);
+        } else if (!(j < end && *j == 'n' && end - j >= 4 && memcmp(j, "null", 4) == 0)) {
+            give_up = 1;  /* a number, a list, whitespace: not read here */
+        }
+        if (out == NULL) break;
+        if (give_up) {
+            Py_CLEAR(out);
+            out = Py_NewRef(Py_None);
+            break;
+        }
+        if (v != NULL) {
+            int err = PyList_Append(out, v);
+            Py_DECREF(v);
+            if (err < 0) {
+                Py_CLEAR(out);
+                break;
+            }
+        }
+        i = find_bytes(j, end, q, qlen);
+    }
+    if (out != NULL && out != Py_None) {
+        /* '"key"' written n times in all (non-overlapping, as bytes.count), else it also appears elsewhere */
+        Py_ssize_t count = 0;
+        for (const unsigned char *c = find_bytes(raw, end, q, qlen - 1); c != NULL;
+             c = find_bytes(c + qlen - 1, end, q, qlen - 1))
+            count++;
+        if (count != n) Py_SETREF(out, Py_NewRef(Py_None));
+    }
+    if (q != small) PyMem_Free(q);
+    return out;
+}
+
 static void add_first(Needles *self, unsigned char c) {
     if (self->nfirst < 0) return;
     for (int k = 0; k < self->nfirst; k++)
@@ -217,9 +308,15 @@ static PyTypeObject NeedlesType = {
     .tp_methods = Needles_methods,
 };
 
+static PyMethodDef module_methods[] = {
+    {"written_values", (PyCFunction)(void (*)(void))written_values, METH_FASTCALL,
+     "written_values(data, key, obj): the values written after '\"key\":' in raw JSON, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "kubehawk._needles", "Several byte strings searched for in one pass.", -1,
-    NULL, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "kubehawk._needles", "Searches of raw JSON bodies: several byte strings in one pass, the values after a key.", -1,
+    module_methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__needles(void) {

@@ -962,6 +962,8 @@ class _Body:
             return None
         if dotted and b"." + key + b'"' in raw:
             return None
+        if native.needles is not None:  # the loop below, in C
+            return native.needles.written_values(raw, key, _OBJECT)
         q = b'"' + key + b'":'
         size = len(q)
         out: list[Any] = []
