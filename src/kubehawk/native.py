@@ -5,12 +5,13 @@ kubehawk the same, only slower. ``KUBEHAWK_NATIVE=0`` in the environment switche
 which is also how the tests run both ways.
 
 - ``linescreen``: :mod:`kubehawk._linescreen`, see :mod:`kubehawk.rules.linescreen`.
-- ``needles``: :mod:`kubehawk._needles`, several byte strings searched for in one pass (the rule
-  compiler's body and keyword screens).
+- ``needles``: :mod:`kubehawk._needles`, searches of raw bodies for the rule compiler: several
+  byte strings in one pass (the body and keyword screens), the values written after a key.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -25,7 +26,7 @@ def _load(name: str) -> Any:
     if not enabled():
         return None
     try:
-        return __import__(f"kubehawk.{name}", fromlist=["_"])
+        return importlib.import_module(f"kubehawk.{name}")
     except ImportError:  # built without a compiler
         return None
 
