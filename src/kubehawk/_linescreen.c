@@ -5,7 +5,9 @@
  * validating it as JSON and checking the top-level fields' types as the typed head decode
  * (kubehawk.event._CheckedHead) does, and builds a key from the raw JSON text of the slots. Equal
  * raw text means equal values, so the engine's verdict "empty plan" for one line holds for every
- * line with the same key: such lines are counted and skipped, never decoded.
+ * line with the same key: such lines are counted and skipped, never decoded. For a line that does
+ * meet rules the key keeps the number of its plan instead, which the engine takes back (recall)
+ * rather than reading the slots and asking the index again.
  *
  * A line the screen is not certain about (an escape in a key, a duplicate field, a number with
  * an exponent, a surrogate escape, deep nesting, anything it does not validate) gets no key and

@@ -6,8 +6,11 @@ gives them an empty plan from a few head fields, its *slots*. The screen
 validates it as the typed head decode would, and keys it by the raw JSON text of those slots.
 When the engine finds a line's plan empty it tells the screen (:meth:`LineScreen.learn`), and the
 file reader skips every later line with the same key (:meth:`LineScreen.skip`): no decode, no
-event, no lookup. Equal raw text means equal values, so the plan, a function of the slot values,
-is the same: the alerts do not change (tests/rules/test_linescreen.py holds it to that).
+event, no lookup. A line whose plan is not empty is decoded, and its key keeps the plan's number
+in the engine's list (:meth:`kubehawk.rules.engine.Engine.stream`): the next line with that key
+gets its plan back from the screen instead of from the index. Equal raw text means equal values,
+so the plan, a function of the slot values, is the same: the alerts do not change
+(tests/rules/test_linescreen.py holds it to that).
 
 A line the screen cannot vouch for goes the usual way, so errors are reported as before. Without
 the compiled module, or with ``KUBEHAWK_NATIVE=0`` in the environment, every line is decoded.
