@@ -35,6 +35,14 @@
 #include <emmintrin.h>
 #endif
 
+/* object() serves both the generic value walk and the mapping fields: inlined into each, it costs
+ * them what a copy of its loop would not */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
 enum { T_STR = 0, T_LIT = 1, T_DICT = 2, T_STRDICT = 3, T_STRLIST = 4, T_RAW = 5 };
 enum { M_VALUE = 0, M_PRESENT = 1, M_BODY = 2 };
 
@@ -265,6 +273,52 @@ static const unsigned char *literal(const unsigned char *p, const unsigned char 
     return p + n;
 }
 
+/* An object at p, or null where ``f`` (a mapping-typed field) admits one: the position after it, or
+ * FAIL. ``depth``: how deep it is nested. For a field, the keys some slot reads are recorded in
+ * ``found`` (an escaped or repeated one fails); with ``strings``, every value must be a string
+ * (dict[str, str]). Any other object (``f`` NULL) is only validated. */
+static ALWAYS_INLINE const unsigned char *object(const Field *f, const unsigned char *p, const unsigned char *end,
+                                                 Found *found, int strings, int depth) {
+    int esc;
+    if (f != NULL && p < end && *p == 'n') return literal(p, end, "null", 4);
+    if (p >= end || *p != '{' || depth >= MAX_DEPTH) return FAIL;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}') return p + 1;
+    for (;;) {
+        const unsigned char *ks, *ke;
+        p = member_key(p, end, &ks, &ke, &esc);
+        if (p == FAIL) return FAIL;
+        int wanted = -1;
+        if (f != NULL && f->nkeys) {
+            if (esc) return FAIL;  /* it could spell a key we read */
+            Py_ssize_t kl = ke - ks;
+            for (int i = 0; i < f->nkeys; i++) {
+                if (f->keylens[i] == kl && f->keys[i][0] == (char)ks[0] && memcmp(f->keys[i], ks, kl) == 0) {
+                    if (found->ss[f->keyslots[i][0]] != NULL) return FAIL;  /* repeated: the last would win */
+                    wanted = i;
+                    break;
+                }
+            }
+        }
+        const unsigned char *vs = p;
+        if (strings) {
+            if (p >= end || *p != '"') return FAIL;
+            p = string(p, end, &esc);
+        } else {
+            p = value(p, end, depth + 1);
+        }
+        if (p == FAIL) return FAIL;
+        if (wanted >= 0) {
+            for (int i = 0; i < f->nkeyslots[wanted]; i++) {
+                found->ss[f->keyslots[wanted][i]] = vs;
+                found->se[f->keyslots[wanted][i]] = p;
+            }
+        }
+        int done = next_item(&p, end, '}');
+        if (done) return done > 0 ? p : FAIL;
+    }
+}
+
 /* Any JSON value at p (whitespace skipped before it): the position after it, or FAIL. */
 static const unsigned char *value(const unsigned char *p, const unsigned char *end, int depth) {
     int esc;
@@ -273,18 +327,7 @@ static const unsigned char *value(const unsigned char *p, const unsigned char *e
     case '"':
         return string(p, end, &esc);
     case '{':
-        if (depth >= MAX_DEPTH) return FAIL;
-        p = ws(p + 1, end);
-        if (p < end && *p == '}') return p + 1;
-        for (;;) {
-            const unsigned char *ks, *ke;
-            p = member_key(p, end, &ks, &ke, &esc);
-            if (p == FAIL) return FAIL;
-            p = value(p, end, depth + 1);
-            if (p == FAIL) return FAIL;
-            int done = next_item(&p, end, '}');
-            if (done) return done > 0 ? p : FAIL;
-        }
+        return object(NULL, p, end, NULL, 0, depth);
     case '[':
         if (depth >= MAX_DEPTH) return FAIL;
         p = ws(p + 1, end);
@@ -310,50 +353,6 @@ static inline int is_null(const unsigned char *s, const unsigned char *e) {
     return e - s == 4 && memcmp(s, "null", 4) == 0;
 }
 
-/* A mapping-typed field (object or null). Keys some slot reads are recorded (an escaped or
- * repeated one fails); with ``strings``, every value must be a string (dict[str, str]). */
-static const unsigned char *mapping(Field *f, const unsigned char *p, const unsigned char *end,
-                                    Found *found, int strings) {
-    int esc;
-    if (p < end && *p == 'n') return literal(p, end, "null", 4);
-    if (p >= end || *p != '{') return FAIL;
-    p = ws(p + 1, end);
-    if (p < end && *p == '}') return p + 1;
-    for (;;) {
-        const unsigned char *ks, *ke;
-        p = member_key(p, end, &ks, &ke, &esc);
-        if (p == FAIL) return FAIL;
-        int wanted = -1;
-        if (f->nkeys) {
-            if (esc) return FAIL;  /* it could spell a key we read */
-            Py_ssize_t kl = ke - ks;
-            for (int i = 0; i < f->nkeys; i++) {
-                if (f->keylens[i] == kl && f->keys[i][0] == (char)ks[0] && memcmp(f->keys[i], ks, kl) == 0) {
-                    if (found->ss[f->keyslots[i][0]] != NULL) return FAIL;  /* repeated: the last would win */
-                    wanted = i;
-                    break;
-                }
-            }
-        }
-        const unsigned char *vs = p;
-        if (strings) {
-            if (p >= end || *p != '"') return FAIL;
-            p = string(p, end, &esc);
-        } else {
-            p = value(p, end, 1);
-        }
-        if (p == FAIL) return FAIL;
-        if (wanted >= 0) {
-            for (int i = 0; i < f->nkeyslots[wanted]; i++) {
-                found->ss[f->keyslots[wanted][i]] = vs;
-                found->se[f->keyslots[wanted][i]] = p;
-            }
-        }
-        int done = next_item(&p, end, '}');
-        if (done) return done > 0 ? p : FAIL;
-    }
-}
-
 /* A field's value, checked against its type; FAIL when the typed decode would reject it (or we cannot tell). */
 static const unsigned char *field_value(Field *f, const unsigned char *p, const unsigned char *end,
                                         Found *found) {
@@ -374,9 +373,9 @@ static const unsigned char *field_value(Field *f, const unsigned char *p, const 
         return FAIL;
     }
     case T_DICT:
-        return mapping(f, p, end, found, 0);
+        return object(f, p, end, found, 0, 0);
     case T_STRDICT:
-        return mapping(f, p, end, found, 1);
+        return object(f, p, end, found, 1, 0);
     case T_STRLIST:
         if (*p != '[') return FAIL;
         p = ws(p + 1, end);
