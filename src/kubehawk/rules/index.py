@@ -69,7 +69,7 @@ from kubehawk.rules.compiler import (
 )
 from kubehawk.rules.model import Rule
 
-__all__ = ["VALUE_FIELDS", "RuleIndex", "ScreenedPlan", "choose_index_keys"]
+__all__ = ["VALUE_FIELDS", "RuleIndex", "ScreenedPlan", "choose_index_keys", "inline_key"]
 
 IndexKey = tuple[tuple[str, ...], frozenset[Any] | None]
 
@@ -350,9 +350,19 @@ def _gate_arg(dep: str, i: int) -> Callable[[tuple[Any, ...], AuditEvent], Any]:
     return lambda k, e: get(e)
 
 
+def inline_key(parts: tuple[str, ...]) -> str | None:
+    """The key the extractor reads inline in a head mapping for this path (``user.username``:
+    ``username``; an annotation: its whole dotted name), or None when it is not read that way.
+    The line screen (:mod:`kubehawk.rules.linescreen`) reads the raw text of the same keys."""
+    top, rest = parts[0], parts[1:]
+    if top in _DICT_HEAD and (len(rest) == 1 or (top == "annotations" and rest)):
+        return ".".join(rest)
+    return None
+
+
 def _cheap(parts: tuple[str, ...]) -> bool:
     """A head field read inline by the extractor (a deeper path would cost every event a walk)."""
-    return len(parts) == 1 or (parts[0] in _DICT_HEAD and (len(parts) == 2 or parts[0] == "annotations"))
+    return len(parts) == 1 or inline_key(parts) is not None
 
 
 def _always_present(path: str) -> bool:
@@ -743,8 +753,8 @@ def make_extractor(
             body.append(f"    {v} = h.{top}")
             body.append(f"    {v} = len({v}) > 4 or (len({v}) > 0 and _hb({v}))")  # a call only for tiny bodies
             continue
-        if top in _DICT_HEAD and (len(rest) == 1 or (top == "annotations" and rest)):
-            key = ".".join(rest)
+        key = inline_key(parts)
+        if key is not None:
             typed = top == "annotations"  # values are str
             lines = groups.setdefault(top, [])
             absent.setdefault(top, []).append(f"{v} = {'False' if mode == PRESENT_HEAD else 'None'}")

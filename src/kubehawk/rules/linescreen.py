@@ -25,16 +25,15 @@ import msgspec
 
 from kubehawk import native
 from kubehawk.event import _CheckedHead, split_path
+from kubehawk.rules.index import PRESENT_BODY, PRESENT_HEAD, VALUE, inline_key
 
 __all__ = ["LineScreen", "line_screen"]
 
 # Field types the native screen checks (as in _linescreen.c)
 _T_STR, _T_LIT, _T_DICT, _T_STRDICT, _T_STRLIST, _T_RAW = range(6)
-_MODES = {"value": 0, "present": 1, "body": 2}
+_MODES = {VALUE: 0, PRESENT_HEAD: 1, PRESENT_BODY: 2}
 # The reader's test of an audit Event: one of these holds a value (kubehawk.event._check)
 _REQUIRED = ("verb", "requestURI", "auditID")
-# Mappings whose keys the index reads inline (kubehawk.rules.index.make_extractor)
-_DICT_HEAD = ("user", "impersonatedUser", "objectRef", "responseStatus", "annotations")
 
 LineScreen = Any  # kubehawk._linescreen.Screen: skip(line) -> bool, learn(line), key(line)
 
@@ -92,15 +91,16 @@ def line_screen(slots: list[tuple[str, str]], max_known: int = 50_000) -> LineSc
     fields, pos = schema
     keyed: list[tuple[int, bytes | None, int]] = []
     # the stage too: the engine learns from RequestReceived lines, which it never plans
-    for path, mode in [*slots, ("stage", "value")]:
+    for path, mode in [*slots, ("stage", VALUE)]:
         parts = split_path(path)
-        top, rest = parts[0], parts[1:]
+        top = parts[0]
         if top not in pos or mode not in _MODES:
             return None
-        if not rest:
+        key = inline_key(parts) if mode != PRESENT_BODY else None
+        if len(parts) == 1:
             keyed.append((pos[top], None, _MODES[mode]))
-        elif mode != "body" and top in _DICT_HEAD and (len(rest) == 1 or top == "annotations"):
-            keyed.append((pos[top], ".".join(rest).encode(), _MODES[mode]))
+        elif key is not None:
+            keyed.append((pos[top], key.encode(), _MODES[mode]))
         else:
             return None  # read through a getter (a deeper path): not from the raw text
     if any(r not in pos for r in _REQUIRED):
