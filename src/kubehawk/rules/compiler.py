@@ -1382,8 +1382,9 @@ def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
     holds an escape, else the head encoded with its bodies as they came. Every token of
     :func:`event_text` is in it: the line may hold more (fields kubehawk does not read), which
     can only say "maybe" more often. A literal without JSON punctuation, backslashes or
-    control characters can only be found inside one token (a string's text, a number, true/false/null); a string's text differs
-    between the two forms only where the written one used an escape (``\\uXXXX``: answer
+    control characters can only be found inside one token (a string's text, a number,
+    true/false/null); a string's text differs between the two forms only where the written
+    one used an escape (``\\uXXXX``: answer
     "maybe"; ``\\/``: "maybe" for literals with a slash), and numbers are re-written
     (``1e3`` -> ``1000.0``), so literals that could be part of a number are not checked. For a
     case-insensitive literal the text must be ASCII (Unicode lower-casing maps a few non-ASCII

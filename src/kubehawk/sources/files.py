@@ -332,9 +332,10 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
     The common case, one native Event per line, is decoded right here: the typed head
     decoder (which also checks kind and apiVersion), the rest of the checks of
     :func:`kubehawk.event.decode_event` as one expression, the event built in C, the
-    counters kept in locals and added to ``stats`` every ``_FLUSH_EVERY`` lines, at a line that is not a plain Event, and at the end. Any
-    line the fast test does not accept (another format, a wrong type, JSON broken)
-    takes the general path, which names the problem with ``file:line``. A read error
+    counters kept in locals and added to ``stats`` every ``_FLUSH_EVERY`` lines, at a line
+    that is not a plain Event, and at the end. Any line the fast test does not accept
+    (another format, a wrong type, JSON broken) takes the general path, which names the
+    problem with ``file:line``. A read error
     (truncated gzip, I/O) ends the file with one warning; ``owned`` is closed at the end.
     A line the ``screen`` knows meets no rule is counted as an event and not decoded.
     """
