@@ -1384,11 +1384,10 @@ def _keyword_prefilter(lit: str, lower: bool) -> Test | None:
     can only say "maybe" more often. A literal without JSON punctuation, backslashes or
     control characters can only be found inside one token (a string's text, a number,
     true/false/null); a string's text differs between the two forms only where the written
-    one used an escape (``\\uXXXX``: answer
-    "maybe"; ``\\/``: "maybe" for literals with a slash), and numbers are re-written
-    (``1e3`` -> ``1000.0``), so literals that could be part of a number are not checked. For a
-    case-insensitive literal the text must be ASCII (Unicode lower-casing maps a few non-ASCII
-    letters to ASCII ones).
+    one used an escape (``\\uXXXX``: answer "maybe"; ``\\/``: "maybe" for literals with a
+    slash), and numbers are re-written (``1e3`` -> ``1000.0``), so literals that could be part
+    of a number are not checked. For a case-insensitive literal the text must be ASCII
+    (Unicode lower-casing maps a few non-ASCII letters to ASCII ones).
     """
     if not lit or _numeric(lit) or any(c in _STRUCTURAL or ord(c) < 0x20 for c in lit):
         return None
