@@ -261,6 +261,25 @@ def test_the_engine_keeps_a_bounded_list_of_plans_for_the_screen(bench_log, rule
 
 
 @built
+def test_misuse_of_the_compiled_screen_is_an_error_not_a_crash():
+    Screen = native.linescreen.Screen
+    with pytest.raises(ValueError):
+        Screen.__new__(Screen).skip(b"{}")  # never initialised
+    screen = line_screen([("verb", "value")])
+    with pytest.raises(TypeError):
+        screen.key("not bytes")
+    with pytest.raises(ValueError):
+        Screen([(b"verb", 0, None)], [(5, None, 0)], (0,))  # a slot on a field that is not there
+    with pytest.raises(ValueError):
+        Screen([(b"verb", 0, None)], [(0, b"sub", 0)], (0,))  # a sub key on a string field
+    broken = line_screen([("verb", "value")])
+    with pytest.raises(ValueError):
+        broken.__init__([(b"verb", 9, None)], [], (0,))  # an unknown type: the screen is no longer ready
+    with pytest.raises(ValueError):
+        broken.skip(b'{"verb":"get"}')
+
+
+@built
 def test_learn_only_takes_the_line_last_screened():
     screen = line_screen([("verb", "value")])
     a, b = json.dumps(audit()).encode(), json.dumps(audit(verb="list")).encode()
