@@ -54,19 +54,11 @@ from typing import Any
 
 from kubehawk.enrich import DERIVED_DEPS, derived_gates
 from kubehawk.event import TOP_FIELDS, AuditEvent, has_body, split_path
-from kubehawk.rules.compiler import (
-    PRESENT,
-    And,
-    Leaf,
-    Not,
-    Test,
-    build,
-    field_cost,
-    leaf_test,
-    leaves,
-    make_getter,
-    presence_screen,
-)
+from kubehawk.rules.compiler import build, leaf_test
+from kubehawk.rules.dnf import PRESENT
+from kubehawk.rules.fields import field_cost, make_getter
+from kubehawk.rules.guards import presence_screen
+from kubehawk.rules.ir import And, Leaf, Not, Test, leaves
 from kubehawk.rules.model import Rule
 
 __all__ = ["VALUE_FIELDS", "RuleIndex", "ScreenedPlan", "choose_index_keys", "inline_key"]
@@ -493,7 +485,7 @@ Plan = list[tuple[Rule, "Test | None"]]
 
 
 class ScreenedPlan(list):  # type: ignore[type-arg]
-    """A plan whose body tests are screened first (:func:`kubehawk.rules.compiler.presence_screen`):
+    """A plan whose body tests are screened first (:func:`kubehawk.rules.guards.presence_screen`):
     ``screen(e)`` gives the entries worth testing. Consumers that only list the candidates read it
     as the plan it is; the engine runs the screen."""
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubehawk.rules import cache, compiler
-from kubehawk.rules.compiler import CompileError, Leaf, Or
+from kubehawk.rules.dnf import dnf
 from kubehawk.rules.index import choose_index_keys
+from kubehawk.rules.ir import CompileError, Leaf, Or, _simplify, leaves, to_ir
 from kubehawk.rules.model import AUDIT_LEVELS, CorrelationSpec, Rule, RuleLoadError, Scope
 
 if TYPE_CHECKING:
@@ -404,19 +405,19 @@ def _event_rule(path: str, obj: SigmaRule, variables: Mapping[str, list[str]]) -
     title = meta["title"]
     try:
         trees = [c.parse() for c in obj.detection.parsed_condition]
-        irs = [compiler.to_ir(t, variables) for t in trees]
+        irs = [to_ir(t, variables) for t in trees]
     except CompileError as e:
         raise RuleLoadError(f"{title!r}: {e}") from None
     except SigmaError as e:
         raise RuleLoadError(f"{title!r}: bad condition: {_sigma_message(e)}") from None
-    ir = irs[0] if len(irs) == 1 else compiler._simplify(Or(irs))
+    ir = irs[0] if len(irs) == 1 else _simplify(Or(irs))
     try:
         predicate = _compile(ir)
     except CompileError as e:
         raise RuleLoadError(f"{title!r}: {e}") from None
     fields = _fields(ir)
     level = audit_level_of(fields)
-    conjuncts = compiler.dnf(ir)
+    conjuncts = dnf(ir)
     rule = Rule(
         kind="event",
         fields=frozenset(fields),
@@ -432,7 +433,7 @@ def _event_rule(path: str, obj: SigmaRule, variables: Mapping[str, list[str]]) -
 
 def _fields(ir: Any) -> set[str]:
     out: set[str] = set()
-    for leaf in compiler.leaves(ir):
+    for leaf in leaves(ir):
         if isinstance(leaf, Leaf) and leaf.field is not None:
             out.add(leaf.field)
             if leaf.kind == "fieldref":
