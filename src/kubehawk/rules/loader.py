@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubehawk.rules import cache, compiler
 from kubehawk.rules.dnf import dnf
-from kubehawk.rules.index import choose_index_keys
+from kubehawk.rules.index_keys import choose_index_keys
 from kubehawk.rules.ir import CompileError, Leaf, Or, _simplify, leaves, to_ir
 from kubehawk.rules.model import AUDIT_LEVELS, CorrelationSpec, Rule, RuleLoadError, Scope
 
