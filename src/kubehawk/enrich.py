@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # names in annotations only: at run time the event module imports this one
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
