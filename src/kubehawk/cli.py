@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import signal
 import sys
 import threading
@@ -105,6 +106,16 @@ class _Sink:
         else:
             self.rows.append(alert)
 
+    def flush(self) -> int | None:
+        """Written alerts reach the file (its length is returned) or the pipe, before a follow
+        state says they were written."""
+        if self.fh is None:
+            sys.stdout.flush()
+            return None
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        return self.fh.tell()
+
     def close(self) -> None:
         if self.fmt == "table" and not self.streaming:
             _print_table(self.console, self.rows)
@@ -155,10 +166,14 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in rule pack.")
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")
+@click.option("--from-start", is_flag=True, help="With --follow: read what the files hold first, then follow.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False),
+              help="With --follow: keep each file's position in this file and resume there on restart.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
-           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
+           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, from_start: bool, state_path: str | None,
+           strict: bool, quiet: bool) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
@@ -175,15 +190,24 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
     stop = threading.Event()
-    events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
-                        else read_paths(list(paths), stats, on_warning=warn, screen=detector.engine.line_screen))
+    if (from_start or state_path) and not follow:
+        _fail("--from-start and --state go with --follow")
+    checkpoints = _follow_checkpoints(state_path, output, paths, lambda: sink.flush()) if follow else None
+    events: Iterator = (
+        follow_paths(list(paths), stats, on_warning=warn, stop=stop, from_start=from_start,
+                     saved=checkpoints.state.positions if checkpoints else None, checkpoint=checkpoints)
+        if follow else read_paths(list(paths), stats, on_warning=warn, screen=detector.engine.line_screen))
     if follow:
         # systemd and kubectl stop us with SIGTERM: finish the current record and print the summary.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if checkpoints is not None:  # Ctrl-C too, so the position saved is the last one processed
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
     sink = _Sink(fmt, output, streaming=follow)
     try:
         for alert in detector.alerts(events):
             sink.emit(alert)
+        if checkpoints is not None:
+            checkpoints.final()
     except KeyboardInterrupt:
         stop.set()
     except BrokenPipeError:
@@ -194,6 +218,25 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     s = _summary(stats, detector, strict)
     if strict and s.get("bad", 0):
         sys.exit(1)
+
+
+def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple[str, ...], flush):
+    """The saved follow state (``--state``), with the alert file cut back to its saved length."""
+    from kubehawk.followstate import Checkpoints, FollowState, StateError
+
+    if not state_path:
+        return None
+    if "-" in paths:
+        _fail("--state cannot resume standard input: give the log files")
+    try:
+        state = FollowState.load(state_path)
+        cut = state.rewind_output(output) if output else 0
+    except StateError as e:
+        _fail(str(e))
+    if cut:
+        click.echo(f"kubehawk: {output}: removed {cut} bytes of alerts written after the last saved position "
+                   "(their events are read again)", err=True)
+    return Checkpoints(state, output, flush, lambda m: click.echo(f"kubehawk: warning: {m}", err=True))
 
 
 # --- rules --------------------------------------------------------------------------------
