@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from kubehawk.event import TOP_FIELDS
 
 if TYPE_CHECKING:
@@ -183,3 +185,25 @@ class Alert:
             "userAgent": ev.head.userAgent,
             "message": self.message,
         }
+
+    def evidence(self) -> dict[str, Any]:
+        """Where the alert came from, for an analyst to open the record behind it: ``origin``
+        (``file:line``, ``request #n``) and ``event``, the event as it was read (the line as
+        written when the reader kept it, else the event as kubehawk decoded it); for a correlation,
+        ``window_events``, the auditIDs of the events in its window."""
+        ev = self.event
+        original: Any = None
+        if ev._line is not None:
+            try:
+                original = _decode_line(ev._line)
+            except msgspec.DecodeError:  # not valid JSON on its own (bad UTF-8...): the decoded event
+                original = None
+        if not isinstance(original, dict):
+            original = ev.to_dict()
+        out = {"origin": ev.origin or None, "event": original}
+        if self.correlation is not None:  # the event that completed it; the window's others by auditID
+            out["window_events"] = list(self.correlation.get("events") or [])
+        return out
+
+
+_decode_line = msgspec.json.Decoder().decode

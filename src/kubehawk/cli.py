@@ -75,7 +75,8 @@ def main() -> None:
 class _Sink:
     """Where alerts go: JSON lines, or a rich table/stream on a terminal."""
 
-    def __init__(self, fmt: str, output: str | None, streaming: bool):
+    def __init__(self, fmt: str, output: str | None, streaming: bool, evidence: bool = False):
+        self.evidence = evidence
         self.fh = open(output, "a", encoding="utf-8") if output else None  # noqa: SIM115
         out_is_tty = self.fh is None and sys.stdout.isatty()
         self.fmt = fmt if fmt != "auto" else ("table" if out_is_tty else "json")
@@ -91,7 +92,10 @@ class _Sink:
 
     def emit(self, alert: Alert) -> None:
         if self.fmt == "json":
-            line = msgspec.json.encode(alert.to_dict()).decode()
+            d = alert.to_dict()
+            if self.evidence:
+                d["evidence"] = alert.evidence()
+            line = msgspec.json.encode(d).decode()
             if self.fh:
                 self.fh.write(line + "\n")
             else:
@@ -170,10 +174,12 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
               help="With --follow: keep each file's position in this file and resume there on restart.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
+@click.option("--evidence", is_flag=True,
+              help="Add to each JSON alert where it came from: evidence.origin (file:line) and evidence.event.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
            rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, from_start: bool, state_path: str | None,
-           strict: bool, quiet: bool) -> None:
+           strict: bool, evidence: bool, quiet: bool) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
@@ -202,7 +208,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         if checkpoints is not None:  # Ctrl-C too, so the position saved is the last one processed
             signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sink = _Sink(fmt, output, streaming=follow)
+    sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
     try:
         for alert in detector.alerts(events):
             sink.emit(alert)
