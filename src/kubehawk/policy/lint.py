@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kubehawk.policy import citations as C
 from kubehawk.policy import probes as P
 from kubehawk.policy.catalog import CATALOG, SENSITIVE_CAPS, check_resource_pattern
+from kubehawk.policy.citations import cite
 from kubehawk.policy.flags import ApiserverFlags
 from kubehawk.policy.model import Policy, PolicyError, PolicyRule, level_rank
 from kubehawk.policy.request import Request
@@ -184,7 +186,7 @@ def check_loadable(ctx: _Ctx) -> None:
             except ValueError:
                 idx = None
         ctx.add("POL-INVALID", "critical", msg, "The apiserver refuses to start with this policy; fix the field.",
-                idx, "apiserver ValidatePolicy; CIS 3.2.1; STIG V-242461", _error_line(pol, msg))
+                idx, cite(C.POLICY_API, "CIS Kubernetes 3.2.1", "DISA STIG V-242461"), _error_line(pol, msg))
     if not errs:
         ctx.ok("POL-INVALID")
 
@@ -193,11 +195,11 @@ def check_unknown_fields(ctx: _Ctx) -> None:
     for w in ctx.policy.warnings:
         if w.message.startswith("duplicate"):
             ctx.add("POL-DUPLICATE-FIELD", "medium", f"{w.path}: {w.message}",
-                    "Keep one copy of the field.", w.rule_index, "apiserver lenient decoding", w.line)
+                    "Keep one copy of the field.", w.rule_index, C.POLICY_API, w.line)
         else:
             ctx.add("POL-UNKNOWN-FIELD", "high", f"{w.path}: {w.message}",
                     "Rename or remove the field; the apiserver drops it silently and the rule matches more than "
-                    "written.", w.rule_index, "apiserver lenient decoding (reader.go)", w.line)
+                    "written.", w.rule_index, C.POLICY_RULE_API, w.line)
     if not ctx.policy.warnings:
         ctx.ok("POL-UNKNOWN-FIELD")
 
@@ -220,13 +222,13 @@ def check_literal_wildcards(ctx: _Ctx) -> None:
                         f"rules[{rule.index}].{name} {bad}: '*' is not a wildcard here; it only matches a "
                         f"{name[:-1]} literally named {bad[0]!r}",
                         f"Remove {name} to mean 'any', or list the exact values.", rule.index,
-                        "checker.go hasString")
+                        C.POLICY_RULE_API)
         for gr in rule.resources:
             bad = [v for v in gr.resource_names if "*" in v]
             if bad:
                 ctx.add("POL-LITERAL-WILDCARD", "medium",
                         f"rules[{rule.index}].resources resourceNames {bad}: '*' is literal in resourceNames",
-                        "Drop resourceNames to match every name.", rule.index, "checker.go hasString")
+                        "Drop resourceNames to match every name.", rule.index, C.POLICY_RULE_API)
     ctx.result("POL-LITERAL-WILDCARD", before)
 
 
@@ -239,13 +241,13 @@ def check_resource_patterns(ctx: _Ctx) -> None:
                     ctx.add("POL-DEAD-PATTERN", "medium",
                             f"rules[{rule.index}]: resource pattern '*/*' matches nothing real (only a resource "
                             "literally named '*')", "Use '*' for every resource and subresource.", rule.index,
-                            "checker.go ruleMatchesResource")
+                            C.GROUP_RESOURCES_API)
                     continue
                 why = check_resource_pattern(gr.group, res)
                 if why:
                     ctx.add("POL-UNKNOWN-RESOURCE", "medium", f"rules[{rule.index}]: {why}; this entry never "
                             "matches", "Use the plural resource name in its own API group (kubectl api-resources).",
-                            rule.index, "policy.md a.4")
+                            rule.index, cite(C.GROUP_RESOURCES_API, C.API_RESOURCES))
     ctx.result("POL-UNKNOWN-RESOURCE", before)
 
 
@@ -262,13 +264,13 @@ def check_resource_names(ctx: _Ctx) -> None:
             ctx.add("POL-RESOURCENAMES-NAMELESS", "high",
                     f"rules[{rule.index}] uses resourceNames with only verbs {sorted(verbs)}; those requests carry no "
                     "name (create has it in the body), so the rule never matches",
-                    "Drop resourceNames or use get/update/patch/delete.", rule.index, "policy.md a.8 #4")
+                    "Drop resourceNames or use get/update/patch/delete.", rule.index, cite(C.POLICY_RULE_API, C.RBAC_RESOURCE_NAMES))
         elif verbs is None or (verbs & nameless and not subs_only):
             ctx.add("POL-RESOURCENAMES-NAMELESS", "low",
                     f"rules[{rule.index}] uses resourceNames: it can never match create, list, watch or "
                     "deletecollection of those objects (no name in the request)",
                     "Add a separate rule without resourceNames for create/list/watch if they matter.", rule.index,
-                    "policy.md a.8 #4")
+                    cite(C.POLICY_RULE_API, C.RBAC_RESOURCE_NAMES))
     ctx.result("POL-RESOURCENAMES-NAMELESS", before)
 
 
@@ -287,7 +289,7 @@ def check_exec_create_only(ctx: _Ctx) -> None:
             ctx.add("POL-EXEC-CREATE-ONLY", "high" if rule.level != "None" else "low",
                     f"rules[{rule.index}] selects pods/{','.join(hit)} with verb create only: kubectl >= 1.30 uses "
                     "WebSocket (verb get), which this rule misses",
-                    "Add 'get' to verbs.", rule.index, "policy.md a.4 #3, a.8 #6")
+                    "Add 'get' to verbs.", rule.index, C.REQUEST_VERB)
     ctx.result("POL-EXEC-CREATE-ONLY", before)
 
 
@@ -302,7 +304,7 @@ def check_namespace_objects(ctx: _Ctx) -> None:
                     f"rules[{rule.index}]: namespaces [\"\"] does not match get/update/delete of a Namespace by name "
                     "(its namespace attribute is the namespace itself)",
                     "Drop namespaces from this rule or add a rule for namespaces without it.", rule.index,
-                    "requestinfo.go; policy.md a.4 #5")
+                    C.POLICY_RULE_API)
     ctx.result("POL-NAMESPACE-OBJECT", before)
 
 
@@ -312,7 +314,7 @@ def check_non_resource_levels(ctx: _Ctx) -> None:
         if rule.non_resource_only and level_rank(rule.level) > level_rank("Metadata"):
             ctx.add("POL-NONRESOURCE-LEVEL", "info",
                     f"rules[{rule.index}] is {rule.level} on non-resource URLs: those requests have no bodies, so "
-                    "it records the same as Metadata", "Use Metadata.", rule.index, "policy.md a.6")
+                    "it records the same as Metadata", "Use Metadata.", rule.index, C.AUDIT_POLICY)
     ctx.result("POL-NONRESOURCE-LEVEL", before)
 
 
@@ -389,14 +391,14 @@ def check_order(ctx: _Ctx) -> None:
     if catch_all is None:
         ctx.add("POL-NO-CATCHALL", "medium",
                 "the policy has no final catch-all rule: requests no rule selects are not logged at all (level None)",
-                "End the policy with '- level: Metadata' (no selectors).", None, "policy.md a.3; CIS 3.2.1")
+                "End the policy with '- level: Metadata' (no selectors).", None, cite(C.AUDIT_POLICY, "CIS Kubernetes 3.2.1"))
     else:
         ctx.ok("POL-NO-CATCHALL")
         if catch_all.index != len(rules) - 1:
             after = [r.index for r in rules[catch_all.index + 1 :]]
             ctx.add("POL-CATCHALL-NOT-LAST", "high",
                     f"rules[{catch_all.index}] matches every request, so rules {after} are never consulted",
-                    "Move the catch-all to the end.", catch_all.index, "checker.go first match; policy.md a.8 #12")
+                    "Move the catch-all to the end.", catch_all.index, C.AUDIT_POLICY)
         else:
             ctx.ok("POL-CATCHALL-NOT-LAST")
     for j, inner in enumerate(rules):
@@ -408,7 +410,7 @@ def check_order(ctx: _Ctx) -> None:
                 ctx.add("POL-SHADOWED", sev,
                         f"rules[{j}] ({inner.describe()}) can never match: every request it selects is already "
                         f"decided by rules[{outer.index}] ({outer.describe()})",
-                        f"Move rules[{j}] above rules[{outer.index}] or delete it.", j, "checker.go first match")
+                        f"Move rules[{j}] above rules[{outer.index}] or delete it.", j, C.AUDIT_POLICY)
                 break
     ctx.result("POL-SHADOWED", before)
 
@@ -423,27 +425,27 @@ def check_stages(ctx: _Ctx) -> None:
         ctx.add("POL-OMIT-RESPONSESTARTED", "high",
                 "policy-level omitStages has ResponseStarted: failed-authentication events (their only stage) and "
                 "the start of exec/attach/port-forward/watch are never logged",
-                "Remove ResponseStarted from the policy-level omitStages.", None, "authn_audit.go; policy.md a.8 #11")
+                "Remove ResponseStarted from the policy-level omitStages.", None, cite(C.AUDIT, "PCI DSS v4.0 10.2.1.4"))
     if "ResponseComplete" in pol.omit_stages:
         ctx.add("POL-OMIT-RESPONSECOMPLETE", "high",
                 "policy-level omitStages has ResponseComplete: no event carries the final status code, and short "
                 "requests are only logged at RequestReceived (no result)",
-                "Omit RequestReceived instead.", None, "policy.md a.8 #11; PCI DSS 10.2.2")
+                "Omit RequestReceived instead.", None, cite(C.AUDIT, "PCI DSS v4.0 10.2.2"))
     if "Panic" in pol.omit_stages:
         ctx.add("POL-OMIT-PANIC", "medium", "policy-level omitStages has Panic: requests that crash a handler leave "
-                "no record", "Remove Panic from omitStages.", None, "policy.md a.7")
+                "no record", "Remove Panic from omitStages.", None, C.AUDIT)
     for rule in pol.rules:
         if rule.level == "None":
             continue
         if "ResponseComplete" in rule.omit_stages:
             ctx.add("POL-OMIT-RESPONSECOMPLETE", "high",
                     f"rules[{rule.index}] omits ResponseComplete: requests it selects have no final status",
-                    "Omit RequestReceived instead.", rule.index, "PCI DSS 10.2.2")
+                    "Omit RequestReceived instead.", rule.index, "PCI DSS v4.0 10.2.2")
         if "ResponseStarted" in rule.omit_stages and not (rule.users or rule.user_groups):
             ctx.add("POL-OMIT-RESPONSESTARTED", "medium",
                     f"rules[{rule.index}] omits ResponseStarted and can match requests without a user: failed "
                     "authentication events it selects are dropped", "Remove ResponseStarted from the rule.",
-                    rule.index, "authn_audit.go")
+                    rule.index, C.AUDIT)
     for cid in ("POL-OMIT-RESPONSESTARTED", "POL-OMIT-RESPONSECOMPLETE", "POL-OMIT-PANIC"):
         ctx.result(cid, before)
     if "RequestReceived" not in pol.omit_stages:
@@ -452,7 +454,7 @@ def check_stages(ctx: _Ctx) -> None:
             ctx.add("POL-REQUESTRECEIVED", "low",
                     f"RequestReceived is not omitted (rules {keep[:8]}{'...' if len(keep) > 8 else ''}): every "
                     "request is logged twice, the first event without a result or body",
-                    "Add 'omitStages: [RequestReceived]' at the policy level.", None, "policy.md d.1")
+                    "Add 'omitStages: [RequestReceived]' at the policy level.", None, C.AUDIT_POLICY)
             return
     ctx.ok("POL-REQUESTRECEIVED")
 
@@ -494,7 +496,7 @@ def check_secret_leaks(ctx: _Ctx) -> None:
                             f"then holds {what}",
                             f"Add a {SENSITIVE_CAPS[(group, res, sub)]} rule for {target} before rules[{rule.index}].",
                             rule.index,
-                            "CIS 3.2.2(a); policy.md d")
+                            cite("CIS Kubernetes 3.2.2(a)", C.AUDIT_POLICY))
                     break
     ctx.result("POL-SECRET-LEAK", before)
 
@@ -738,7 +740,7 @@ def check_broad_none(ctx: _Ctx) -> None:
             ctx.add("POL-BROAD-NONE", "high",
                     f"rules[{rule.index}] drops {'all' if not rule.resources else 'whole groups of'} requests of "
                     f"{', '.join(broad)} (almost every identity)",
-                    "Narrow the None rule to specific users and noisy resources.", rule.index, "policy.md d")
+                    "Narrow the None rule to specific users and noisy resources.", rule.index, C.AUDIT_POLICY)
     ctx.result("POL-BROAD-NONE", before)
 
 
@@ -783,7 +785,7 @@ def check_noise(ctx: _Ctx) -> None:
         labels = ", ".join(label for label, _ in kept[:6]) + (" ..." if len(kept) > 6 else "")
         ctx.add("POL-NOISE-KEPT", "low", f"{len(kept)} kinds of known high-volume routine requests are logged: {labels}",
                 "Drop them with narrow None rules near the top (see 'kubehawk policy generate').",
-                kept[0][1].rule_index, "GKE reference policy; policy.md c.1")
+                kept[0][1].rule_index, C.GCE_POLICY)
     else:
         ctx.ok("POL-NOISE-KEPT")
 
@@ -874,7 +876,7 @@ def _flag_checks(ctx: _Ctx, f: ApiserverFlags | None) -> None:
         ctx.ok("STIG-V-242398")
     if not f.get("audit-policy-file"):
         ctx.add("STIG-V-242461", "critical", f"{src}: --audit-policy-file is not set: nothing is audited, whatever "
-                "the backends", "Set --audit-policy-file.", None, "DISA STIG V-242461 (CNTR-K8-003280); CIS 3.2.1")
+                "the backends", "Set --audit-policy-file.", None, "DISA STIG V-242461 (CNTR-K8-003280); CIS Kubernetes 3.2.1")
     elif ctx.policy is None or any(x.id == "POL-INVALID" for x in ctx.report.findings):
         ctx.add("STIG-V-242461", "critical", f"{src}: the audit policy does not load", "Fix the policy errors.", None,
                 "DISA STIG V-242461 (CNTR-K8-003280)")
@@ -894,7 +896,7 @@ def _flag_checks(ctx: _Ctx, f: ApiserverFlags | None) -> None:
     if not webhook:
         ctx.add("NSA-LOG-4", "medium", f"{src}: no --audit-webhook-config-file: logs stay on the control-plane node",
                 "Ship the audit log to an external, append-only store (webhook backend or a node forwarder).", None,
-                "NSA/CISA Kubernetes Hardening Guidance, App. N; PCI DSS 10.3")
+                "NSA/CISA Kubernetes Hardening Guidance, App. N; PCI DSS v4.0 10.3")
     else:
         _check_webhook(ctx, webhook, f)
     if webhook:
