@@ -15,9 +15,12 @@ if TYPE_CHECKING:
     from kubehawk.event import AuditEvent
     from kubehawk.rules import Match, Rule
 
-__all__ = ["LEVELS", "Alert", "level_rank", "render_message"]
+__all__ = ["LEVELS", "LEVEL_STYLE", "Alert", "level_rank", "render_message"]
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
+# How a terminal shows each level (rich markup styles).
+LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
+               "informational": "dim"}
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 
 

@@ -16,11 +16,10 @@ from typing import Any
 import click
 import msgspec
 
-from kubehawk.alerts import LEVELS, Alert
+from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
 
-_LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
-                "informational": "dim"}
+_LEVEL_STYLE = LEVEL_STYLE
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -103,10 +102,9 @@ class _Sink:
                 if self.streaming:
                     sys.stdout.flush()
         elif self.streaming:
-            d = alert.to_dict()
-            style = _LEVEL_STYLE.get(alert.level, "")
-            self.console.print(f"[{style}]{alert.level.upper():8}[/] {d['time'] or '-'} "
-                               f"[bold]{alert.rule.title}[/] {alert.message}", highlight=False)
+            from kubehawk.alerttable import print_alert
+
+            print_alert(self.console, alert, evidence=self.evidence)
         else:
             self.rows.append(alert)
 
@@ -122,30 +120,11 @@ class _Sink:
 
     def close(self) -> None:
         if self.fmt == "table" and not self.streaming:
-            _print_table(self.console, self.rows)
+            from kubehawk.alerttable import print_table
+
+            print_table(self.console, self.rows, evidence=self.evidence)
         if self.fh:
             self.fh.close()
-
-
-def _print_table(console, alerts: list[Alert]) -> None:
-    from rich.table import Table
-
-    if not alerts:
-        console.print("[green]No alerts.[/]")
-        return
-    table = Table(title=f"kubehawk: {len(alerts)} alert(s)", expand=True, show_lines=True)
-    table.add_column("level", no_wrap=True)
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("rule", ratio=2)
-    table.add_column("who", ratio=1)
-    table.add_column("message", ratio=4)
-    for a in alerts:
-        d = a.to_dict()
-        tags = " ".join(d["techniques"] + d["attack"])
-        table.add_row(f"[{_LEVEL_STYLE.get(a.level, '')}]{a.level}[/]", (d["time"] or "-")[:19].replace("T", " "),
-                      f"{a.rule.title}\n[dim]{tags}[/]", f"{d['user'] or '-'}\n[dim]{d['sourceIP'] or ''}[/]",
-                      a.message)
-    console.print(table)
 
 
 def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
@@ -186,13 +165,22 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
 
     if not paths:
         paths = ("-",)
+        if sys.stdin.isatty():  # else a user waits for output that needs their typing
+            click.echo("kubehawk: reading audit events from standard input (Ctrl-D ends it); "
+                       "give a file or folder to read instead", err=True)
     config = _load_config(config_path)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
     detector = Detector(ruleset, config, min_level=min_level)
     stats = ReadStats()
 
+    progress = None
+
     def warn(msg: str) -> None:
-        if not quiet:
+        if quiet:
+            return
+        if progress is not None:
+            progress.note(f"kubehawk: warning: {msg}")
+        else:
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
     stop = threading.Event()
@@ -209,6 +197,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if checkpoints is not None:  # Ctrl-C too, so the position saved is the last one processed
             signal.signal(signal.SIGINT, lambda *_: stop.set())
     sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
+    progress = _progress(quiet, follow, sink, stats, detector)
     try:
         for alert in detector.alerts(events):
             sink.emit(alert)
@@ -220,10 +209,22 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         sys.stderr.close()
         sys.exit(0)
     finally:
+        if progress is not None:
+            progress.stop()
         sink.close()
     s = _summary(stats, detector, strict)
     if strict and s.get("bad", 0):
         sys.exit(1)
+
+
+def _progress(quiet: bool, follow: bool, sink: _Sink, stats, detector):
+    """The progress line (kubehawk.progress), when stderr is a terminal that no alert is streamed to."""
+    from kubehawk.progress import Progress
+
+    streams_to_terminal = sink.fh is None and sink.fmt == "json" and sys.stdout.isatty()
+    if follow or streams_to_terminal or not Progress.wanted(quiet):
+        return None
+    return Progress(lambda: stats.events, detector.alerts_by_level, tuple(reversed(LEVELS))).start()
 
 
 def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple[str, ...], flush):
@@ -266,15 +267,10 @@ def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | 
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{len(rows)} rules")
-    for col in ("id", "name", "title", "level", "techniques", "audit level"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["id"], r["name"] or "", r["title"], f"[{_LEVEL_STYLE.get(r['level'], '')}]{r['level']}[/]",
-                      " ".join(r["techniques"] + r["attack"]), r["audit_level"])
-    Console().print(table)
+    from kubehawk.ruletable import print_rules
+
+    print_rules(Console(), rows)
 
 
 def _rule_row(r) -> dict[str, Any]:
@@ -288,11 +284,16 @@ def _rule_row(r) -> dict[str, Any]:
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True))
 @click.option("--config", "config_path", type=click.Path())
 def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None) -> None:
-    """One rule in full: why it matters, how to triage, false positives, and its Sigma source."""
+    """One rule in full: why it matters, how to triage, false positives, and its Sigma source.
+
+    RULE_ID is a rule's name or id, or a unique start of either."""
+    from kubehawk.rulefind import RuleNotFound, find_rule
+
     ruleset = _load_rules(_load_config(config_path), rule_dirs)
-    rule = ruleset.get(rule_id)
-    if rule is None:
-        _fail(f"no rule with id or name {rule_id!r} (see `kubehawk rules list`)", 1)
+    try:
+        rule = find_rule(ruleset, rule_id)
+    except RuleNotFound as e:
+        _fail(str(e), 1)
     row = _rule_row(rule)
     for key in ("id", "name", "title", "level", "kind", "audit_level", "source"):
         click.echo(f"{key + ':':13}{row[key]}")
