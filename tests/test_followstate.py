@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+import test_cli
 from kubehawk.followstate import FollowState, Position, StateError
 from kubehawk.sources.files import ReadStats, follow_paths
-from test_cli import KUBEHAWK, RULE, exec_event, run
+from test_cli import KUBEHAWK, exec_event, run
+
+rules_dir = test_cli.rules_dir  # the fixture: a folder with one exec rule
 
 
 def lines(ids: range) -> bytes:
@@ -33,22 +36,15 @@ def wait_for(cond, timeout: float = 60.0, what: str = "") -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture()
-def rules(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "exec.yml").write_text(RULE)
-    return d
-
 
 class Follower:
     """``kubehawk detect --follow --state`` as a real process writing alerts to a file."""
 
-    def __init__(self, rules: Path, log: Path, state: Path, alerts: Path) -> None:
+    def __init__(self, rules_dir: Path, log: Path, state: Path, alerts: Path) -> None:
         self.alerts = alerts
         self.proc = subprocess.Popen(
             [str(KUBEHAWK), "detect", "--follow", "--from-start", "--state", str(state), "--no-builtin",
-             "--rules", str(rules), "--format", "json", "-o", str(alerts), str(log)],
+             "--rules", str(rules_dir), "--format", "json", "-o", str(alerts), str(log)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def count(self) -> int:
@@ -69,10 +65,10 @@ class Follower:
         return err
 
 
-def test_kill_9_in_the_middle_restart_across_rotation_nothing_missed_or_doubled(rules, tmp_path):
+def test_kill_9_in_the_middle_restart_across_rotation_nothing_missed_or_doubled(rules_dir, tmp_path):
     log, state, alerts = tmp_path / "audit.log", tmp_path / "follow.state", tmp_path / "alerts.jsonl"
     log.write_bytes(lines(range(0, 30000)))
-    f = Follower(rules, log, state, alerts)
+    f = Follower(rules_dir, log, state, alerts)
     try:
         wait_for(lambda: f.count() > 3000, what="alerts")
         err = f.kill9()  # in the middle of the backlog, between two saves
@@ -83,7 +79,7 @@ def test_kill_9_in_the_middle_restart_across_rotation_nothing_missed_or_doubled(
         log.rename(tmp_path / "audit.log.1")
         log.write_bytes(lines(range(30500, 40000)))
 
-        f = Follower(rules, log, state, alerts)
+        f = Follower(rules_dir, log, state, alerts)
         wait_for(lambda: f.count() > 33000, what="the second run to get past the rotation")
         err = f.kill9()  # a second kill, now inside the new file
         assert f.count() < 40000, "the second kill came too late to test anything"
@@ -92,7 +88,7 @@ def test_kill_9_in_the_middle_restart_across_rotation_nothing_missed_or_doubled(
         with log.open("ab") as fh:
             fh.write(lines(range(40000, 40100)))
 
-        f = Follower(rules, log, state, alerts)
+        f = Follower(rules_dir, log, state, alerts)
         wait_for(lambda: f.count() >= 40100, what="every alert")
         time.sleep(0.5)
         err = f.term()
@@ -105,17 +101,17 @@ def test_kill_9_in_the_middle_restart_across_rotation_nothing_missed_or_doubled(
     assert list(saved) == [str(log)] and saved[str(log)].line == 9600  # 9500 + 100 lines in the new file
 
 
-def test_restart_after_a_clean_stop_reads_only_what_is_new(rules, tmp_path):
+def test_restart_after_a_clean_stop_reads_only_what_is_new(rules_dir, tmp_path):
     log, state, alerts = tmp_path / "audit.log", tmp_path / "follow.state", tmp_path / "alerts.jsonl"
     log.write_bytes(lines(range(0, 5)))
-    f = Follower(rules, log, state, alerts)
+    f = Follower(rules_dir, log, state, alerts)
     try:
         wait_for(lambda: f.count() == 5, what="five alerts")
         time.sleep(0.3)
         f.term()
         with log.open("ab") as fh:
             fh.write(lines(range(5, 8)) + b'{"partial line, still being written')
-        f = Follower(rules, log, state, alerts)
+        f = Follower(rules_dir, log, state, alerts)
         wait_for(lambda: f.count() == 8, what="eight alerts")
         time.sleep(0.5)
         f.term()
@@ -126,14 +122,14 @@ def test_restart_after_a_clean_stop_reads_only_what_is_new(rules, tmp_path):
     assert pos.line == 8 and pos.offset == len(lines(range(0, 8)))  # the partial line is read next time
 
 
-def test_state_and_from_start_need_follow_and_a_bad_state_is_one_line(rules, tmp_path):
+def test_state_and_from_start_need_follow_and_a_bad_state_is_one_line(rules_dir, tmp_path):
     log = tmp_path / "audit.log"
     log.write_bytes(lines(range(0, 1)))
     res = run("detect", "--state", str(tmp_path / "s"), str(log))
     assert res.returncode == 2 and b"--follow" in res.stderr and b"Traceback" not in res.stderr
     bad = tmp_path / "bad.state"
     bad.write_text("{not json")
-    res = run("detect", "--follow", "--state", str(bad), "--no-builtin", "--rules", str(rules), str(log))
+    res = run("detect", "--follow", "--state", str(bad), "--no-builtin", "--rules", str(rules_dir), str(log))
     assert res.returncode == 2 and res.stderr.count(b"\n") == 1 and str(bad).encode() in res.stderr
     res = run("detect", "--follow", "--state", str(tmp_path / "s"), "-")
     assert res.returncode == 2 and b"standard input" in res.stderr

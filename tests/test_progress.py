@@ -11,20 +11,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
+import test_cli
 from kubehawk.progress import Progress
-from test_cli import KUBEHAWK, RULE, exec_event
+from test_cli import KUBEHAWK, exec_event
 
 from helpers import audit
 
-
-@pytest.fixture()
-def rules(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "exec.yml").write_text(RULE)
-    return d
+rules_dir = test_cli.rules_dir  # the fixture: a folder with one exec rule
 
 
 def batch(start: int, n: int) -> bytes:
@@ -55,10 +48,10 @@ def read_all(fd: int, proc: subprocess.Popen, timeout: float = 60) -> bytes:
     return out
 
 
-def run_slowly(rules: Path, tmp_path: Path, *extra: str, stderr_tty: bool = True) -> bytes:
+def run_slowly(rules_dir: Path, tmp_path: Path, *extra: str, stderr_tty: bool = True) -> bytes:
     """detect reading stdin fed over ~2.5 s, its alerts to a file, its stderr on a pty (or a pipe)."""
     master, slave = pty.openpty() if stderr_tty else (None, None)
-    proc = subprocess.Popen([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules), "-o",
+    proc = subprocess.Popen([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules_dir), "-o",
                              str(tmp_path / "alerts.jsonl"), *extra, "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=slave if stderr_tty else subprocess.PIPE)
     if slave is not None:
@@ -87,8 +80,8 @@ def run_slowly(rules: Path, tmp_path: Path, *extra: str, stderr_tty: bool = True
     return err
 
 
-def test_progress_on_a_terminal_then_erased_before_the_summary(rules, tmp_path):
-    err = run_slowly(rules, tmp_path)
+def test_progress_on_a_terminal_then_erased_before_the_summary(rules_dir, tmp_path):
+    err = run_slowly(rules_dir, tmp_path)
     text = err.decode()
     assert "\r" in text and " events · " in text and " MB/s" in text and "alerts: " in text and " high" in text
     # the last progress line is erased, and the summary starts on a clean line
@@ -97,10 +90,10 @@ def test_progress_on_a_terminal_then_erased_before_the_summary(rules, tmp_path):
     assert (tmp_path / "alerts.jsonl").read_text().count("\n") == 200
 
 
-def test_no_progress_with_quiet_or_in_a_pipe(rules, tmp_path):
-    quiet = run_slowly(rules, tmp_path, "-q").decode().replace("\r\n", "\n")  # the pty's own line ends
+def test_no_progress_with_quiet_or_in_a_pipe(rules_dir, tmp_path):
+    quiet = run_slowly(rules_dir, tmp_path, "-q").decode().replace("\r\n", "\n")  # the pty's own line ends
     assert "MB/s" not in quiet and "\r" not in quiet and "20000 events read" in quiet
-    piped = run_slowly(rules, tmp_path, stderr_tty=False).decode()
+    piped = run_slowly(rules_dir, tmp_path, stderr_tty=False).decode()
     assert "MB/s" not in piped and "\r" not in piped and "20000 events read" in piped
 
 
@@ -110,9 +103,9 @@ def test_the_line_counts_alerts_by_level_most_severe_first():
     assert line.startswith("kubehawk: 12,345 events · ") and line.endswith("alerts: 1 critical, 3 low")
 
 
-def test_detect_without_a_path_on_a_terminal_says_it_reads_stdin(rules):
+def test_detect_without_a_path_on_a_terminal_says_it_reads_stdin(rules_dir):
     master, slave = pty.openpty()
-    proc = subprocess.Popen([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules)], stdin=slave,
+    proc = subprocess.Popen([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules_dir)], stdin=slave,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.close(slave)
     try:
@@ -126,7 +119,7 @@ def test_detect_without_a_path_on_a_terminal_says_it_reads_stdin(rules):
     assert proc.returncode == 0 and b"0 events read" in rest
 
 
-def test_no_stdin_notice_when_stdin_is_a_pipe(rules):
-    res = subprocess.run([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules)], input=b"",
+def test_no_stdin_notice_when_stdin_is_a_pipe(rules_dir):
+    res = subprocess.run([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules_dir)], input=b"",
                          capture_output=True, timeout=60)
     assert b"standard input" not in res.stderr

@@ -19,7 +19,7 @@ import msgspec
 from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
 
-_LEVEL_STYLE = LEVEL_STYLE
+_LEVEL_STYLE = LEVEL_STYLE  # the one table of level styles lives in kubehawk.alerts
 
 
 def _fail(msg: str, code: int = 2) -> None:

@@ -18,7 +18,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-__all__ = ["Checkpoints", "FollowState", "Position", "StateError"]
+__all__ = ["HEAD_BYTES", "Checkpoints", "FollowState", "Position", "StateError", "find_file", "fingerprint",
+           "same_file"]
 
 _VERSION = 1
 
@@ -72,9 +73,9 @@ def find_file(folder: str, saved: Position) -> str | None:
 
 
 def _position(path: str, where: str, value: Any) -> Position:
+    """One file's entry; every field is required (without ``head`` a reused inode passes for the file)."""
     fields = Position._fields
     if not isinstance(value, dict) or not all(isinstance(value.get(f), int) and value[f] >= 0 for f in fields):
-        # (``head`` is required too: a state without it cannot tell a reused inode from its file)
         raise StateError(f"{path}: {where}: expected {{{', '.join(fields)}}} as non-negative integers")
     return Position(*(value[f] for f in fields))
 
