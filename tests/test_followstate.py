@@ -178,6 +178,21 @@ def test_resume_finds_the_rotated_file_by_its_inode(tmp_path):
     assert saves[-1][str(log)].ino == os.stat(log).st_ino
 
 
+def test_resume_after_copytruncate_reads_the_rest_from_the_copy(tmp_path):
+    log = tmp_path / "audit.log"
+    log.write_bytes(lines(range(0, 10)))
+    _, saves = _follow([log], stop_after=4)
+    with log.open("ab") as fh:
+        fh.write(lines(range(10, 12)))
+    (tmp_path / "audit.log.1").write_bytes(log.read_bytes())  # logrotate copytruncate: copy, then empty
+    with log.open("r+b") as fh:
+        fh.truncate(0)
+    with log.open("ab") as fh:
+        fh.write(lines(range(12, 15)))
+    events, _ = _follow([log], saved=saves[-1])
+    assert events == [f"id-{i}" for i in range(4, 15)]
+
+
 def test_resume_when_the_old_file_is_gone_warns_and_reads_the_new_one(tmp_path):
     log = tmp_path / "audit.log"
     log.write_bytes(lines(range(0, 3)))

@@ -60,15 +60,34 @@ def same_file(path: str, saved: Position) -> bool:
         return False
 
 
+def _same_content(path: str, saved: Position) -> bool:
+    """Whether ``path`` begins with the bytes ``saved`` read and holds at least as many."""
+    try:
+        with open(path, "rb") as fh:
+            return os.fstat(fh.fileno()).st_size >= saved.offset and fingerprint(fh.fileno(), saved.offset) \
+                == saved.head
+    except OSError:
+        return False
+
+
+HEAD_MATCH_MIN = 64  # fewer first bytes than this do not tell two files apart
+
+
 def find_file(folder: str, saved: Position) -> str | None:
-    """The file of ``folder`` that ``saved`` points into: a followed file renamed by rotation."""
+    """The file of ``folder`` that ``saved`` points into: the followed file renamed by rotation
+    (same inode), else a copy of it (copytruncate: same first bytes, at least as long)."""
     try:
         with os.scandir(folder) as it:
-            for entry in it:
-                if entry.inode() == saved.ino and same_file(entry.path, saved):
-                    return entry.path
+            entries = [e for e in it if e.is_file()]
     except OSError:
         return None
+    for entry in entries:
+        if entry.inode() == saved.ino and same_file(entry.path, saved):
+            return entry.path
+    if min(saved.offset, HEAD_BYTES) >= HEAD_MATCH_MIN:
+        for entry in entries:
+            if _same_content(entry.path, saved):
+                return entry.path
     return None
 
 

@@ -106,7 +106,8 @@ class _FileTail:
 
     def _resume(self, saved: Position) -> None:
         """Open the file at a saved position: the path itself when it is still that file, else
-        the file renamed by rotation (its inode beside the path), else the path from its start."""
+        the file rotation made of it (renamed: its inode; copied before truncation: its first
+        bytes) beside the path, else the path from its start. Poll then goes on with the path."""
         same = same_file(self.path, saved)
         old = None if same else find_file(os.path.dirname(self.path) or ".", saved)
         if (same or old is not None) and self._open(at_end=False, path=old):
