@@ -133,6 +133,23 @@ def test_state_and_from_start_need_follow_and_a_bad_state_is_one_line(rules_dir,
     assert res.returncode == 2 and res.stderr.count(b"\n") == 1 and str(bad).encode() in res.stderr
     res = run("detect", "--follow", "--state", str(tmp_path / "s"), "-")
     assert res.returncode == 2 and b"standard input" in res.stderr
+    res = run("detect", "--follow", "--state", str(tmp_path / "nowhere" / "s"), str(log))
+    assert res.returncode == 2 and b"no such folder" in res.stderr and b"Traceback" not in res.stderr
+
+
+def test_a_failing_save_is_reported_once_and_the_follow_goes_on(tmp_path):
+    from kubehawk.followstate import Checkpoints
+
+    state = FollowState(str(tmp_path / "gone" / "s"))
+    warnings: list[str] = []
+    flushed: list[int] = []
+    cp = Checkpoints(state, None, lambda: flushed.append(1), warnings.append)
+    for n in range(3):
+        cp({"/x": Position(1, 2, n, n)})
+    assert len(flushed) == 3 and len(warnings) == 1 and "cannot save the follow state" in warnings[0]
+    (tmp_path / "gone").mkdir()
+    cp({"/x": Position(1, 2, 9, 9)})
+    assert FollowState.load(str(tmp_path / "gone" / "s")).positions["/x"].offset == 9
 
 
 # --- the library: positions handed to the checkpoint say exactly what was consumed ----------

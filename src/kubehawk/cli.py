@@ -235,6 +235,8 @@ def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple
         return None
     if "-" in paths:
         _fail("--state cannot resume standard input: give the log files")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(state_path))):
+        _fail(f"{state_path}: cannot save the follow state there: no such folder")
     try:
         state = FollowState.load(state_path)
         cut = state.rewind_output(output) if output else 0
