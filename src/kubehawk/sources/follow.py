@@ -8,10 +8,10 @@ the new one from its start), a size below our offset means copytruncate (start a
 per file per interval.
 
 With a saved state (``--state``, :mod:`kubehawk.followstate`) each file tail knows the exact
-position after the last line whose events the consumer has taken: the file (device, inode),
-the byte offset and the line count. A restart resumes there, in the same file even when it
-was rotated away meanwhile (found by its inode beside the path), then goes on with the new
-file from its start.
+position after the last line whose events the consumer has taken: the file (device, inode,
+first bytes), the byte offset and the line count. A restart resumes there, in the same file
+even when it was rotated away meanwhile (found beside the path by its inode, or a
+copytruncate copy by its first bytes), then goes on with the new file from its start.
 """
 
 from __future__ import annotations
