@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubehawk.policy import citations as C
+from kubehawk.policy.citations import cite
 from kubehawk.policy.findings import SEVERITY_RANK, Finding, LintOptions, LintReport, _Ctx
 from kubehawk.policy.flags import ApiserverFlags
 from kubehawk.policy.lint_flags import _flag_checks
@@ -36,7 +38,7 @@ def lint_file(
         for msg, line in zip(e.errors, e.lines, strict=False):
             report.findings.append(
                 Finding("POL-INVALID", "critical", msg, "Fix the file: the apiserver refuses to start with it.",
-                        None, "apiserver LoadPolicyFromBytes; CIS 3.2.1; STIG V-242461", line)
+                        None, cite(C.POLICY_API, "CIS Kubernetes 3.2.1", "DISA STIG V-242461"), line)
             )
         _flag_checks(_Ctx(None, report, options or LintOptions()), manifest)
         return report

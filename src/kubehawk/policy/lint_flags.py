@@ -69,7 +69,7 @@ def _flag_checks(ctx: _Ctx, f: ApiserverFlags | None) -> None:
         ctx.ok("STIG-V-242398")
     if not f.get("audit-policy-file"):
         ctx.add("STIG-V-242461", "critical", f"{src}: --audit-policy-file is not set: nothing is audited, whatever "
-                "the backends", "Set --audit-policy-file.", None, "DISA STIG V-242461 (CNTR-K8-003280); CIS 3.2.1")
+                "the backends", "Set --audit-policy-file.", None, "DISA STIG V-242461 (CNTR-K8-003280); CIS Kubernetes 3.2.1")
     elif ctx.policy is None or any(x.id == "POL-INVALID" for x in ctx.report.findings):
         ctx.add("STIG-V-242461", "critical", f"{src}: the audit policy does not load", "Fix the policy errors.", None,
                 "DISA STIG V-242461 (CNTR-K8-003280)")
@@ -89,7 +89,7 @@ def _flag_checks(ctx: _Ctx, f: ApiserverFlags | None) -> None:
     if not webhook:
         ctx.add("NSA-LOG-4", "medium", f"{src}: no --audit-webhook-config-file: logs stay on the control-plane node",
                 "Ship the audit log to an external, append-only store (webhook backend or a node forwarder).", None,
-                "NSA/CISA Kubernetes Hardening Guidance, App. N; PCI DSS 10.3")
+                "NSA/CISA Kubernetes Hardening Guidance, App. N; PCI DSS v4.0 10.3")
     else:
         _check_webhook(ctx, webhook, f)
     if webhook:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kubehawk.policy import citations as C
 from kubehawk.policy import probes as P
 from kubehawk.policy.catalog import CATALOG, SENSITIVE_CAPS
+from kubehawk.policy.citations import cite
 from kubehawk.policy.findings import _Ctx, _examples, _first_rule
 from kubehawk.policy.model import level_rank
 from kubehawk.policy.request import Request
@@ -24,27 +26,27 @@ def check_stages(ctx: _Ctx) -> None:
         ctx.add("POL-OMIT-RESPONSESTARTED", "high",
                 "policy-level omitStages has ResponseStarted: failed-authentication events (their only stage) and "
                 "the start of exec/attach/port-forward/watch are never logged",
-                "Remove ResponseStarted from the policy-level omitStages.", None, "authn_audit.go; policy.md a.8 #11")
+                "Remove ResponseStarted from the policy-level omitStages.", None, cite(C.AUDIT, "PCI DSS v4.0 10.2.1.4"))
     if "ResponseComplete" in pol.omit_stages:
         ctx.add("POL-OMIT-RESPONSECOMPLETE", "high",
                 "policy-level omitStages has ResponseComplete: no event carries the final status code, and short "
                 "requests are only logged at RequestReceived (no result)",
-                "Omit RequestReceived instead.", None, "policy.md a.8 #11; PCI DSS 10.2.2")
+                "Omit RequestReceived instead.", None, cite(C.AUDIT, "PCI DSS v4.0 10.2.2"))
     if "Panic" in pol.omit_stages:
         ctx.add("POL-OMIT-PANIC", "medium", "policy-level omitStages has Panic: requests that crash a handler leave "
-                "no record", "Remove Panic from omitStages.", None, "policy.md a.7")
+                "no record", "Remove Panic from omitStages.", None, C.AUDIT)
     for rule in pol.rules:
         if rule.level == "None":
             continue
         if "ResponseComplete" in rule.omit_stages:
             ctx.add("POL-OMIT-RESPONSECOMPLETE", "high",
                     f"rules[{rule.index}] omits ResponseComplete: requests it selects have no final status",
-                    "Omit RequestReceived instead.", rule.index, "PCI DSS 10.2.2")
+                    "Omit RequestReceived instead.", rule.index, "PCI DSS v4.0 10.2.2")
         if "ResponseStarted" in rule.omit_stages and not (rule.users or rule.user_groups):
             ctx.add("POL-OMIT-RESPONSESTARTED", "medium",
                     f"rules[{rule.index}] omits ResponseStarted and can match requests without a user: failed "
                     "authentication events it selects are dropped", "Remove ResponseStarted from the rule.",
-                    rule.index, "authn_audit.go")
+                    rule.index, C.AUDIT)
     for cid in ("POL-OMIT-RESPONSESTARTED", "POL-OMIT-RESPONSECOMPLETE", "POL-OMIT-PANIC"):
         ctx.result(cid, before)
     if "RequestReceived" not in pol.omit_stages:
@@ -53,7 +55,7 @@ def check_stages(ctx: _Ctx) -> None:
             ctx.add("POL-REQUESTRECEIVED", "low",
                     f"RequestReceived is not omitted (rules {keep[:8]}{'...' if len(keep) > 8 else ''}): every "
                     "request is logged twice, the first event without a result or body",
-                    "Add 'omitStages: [RequestReceived]' at the policy level.", None, "policy.md d.1")
+                    "Add 'omitStages: [RequestReceived]' at the policy level.", None, C.AUDIT_POLICY)
             return
     ctx.ok("POL-REQUESTRECEIVED")
 
@@ -95,7 +97,7 @@ def check_secret_leaks(ctx: _Ctx) -> None:
                             f"then holds {what}",
                             f"Add a {SENSITIVE_CAPS[(group, res, sub)]} rule for {target} before rules[{rule.index}].",
                             rule.index,
-                            "CIS 3.2.2(a); policy.md d")
+                            cite("CIS Kubernetes 3.2.2(a)", C.AUDIT_POLICY))
                     break
     ctx.result("POL-SECRET-LEAK", before)
 
@@ -339,7 +341,7 @@ def check_broad_none(ctx: _Ctx) -> None:
             ctx.add("POL-BROAD-NONE", "high",
                     f"rules[{rule.index}] drops {'all' if not rule.resources else 'whole groups of'} requests of "
                     f"{', '.join(broad)} (almost every identity)",
-                    "Narrow the None rule to specific users and noisy resources.", rule.index, "policy.md d")
+                    "Narrow the None rule to specific users and noisy resources.", rule.index, C.AUDIT_POLICY)
     ctx.result("POL-BROAD-NONE", before)
 
 
@@ -384,7 +386,7 @@ def check_noise(ctx: _Ctx) -> None:
         labels = ", ".join(label for label, _ in kept[:6]) + (" ..." if len(kept) > 6 else "")
         ctx.add("POL-NOISE-KEPT", "low", f"{len(kept)} kinds of known high-volume routine requests are logged: {labels}",
                 "Drop them with narrow None rules near the top (see 'kubehawk policy generate').",
-                kept[0][1].rule_index, "GKE reference policy; policy.md c.1")
+                kept[0][1].rule_index, C.GCE_POLICY)
     else:
         ctx.ok("POL-NOISE-KEPT")
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kubehawk.policy import citations as C
 from kubehawk.policy import probes as P
 from kubehawk.policy.catalog import check_resource_pattern
+from kubehawk.policy.citations import cite
 from kubehawk.policy.findings import _Ctx
 from kubehawk.policy.model import PolicyRule, level_rank
 from kubehawk.policy.validate import _error_line, load_errors
@@ -27,7 +29,7 @@ def check_loadable(ctx: _Ctx) -> None:
             except ValueError:
                 idx = None
         ctx.add("POL-INVALID", "critical", msg, "The apiserver refuses to start with this policy; fix the field.",
-                idx, "apiserver ValidatePolicy; CIS 3.2.1; STIG V-242461", _error_line(pol, msg))
+                idx, cite(C.POLICY_API, "CIS Kubernetes 3.2.1", "DISA STIG V-242461"), _error_line(pol, msg))
     if not errs:
         ctx.ok("POL-INVALID")
 
@@ -36,11 +38,11 @@ def check_unknown_fields(ctx: _Ctx) -> None:
     for w in ctx.policy.warnings:
         if w.message.startswith("duplicate"):
             ctx.add("POL-DUPLICATE-FIELD", "medium", f"{w.path}: {w.message}",
-                    "Keep one copy of the field.", w.rule_index, "apiserver lenient decoding", w.line)
+                    "Keep one copy of the field.", w.rule_index, C.POLICY_API, w.line)
         else:
             ctx.add("POL-UNKNOWN-FIELD", "high", f"{w.path}: {w.message}",
                     "Rename or remove the field; the apiserver drops it silently and the rule matches more than "
-                    "written.", w.rule_index, "apiserver lenient decoding (reader.go)", w.line)
+                    "written.", w.rule_index, C.POLICY_RULE_API, w.line)
     if not ctx.policy.warnings:
         ctx.ok("POL-UNKNOWN-FIELD")
 
@@ -63,13 +65,13 @@ def check_literal_wildcards(ctx: _Ctx) -> None:
                         f"rules[{rule.index}].{name} {bad}: '*' is not a wildcard here; it only matches a "
                         f"{name[:-1]} literally named {bad[0]!r}",
                         f"Remove {name} to mean 'any', or list the exact values.", rule.index,
-                        "checker.go hasString")
+                        C.POLICY_RULE_API)
         for gr in rule.resources:
             bad = [v for v in gr.resource_names if "*" in v]
             if bad:
                 ctx.add("POL-LITERAL-WILDCARD", "medium",
                         f"rules[{rule.index}].resources resourceNames {bad}: '*' is literal in resourceNames",
-                        "Drop resourceNames to match every name.", rule.index, "checker.go hasString")
+                        "Drop resourceNames to match every name.", rule.index, C.POLICY_RULE_API)
     ctx.result("POL-LITERAL-WILDCARD", before)
 
 
@@ -82,13 +84,13 @@ def check_resource_patterns(ctx: _Ctx) -> None:
                     ctx.add("POL-DEAD-PATTERN", "medium",
                             f"rules[{rule.index}]: resource pattern '*/*' matches nothing real (only a resource "
                             "literally named '*')", "Use '*' for every resource and subresource.", rule.index,
-                            "checker.go ruleMatchesResource")
+                            C.GROUP_RESOURCES_API)
                     continue
                 why = check_resource_pattern(gr.group, res)
                 if why:
                     ctx.add("POL-UNKNOWN-RESOURCE", "medium", f"rules[{rule.index}]: {why}; this entry never "
                             "matches", "Use the plural resource name in its own API group (kubectl api-resources).",
-                            rule.index, "policy.md a.4")
+                            rule.index, cite(C.GROUP_RESOURCES_API, C.API_RESOURCES))
     ctx.result("POL-UNKNOWN-RESOURCE", before)
 
 
@@ -105,13 +107,13 @@ def check_resource_names(ctx: _Ctx) -> None:
             ctx.add("POL-RESOURCENAMES-NAMELESS", "high",
                     f"rules[{rule.index}] uses resourceNames with only verbs {sorted(verbs)}; those requests carry no "
                     "name (create has it in the body), so the rule never matches",
-                    "Drop resourceNames or use get/update/patch/delete.", rule.index, "policy.md a.8 #4")
+                    "Drop resourceNames or use get/update/patch/delete.", rule.index, cite(C.POLICY_RULE_API, C.RBAC_RESOURCE_NAMES))
         elif verbs is None or (verbs & nameless and not subs_only):
             ctx.add("POL-RESOURCENAMES-NAMELESS", "low",
                     f"rules[{rule.index}] uses resourceNames: it can never match create, list, watch or "
                     "deletecollection of those objects (no name in the request)",
                     "Add a separate rule without resourceNames for create/list/watch if they matter.", rule.index,
-                    "policy.md a.8 #4")
+                    cite(C.POLICY_RULE_API, C.RBAC_RESOURCE_NAMES))
     ctx.result("POL-RESOURCENAMES-NAMELESS", before)
 
 
@@ -130,7 +132,7 @@ def check_exec_create_only(ctx: _Ctx) -> None:
             ctx.add("POL-EXEC-CREATE-ONLY", "high" if rule.level != "None" else "low",
                     f"rules[{rule.index}] selects pods/{','.join(hit)} with verb create only: kubectl >= 1.30 uses "
                     "WebSocket (verb get), which this rule misses",
-                    "Add 'get' to verbs.", rule.index, "policy.md a.4 #3, a.8 #6")
+                    "Add 'get' to verbs.", rule.index, C.REQUEST_VERB)
     ctx.result("POL-EXEC-CREATE-ONLY", before)
 
 
@@ -145,7 +147,7 @@ def check_namespace_objects(ctx: _Ctx) -> None:
                     f"rules[{rule.index}]: namespaces [\"\"] does not match get/update/delete of a Namespace by name "
                     "(its namespace attribute is the namespace itself)",
                     "Drop namespaces from this rule or add a rule for namespaces without it.", rule.index,
-                    "requestinfo.go; policy.md a.4 #5")
+                    C.POLICY_RULE_API)
     ctx.result("POL-NAMESPACE-OBJECT", before)
 
 
@@ -155,7 +157,7 @@ def check_non_resource_levels(ctx: _Ctx) -> None:
         if rule.non_resource_only and level_rank(rule.level) > level_rank("Metadata"):
             ctx.add("POL-NONRESOURCE-LEVEL", "info",
                     f"rules[{rule.index}] is {rule.level} on non-resource URLs: those requests have no bodies, so "
-                    "it records the same as Metadata", "Use Metadata.", rule.index, "policy.md a.6")
+                    "it records the same as Metadata", "Use Metadata.", rule.index, C.AUDIT_POLICY)
     ctx.result("POL-NONRESOURCE-LEVEL", before)
 
 
@@ -232,14 +234,14 @@ def check_order(ctx: _Ctx) -> None:
     if catch_all is None:
         ctx.add("POL-NO-CATCHALL", "medium",
                 "the policy has no final catch-all rule: requests no rule selects are not logged at all (level None)",
-                "End the policy with '- level: Metadata' (no selectors).", None, "policy.md a.3; CIS 3.2.1")
+                "End the policy with '- level: Metadata' (no selectors).", None, cite(C.AUDIT_POLICY, "CIS Kubernetes 3.2.1"))
     else:
         ctx.ok("POL-NO-CATCHALL")
         if catch_all.index != len(rules) - 1:
             after = [r.index for r in rules[catch_all.index + 1 :]]
             ctx.add("POL-CATCHALL-NOT-LAST", "high",
                     f"rules[{catch_all.index}] matches every request, so rules {after} are never consulted",
-                    "Move the catch-all to the end.", catch_all.index, "checker.go first match; policy.md a.8 #12")
+                    "Move the catch-all to the end.", catch_all.index, C.AUDIT_POLICY)
         else:
             ctx.ok("POL-CATCHALL-NOT-LAST")
     for j, inner in enumerate(rules):
@@ -251,7 +253,7 @@ def check_order(ctx: _Ctx) -> None:
                 ctx.add("POL-SHADOWED", sev,
                         f"rules[{j}] ({inner.describe()}) can never match: every request it selects is already "
                         f"decided by rules[{outer.index}] ({outer.describe()})",
-                        f"Move rules[{j}] above rules[{outer.index}] or delete it.", j, "checker.go first match")
+                        f"Move rules[{j}] above rules[{outer.index}] or delete it.", j, C.AUDIT_POLICY)
                 break
     ctx.result("POL-SHADOWED", before)
 

@@ -392,6 +392,8 @@ _MAGIC: tuple[tuple[bytes, Callable[[IO[bytes]], IO[bytes]]], ...] = (
 def _decompressed(fh: io.BufferedReader) -> IO[bytes]:
     """The stream itself, or its decompressed view when the magic bytes say so."""
     head = fh.peek(6)[:6]
+    if not head:  # at its end: a terminal's Ctrl-D is read once, so never read it again
+        return io.BytesIO()
     for magic, opener in _MAGIC:
         if head.startswith(magic):
             return opener(fh)
