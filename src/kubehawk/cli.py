@@ -41,6 +41,8 @@ _LAZY = {
     "serve": ("kubehawk.server.cli", "serve"),
     "pull": ("kubehawk.sources.pull", "pull"),
     "matrix": ("kubehawk.matrix", "matrix_command"),
+    "report": ("kubehawk.report.cli", "report_command"),
+    "investigate": ("kubehawk.investigate.cli", "investigate_command"),
 }
 
 
@@ -89,8 +91,15 @@ class _Sink:
                 Console() if sys.stdout.isatty() else Console(width=160))
 
     def emit(self, alert: Alert) -> None:
-        if self.fmt == "json":
-            line = msgspec.json.encode(alert.to_dict()).decode()
+        if self.fmt != "table":  # JSON lines: our contract, or ECS, OCSF, Falco (kubehawk.formats)
+            from kubehawk.formats import alert_parts, render
+
+            if self.fmt == "json":
+                doc = alert.to_dict()
+            else:
+                d, event = alert_parts(alert)
+                doc = render(d, self.fmt, event)
+            line = msgspec.json.encode(doc).decode()
             if self.fh:
                 self.fh.write(line + "\n")
             else:
@@ -148,8 +157,9 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--config", "config_path", type=click.Path(), help="kubehawk.yaml with the cluster's business context.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "table", "json"]), default="auto", show_default=True,
-              help="auto: a table on a terminal, JSON lines when piped.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "table", "json", "ecs", "ocsf", "falco"]), default="auto",
+              show_default=True, help="auto: a table on a terminal, JSON lines when piped; ecs, ocsf (Detection "
+              "Finding), falco: JSON lines in the shape those SIEMs and tools read.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Append alerts to this file.")
 @click.option("--min-level", type=click.Choice(LEVELS), help="Drop alerts below this level.")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules (repeatable).")
