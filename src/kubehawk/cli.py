@@ -17,6 +17,7 @@ import msgspec
 
 from kubehawk.alerts import LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.filters import filter_options
 
 _LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
                 "informational": "dim"}
@@ -167,14 +168,21 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
+@filter_options
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
-           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
+           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool,
+           **filters: Any) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
+    from kubehawk.filters import FilterError, build_filter
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
 
     if not paths:
         paths = ("-",)
+    try:
+        event_filter = build_filter(**filters)
+    except FilterError as e:
+        _fail(str(e))
     config = _load_config(config_path)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
     detector = Detector(ruleset, config, min_level=min_level)
@@ -190,6 +198,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     if follow:
         # systemd and kubectl stop us with SIGTERM: finish the current record and print the summary.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    events = event_filter.apply(events)
     sink = _Sink(fmt, output, streaming=follow)
     try:
         for alert in detector.alerts(events):

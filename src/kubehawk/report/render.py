@@ -10,7 +10,7 @@ from typing import Any
 from kubehawk.report.charts import matrix_cells, timeline_svg
 from kubehawk.report.model import ReportData
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "render_page"]
 
 # Everything the page needs is inline; the browser refuses any other source (no CDN, font, image).
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -28,6 +28,13 @@ def _env() -> Any:
 
 def _asset(name: str) -> str:
     return resources.files("kubehawk.report").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def render_page(template: str, **context: Any) -> str:
+    """Any page of ours: the template with the report's CSS inlined and the same CSP."""
+    from markupsafe import Markup
+
+    return _env().get_template(template).render(csp=CSP, css=Markup(_asset("report.css")), **context)
 
 
 def render_html(data: ReportData, coverage: dict[str, Any]) -> str:
