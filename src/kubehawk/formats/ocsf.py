@@ -66,8 +66,7 @@ def to_ocsf(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[
         "api": {"operation": alert.get("verb") or "unknown", "service": {"name": "kube-apiserver"},
                 "request": {"uid": alert["auditID"]} if alert.get("auditID") else None},
         "src_endpoint": {"ip": alert.get("sourceIP")},
-        "resources": [_clean(resource)] if alert.get("resource") else None,
-        "data": event if event is not None else {k: v for k, v in alert.items() if k != "event"},
+        "resources": [_clean(resource)] if alert.get("resource") and alert.get("name") else None,
     }
     finding = {
         "activity_id": 1, "activity_name": "Create",
@@ -90,7 +89,10 @@ def to_ocsf(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[
             "data_sources": ["Kubernetes audit log"],
             "first_seen_time": ms, "last_seen_time": ms,
         },
-        "resources": [_clean(resource)] if alert.get("resource") else None,
-        "evidences": [_clean(evidence)],
+        "resources": [_clean(resource)] if alert.get("resource") and alert.get("name") else None,
     }
-    return _clean(finding)
+    out = _clean(finding)
+    # The evidence as recorded: never pruned (an empty field of the original event stays).
+    data = event if event is not None else {k: v for k, v in alert.items() if k != "event"}
+    out["evidences"] = [{**_clean(evidence), "data": data}]
+    return out

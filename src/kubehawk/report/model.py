@@ -64,6 +64,17 @@ class Cluster:
         return list(seen)
 
     @property
+    def steps(self) -> list[tuple[AlertRow, int]]:
+        """The alerts with consecutive repeats of one rule folded: (first alert, how many)."""
+        out: list[tuple[AlertRow, int]] = []
+        for r in self.rows:
+            if out and out[-1][0].rule_id == r.rule_id:
+                out[-1] = (out[-1][0], out[-1][1] + 1)
+            else:
+                out.append((r, 1))
+        return out
+
+    @property
     def top_level(self) -> str:
         return max((r.level for r in self.rows), key=level_rank)
 
