@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-__all__ = ["ALERT_FORMATS", "alert_parts", "epoch_ms", "key_of", "render"]
+__all__ = ["ALERT_FORMATS", "alert_parts", "epoch_ms", "key_of", "parse_time", "prune", "render"]
 
 ALERT_FORMATS = ("json", "ecs", "ocsf", "falco")
 
@@ -72,22 +72,28 @@ def key_of(doc: dict[str, Any], fmt: str) -> tuple[str, str] | None:
 
 
 def parse_time(text: str | None) -> dt.datetime | None:
-    """An audit timestamp (RFC 3339, ``Z`` or offset, micro- or nanoseconds) as an aware datetime."""
+    """An audit timestamp (RFC 3339, ``Z`` or an offset; a time without a zone is UTC) as an
+    aware datetime; None when absent or unreadable."""
     if not text:
         return None
-    t = text.strip()
-    if t.endswith(("Z", "z")):
-        t = t[:-1] + "+00:00"
-    # Python reads at most 6 fractional digits; the apiserver writes up to 9.
-    if "." in t:
-        head, _, rest = t.partition(".")
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        t = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}" if digits else head + rest
     try:
-        parsed = dt.datetime.fromisoformat(t)
+        parsed = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def prune(d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` without the keys whose value is None, an empty list or an empty mapping (recursively):
+    the schemas type each field, and null is none of their types."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = prune(v)
+        if v is None or v == [] or v == {}:
+            continue
+        out[k] = v
+    return out
 
 
 def epoch_ms(text: str | None) -> int | None:

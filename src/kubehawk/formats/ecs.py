@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubehawk.formats import prune
 from kubehawk.sinks.base import alert_level
 
 __all__ = ["ECS_VERSION", "to_ecs"]
@@ -21,18 +22,6 @@ SEVERITY = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 RISK = {"informational": 10, "low": 21, "medium": 47, "high": 73, "critical": 99}
 _TYPE_OF_VERB = {"create": "creation", "update": "change", "patch": "change", "delete": "deletion",
                  "deletecollection": "deletion"}
-
-
-def _prune(d: dict[str, Any]) -> dict[str, Any]:
-    """Drop keys whose value is None, an empty list or an empty mapping (recursively)."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            v = _prune(v)
-        if v is None or v == [] or v == {}:
-            continue
-        out[k] = v
-    return out
 
 
 def _threat(attack: list[str]) -> dict[str, Any]:
@@ -102,4 +91,4 @@ def to_ecs(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[s
         "related": {"user": [user] if user else [], "ip": [ip] if ip else []},
         "observer": {"vendor": "kubehawk", "product": "kubehawk", "type": "detection"},
     }
-    return _prune(doc)
+    return prune(doc)

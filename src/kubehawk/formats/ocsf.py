@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from kubehawk import __version__
-from kubehawk.formats import epoch_ms
+from kubehawk.formats import epoch_ms, prune
 from kubehawk.sinks.base import alert_level
 
 __all__ = ["OCSF_VERSION", "to_ocsf"]
@@ -39,18 +39,6 @@ def _attacks(attack: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _clean(d: dict[str, Any]) -> dict[str, Any]:
-    """Drop absent values: OCSF types each attribute, and null is none of them."""
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            v = _clean(v)
-        if v is None or v == {} or v == []:
-            continue
-        out[k] = v
-    return out
-
-
 def to_ocsf(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[str, Any]:
     """One alert (the JSON contract of DESIGN.md) as an OCSF Detection Finding."""
     rule = alert.get("rule") if isinstance(alert.get("rule"), dict) else {}
@@ -66,7 +54,7 @@ def to_ocsf(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[
         "api": {"operation": alert.get("verb") or "unknown", "service": {"name": "kube-apiserver"},
                 "request": {"uid": alert["auditID"]} if alert.get("auditID") else None},
         "src_endpoint": {"ip": alert.get("sourceIP")},
-        "resources": [_clean(resource)] if alert.get("resource") and alert.get("name") else None,
+        "resources": [prune(resource)] if alert.get("resource") and alert.get("name") else None,
     }
     finding = {
         "activity_id": 1, "activity_name": "Create",
@@ -89,10 +77,10 @@ def to_ocsf(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[
             "data_sources": ["Kubernetes audit log"],
             "first_seen_time": ms, "last_seen_time": ms,
         },
-        "resources": [_clean(resource)] if alert.get("resource") and alert.get("name") else None,
+        "resources": [prune(resource)] if alert.get("resource") and alert.get("name") else None,
     }
-    out = _clean(finding)
+    out = prune(finding)
     # The evidence as recorded: never pruned (an empty field of the original event stays).
     data = event if event is not None else {k: v for k, v in alert.items() if k != "event"}
-    out["evidences"] = [{**_clean(evidence), "data": data}]
+    out["evidences"] = [{**prune(evidence), "data": data}]
     return out
