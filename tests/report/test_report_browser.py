@@ -20,18 +20,18 @@ KUBEHAWK = [str(Path(sys.executable).with_name("kubehawk"))]
 def _report(tmp_path: Path, *args: str, name: str = "report.html") -> Path:
     out = tmp_path / name
     subprocess.run([*KUBEHAWK, "report", "-o", str(out), *args], check=True, capture_output=True, text=True,
-                   timeout=240)
+                   timeout=240, cwd=REPO)
     return out
 
 
 def _alerts(*args: str) -> list[dict]:
     res = subprocess.run([*KUBEHAWK, "detect", "--format", "json", *args], check=True, capture_output=True,
-                         text=True, timeout=240)
+                         text=True, timeout=240, cwd=REPO)
     return [json.loads(x) for x in res.stdout.splitlines() if x.strip()]
 
 
 def test_sample_report_renders_filters_and_fetches_nothing(tmp_path: Path) -> None:
-    sample = ["--config", str(REPO / "examples/kubehawk.yaml"), str(REPO / "examples/sample-audit.log")]
+    sample = ["--config", "examples/kubehawk.yaml", "examples/sample-audit.log"]  # relative: as a user types it
     html = _report(tmp_path, *sample)
     alerts = _alerts(*sample)
     high = sum(1 for a in alerts if a["rule"]["level"] == "high")
