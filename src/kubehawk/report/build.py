@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.formats import alert_parts, parse_time
+from kubehawk.formats import parse_time
 
 __all__ = ["EventWatch", "alerts_from_jsonl", "alerts_from_log", "policy_section"]
 
@@ -44,12 +44,14 @@ class EventWatch:
 
 
 def alerts_from_log(paths: list[str], detector: Any, stats: Any, watch: EventWatch,
-                    on_warning: Warn = None) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """Run detection over ``paths``; each alert with the event that raised it. Every event is
-    read (no line screen), so the time span and the count are those of the whole log."""
+                    on_warning: Warn = None) -> list[tuple[dict[str, Any], bytes]]:
+    """Run detection over ``paths``; each alert with the event that raised it, as compact JSON
+    (decoded again only for the rows the report lists). Every event is read (no line screen), so
+    the time span and the count are those of the whole log."""
     from kubehawk.sources.files import read_paths
 
-    return [alert_parts(a) for a in detector.alerts(watch(read_paths(paths, stats, on_warning=on_warning)))]
+    events = watch(read_paths(paths, stats, on_warning=on_warning))
+    return [(a.to_dict(), a.event.to_json()) for a in detector.alerts(events)]
 
 
 def alerts_from_jsonl(path: str, on_warning: Warn = None) -> tuple[list[tuple[dict[str, Any], None]], int]:

@@ -42,8 +42,18 @@ class AlertRow:
     attack: list[str]
     triage: str
     falsepositives: list[str]
-    raw: str | None
+    event: Any  # the original event (a dict, or its JSON bytes), None when not known
     cluster: int | None = None
+
+    @property
+    def raw(self) -> str | None:
+        """The original event, pretty-printed (only the listed rows are ever asked)."""
+        ev = self.event
+        if ev is None:
+            return None
+        if isinstance(ev, bytes | str):
+            ev = json.loads(ev)
+        return json.dumps(ev, indent=2, sort_keys=True)
 
 
 @dataclass
@@ -111,7 +121,7 @@ def _target(a: dict[str, Any]) -> str:
     return f"{res} {obj}".strip()
 
 
-def _row(i: int, a: dict[str, Any], event: dict[str, Any] | None, rules: dict[str, Any]) -> AlertRow:
+def _row(i: int, a: dict[str, Any], event: Any, rules: dict[str, Any]) -> AlertRow:
     rule = a.get("rule") if isinstance(a.get("rule"), dict) else {}
     rid = str(rule.get("id") or "")
     known = rules.get(rid)
@@ -124,7 +134,7 @@ def _row(i: int, a: dict[str, Any], event: dict[str, Any] | None, rules: dict[st
         techniques=[str(t) for t in a.get("techniques") or []], attack=[str(t) for t in a.get("attack") or []],
         triage=(getattr(known, "description", None) or "").strip(),
         falsepositives=list(getattr(known, "falsepositives", None) or []),
-        raw=json.dumps(event, indent=2, sort_keys=True) if event is not None else None,
+        event=event,
     )
 
 
@@ -156,11 +166,12 @@ def _clusters(rows: list[AlertRow]) -> list[Cluster]:
     return out
 
 
-def build_data(alerts: list[tuple[dict[str, Any], dict[str, Any] | None]], *, rules: dict[str, Any],
+def build_data(alerts: list[tuple[dict[str, Any], Any]], *, rules: dict[str, Any],
                source: str, events_read: int | None = None, bad_records: int | None = None,
                event_span: tuple[dt.datetime, dt.datetime] | None = None, cap: int = 2000,
                title: str = "kubehawk report") -> ReportData:
-    """Everything the report shows. ``alerts``: (alert dict, original event or None) in any order;
+    """Everything the report shows. ``alerts``: (alert dict, original event as a dict or its JSON
+    bytes, or None) in any order;
     ``rules``: rule id -> rule (for triage advice); ``cap``: rows in the table, the rest aggregated."""
     rows = [_row(i, a, ev, rules) for i, (a, ev) in enumerate(alerts)]
     rows.sort(key=lambda r: (r.when is None, r.when or dt.datetime.min.replace(tzinfo=dt.UTC), r.index))
