@@ -64,6 +64,7 @@ def test_around_one_event(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     story = json.loads(res.stdout)
     assert story["query"]["alert"] == anchor["auditID"] and story["query"]["user"] == "mallory"
+    assert [e["auditID"] for e in story["events"] if e.get("anchor")] == [anchor["auditID"]]
     ids = {e["auditID"] for e in story["events"]}
     assert {e["auditID"] for e in every} <= ids  # every request of that identity within the window
     assert all(e["user"] == "mallory" or e["sourceIP"] == "203.0.113.66" or e["name"] == "backup-admin"
@@ -71,6 +72,10 @@ def test_around_one_event(tmp_path: Path) -> None:
     page = html.read_text()
     assert "Content-Security-Policy" in page and f"alert={anchor['auditID']}" in page
     assert f'<b id="step-count">{len(story["events"])}</b>' in page
+    assert page.count('class="step anchor"') + page.count('class="step has-alert anchor"') == 1
+    text = run("--alert", anchor["auditID"], "--window", "5m", "--config", CONFIG, SAMPLE).stdout
+    (marked,) = [line for line in text.splitlines() if "◀ the event investigated" in line]
+    assert "create clusterrolebindings backup-admin" in marked
 
 
 def test_mistakes_are_one_line_errors() -> None:

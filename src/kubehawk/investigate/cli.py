@@ -38,7 +38,8 @@ def print_story(story: Any, console: Any) -> None:
         who = f"{escape(s.user)}  " if many_users else ""
         code = "-" if s.code is None else str(s.code)
         console.print(f"{s.time[:19].replace('T', ' ')}  {who}[bold]{escape(s.verb)}[/] {escape(s.target)}  "
-                      f"[{_code_style(s.code)}]{code}[/]  [dim]{escape(s.source_ip)}  {escape(s.user_agent[:48])}[/]",
+                      f"[{_code_style(s.code)}]{code}[/]  [dim]{escape(s.source_ip)}  {escape(s.user_agent[:48])}[/]"
+                      + ("  [bold reverse] ◀ the event investigated [/]" if s.anchor else ""),
                       highlight=False, soft_wrap=True)
         for a in s.alerts:
             console.print(f"    [{_LEVEL_STYLE.get(a['level'], '')}]▲ {a['level'].upper()}[/] [bold]{escape(a['rule'])}[/]: "
@@ -106,6 +107,8 @@ def investigate_command(paths: tuple[str, ...], alert_id: str | None, window: st
     finally:
         if detector is not None:
             detector.close()
+    for s in steps:
+        s.anchor = bool(alert_id) and s.audit_id == alert_id
     story = Story({k: v for k, v in query.items() if v}, steps, stats.summary().get("events", 0), stats.bad)
     if html_path:
         from kubehawk.investigate.html import render_story

@@ -34,6 +34,7 @@ class Step:
     audit_id: str
     stage: str
     alerts: list[dict[str, Any]] = field(default_factory=list)  # {rule, level, message}
+    anchor: bool = False  # the event an --alert investigation is centred on
 
     @property
     def target(self) -> str:
@@ -48,7 +49,7 @@ class Step:
         return {"time": self.time, "user": self.user, "verb": self.verb, "resource": self.resource,
                 "namespace": self.namespace or None, "name": self.name or None, "code": self.code,
                 "sourceIP": self.source_ip or None, "userAgent": self.user_agent or None, "auditID": self.audit_id,
-                "stage": self.stage, "alerts": self.alerts}
+                "stage": self.stage, "alerts": self.alerts, **({"anchor": True} if self.anchor else {})}
 
 
 @dataclass
@@ -137,8 +138,8 @@ def fold(steps: list[Step], minimum: int = FOLD_MIN) -> list[Step | Fold]:
     while i < len(steps):
         s = steps[i]
         j = i + 1
-        if not s.alerts:
-            while j < len(steps) and not steps[j].alerts and steps[j].fold_key == s.fold_key:
+        if not s.alerts and not s.anchor:
+            while j < len(steps) and not steps[j].alerts and not steps[j].anchor and steps[j].fold_key == s.fold_key:
                 j += 1
         if j - i >= minimum:
             out.append(Fold(s, steps[i + 1:j]))
