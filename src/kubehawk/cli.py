@@ -17,7 +17,7 @@ import msgspec
 
 from kubehawk.alerts import LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
-from kubehawk.filters import filter_options
+from kubehawk.filters import FilterError, build_filter, filter_options
 
 _LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
                 "informational": "dim"}
@@ -174,7 +174,6 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
            **filters: Any) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
-    from kubehawk.filters import FilterError, build_filter
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
 
     if not paths:
