@@ -4,6 +4,7 @@ rules' triage text, the Threat Matrix coverage, and a policy's blind spots and l
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,6 @@ def alerts_from_jsonl(path: str, on_warning: Warn = None) -> tuple[list[tuple[di
     out: list[tuple[dict[str, Any], None]] = []
     bad = 0
     fh = open(path, "rb") if path != "-" else None  # noqa: SIM115
-    import sys
-
     stream = fh or sys.stdin.buffer
     try:
         for n, line in enumerate(stream, 1):

@@ -50,6 +50,16 @@ def report_command(paths: tuple[str, ...], alerts_path: str | None, output: str,
     config = load_config(config_path, PROG)
     ruleset = load_rules(config, rule_dirs, not no_builtin, PROG)
     rules = {r.id: r for r in ruleset.rules}
+    policy = None
+    if policy_path:  # before a long detection run: a policy the apiserver would refuse ends it here
+        from kubehawk.policy.model import PolicyError
+
+        try:
+            policy = B.policy_section(policy_path, ruleset.rules)
+        except PolicyError as e:
+            for line in e.located()[:20]:
+                click.echo(f"{PROG}: error: {line}", err=True)
+            sys.exit(2)
     span = None
     if alerts_path:
         if alerts_path != "-" and not Path(alerts_path).is_file():
@@ -73,15 +83,7 @@ def report_command(paths: tuple[str, ...], alerts_path: str | None, output: str,
         source = "detection over " + ", ".join(paths)
     data = build_data(alerts, rules=rules, source=source, events_read=events_read, bad_records=bad,
                       event_span=span, cap=max_rows, title=title)
-    if policy_path:
-        from kubehawk.policy.model import PolicyError
-
-        try:
-            data.policy = B.policy_section(policy_path, ruleset.rules)
-        except PolicyError as e:
-            for line in e.located()[:20]:
-                click.echo(f"{PROG}: error: {line}", err=True)
-            sys.exit(2)
+    data.policy = policy
     html = render_html(data, compute_coverage(ruleset.rules).to_dict())
     try:
         Path(output).write_text(html, encoding="utf-8")
