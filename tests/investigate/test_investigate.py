@@ -42,6 +42,18 @@ def test_repeats_fold_and_stages_merge() -> None:
     assert len(items) == 3
 
 
+def test_odd_field_types_in_a_record_do_not_break_the_story(tmp_path: Path) -> None:
+    log = tmp_path / "odd.log"
+    odd = _ev(1, objectRef={"resource": "pods", "namespace": 7, "name": ["x"]}, responseStatus={"code": "200"})
+    log.write_text(json.dumps(odd) + "\n" + json.dumps(_ev(2)) + "\n")
+    res = run("--user", "alice", "--no-alerts", "--format", "json", str(log))
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    first = json.loads(res.stdout)["events"][0]
+    assert first["namespace"] == "7" and first["code"] is None
+    text = run("--user", "alice", "--no-alerts", str(log))
+    assert text.returncode == 0 and "pods 7/['x']" in text.stdout
+
+
 def test_the_story_of_one_identity_with_alerts_inline() -> None:
     res = run("--user", "mallory", "--config", CONFIG, "--format", "json", SAMPLE)
     assert res.returncode == 0, res.stderr

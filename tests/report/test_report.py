@@ -62,6 +62,20 @@ def test_report_from_alert_lines_warns_on_bad_ones(tmp_path: Path) -> None:
     assert "n/a" in html  # events read: unknown from alert lines
 
 
+def test_alert_lines_of_the_wrong_shape_never_break_the_report(tmp_path: Path) -> None:
+    odd = [{"rule": {"id": 7, "title": None, "level": ["high"]}, "time": 1732350000, "techniques": "MS-TA9018",
+            "attack": None, "user": {"name": "x"}, "namespace": 3, "message": None},
+           {"rule": {}, "time": "not a time"}, {"rule": {"title": "<script>alert(1)</script>", "level": "high"}}]
+    src = tmp_path / "odd.jsonl"
+    src.write_text("\n".join(json.dumps(a) for a in odd) + "\n")
+    out = tmp_path / "r.html"
+    res = run("report", "--alerts", str(src), "-o", str(out))
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    html = out.read_text()
+    assert html.count('<tbody class="alert"') == 3
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
 def test_report_with_a_policy_shows_blind_spots_and_leaks(tmp_path: Path) -> None:
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [

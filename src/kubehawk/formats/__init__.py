@@ -74,7 +74,7 @@ def key_of(doc: dict[str, Any], fmt: str) -> tuple[str, str] | None:
 def parse_time(text: str | None) -> dt.datetime | None:
     """An audit timestamp (RFC 3339, ``Z`` or an offset; a time without a zone is UTC) as an
     aware datetime; None when absent or unreadable."""
-    if not text:
+    if not text or not isinstance(text, str):
         return None
     try:
         parsed = dt.datetime.fromisoformat(text.strip())

@@ -82,18 +82,23 @@ class Story:
                 "steps": len(self.steps), "alerts": self.alert_count, "events": [s.to_dict() for s in self.steps]}
 
 
+def _s(value: Any) -> str:
+    """A field as text: a malformed record may put a number or a list where a string belongs."""
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
 def _step(ev: Any) -> Step:
     h = ev.head
-    res = ev.ref("resource") or ""
+    res = _s(ev.ref("resource"))
     if res and ev.ref("subresource"):
-        res += "/" + ev.ref("subresource")
+        res += "/" + _s(ev.ref("subresource"))
     status = h.responseStatus if isinstance(h.responseStatus, dict) else {}
     code = status.get("code")
-    return Step(time=ev.time or "", when=parse_time(ev.time), user=ev.username or "-", verb=h.verb or "?",
-                resource=res or (h.requestURI or ""), namespace=ev.ref("namespace") or "",
-                name=str(ev.ref("name") or (ev.body_name() if h.verb == "create" else "") or ""),
-                code=code if isinstance(code, int) else None, source_ip=ev.source_ip or "",
-                user_agent=h.userAgent or "", audit_id=h.auditID or "", stage=h.stage or "")
+    return Step(time=_s(ev.time), when=parse_time(ev.time), user=_s(ev.username) or "-", verb=h.verb or "?",
+                resource=res or _s(h.requestURI), namespace=_s(ev.ref("namespace")),
+                name=_s(ev.ref("name") or (ev.body_name() if h.verb == "create" else "")),
+                code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+                source_ip=_s(ev.source_ip), user_agent=_s(h.userAgent), audit_id=_s(h.auditID), stage=_s(h.stage))
 
 
 def collect(events: Iterable[Any], keep: Callable[[Any], bool], detector: Any | None = None) -> list[Step]:

@@ -121,17 +121,37 @@ def _target(a: dict[str, Any]) -> str:
     return f"{res} {obj}".strip()
 
 
+def _strings(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+_TEXT_FIELDS = ("auditID", "user", "verb", "resource", "subresource", "namespace", "name", "sourceIP", "userAgent",
+                "message")
+
+
+def _texts(a: dict[str, Any]) -> dict[str, Any]:
+    """The alert's text fields as strings (or None), whatever a hand-written line put there."""
+    out = dict(a)
+    for k in _TEXT_FIELDS:
+        v = a.get(k)
+        out[k] = None if v is None or v == "" else v if isinstance(v, str) else json.dumps(v)
+    return out
+
+
 def _row(i: int, a: dict[str, Any], event: Any, rules: dict[str, Any]) -> AlertRow:
+    """One table row; any field of a hand-written alert line may be missing or of the wrong type."""
+    a = _texts(a)
     rule = a.get("rule") if isinstance(a.get("rule"), dict) else {}
     rid = str(rule.get("id") or "")
     known = rules.get(rid)
-    level = rule.get("level") if rule.get("level") in LEVELS else "medium"
+    level = rule.get("level") if isinstance(rule.get("level"), str) and rule["level"] in LEVELS else "medium"
     return AlertRow(
-        index=i, time=str(a.get("time") or ""), when=parse_time(a.get("time")), level=level, rule_id=rid,
+        index=i, time=a["time"] if isinstance(a.get("time"), str) else "", when=parse_time(a.get("time")),
+        level=level, rule_id=rid,
         rule_title=str(rule.get("title") or rid or "?"), user=str(a.get("user") or "-"),
         namespace=str(a.get("namespace") or "-"), verb=str(a.get("verb") or ""), target=_target(a),
         source_ip=str(a.get("sourceIP") or ""), message=str(a.get("message") or ""),
-        techniques=[str(t) for t in a.get("techniques") or []], attack=[str(t) for t in a.get("attack") or []],
+        techniques=_strings(a.get("techniques")), attack=_strings(a.get("attack")),
         triage=(getattr(known, "description", None) or "").strip(),
         falsepositives=list(getattr(known, "falsepositives", None) or []),
         event=event,
