@@ -142,3 +142,15 @@ def test_investigation_page_in_the_browser(tmp_path: Path, theme: str) -> None:
         screenshot(driver, tmp_path / f"story-{theme}.png")
         assert js_errors(driver) == []
         assert requests_made(driver, url) == []
+
+
+def test_empty_report_in_the_browser(tmp_path: Path) -> None:
+    empty = tmp_path / "none.jsonl"
+    empty.write_text("")
+    html = _report(tmp_path, "--alerts", str(empty), name="empty.html")
+    with chromium() as driver:
+        url = open_page(driver, html)
+        assert visible_rows(driver) == 0
+        assert driver.find_element("id", "no-rows").is_displayed()
+        assert js_errors(driver) == []
+        assert requests_made(driver, url) == []
