@@ -60,6 +60,13 @@ def test_ecs_check_catches_a_made_up_field_and_a_bad_value() -> None:
     assert "event.kind: 'finding' is not one of the allowed values" in errors
 
 
+def test_ecs_source_ip_is_an_ip_or_only_an_address() -> None:
+    alert, _ = _alerts("sample")[0]
+    doc = render({**alert, "sourceIP": "proxy.internal"}, "ecs")
+    assert ecs_errors(doc) == []
+    assert doc["source"] == {"address": "proxy.internal"} and "ip" not in doc.get("related", {})
+
+
 def test_ecs_threat_splits_subtechniques() -> None:
     alert = next(a for a, _ in _alerts("sample") if any("." in t for t in a["attack"]))
     doc = render(alert, "ecs")

@@ -8,6 +8,7 @@ Matrix IDs, which ECS has no field for, go into ``tags``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -36,10 +37,18 @@ def _threat(attack: list[str]) -> dict[str, Any]:
                           "subtechnique": {"id": subs} if subs else None}}
 
 
+def _is_ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _outcome(event: dict[str, Any] | None) -> str | None:
     status = (event or {}).get("responseStatus")
     code = status.get("code") if isinstance(status, dict) else None
-    if not isinstance(code, int):
+    if not isinstance(code, int) or isinstance(code, bool):
         return None
     return "success" if code < 400 else "failure"
 
@@ -54,6 +63,7 @@ def to_ecs(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[s
         resource = f"{resource}/{alert['subresource']}"
     user = alert.get("user")
     ip = alert.get("sourceIP")
+    ref = (event or {}).get("objectRef")
     doc = {
         "@timestamp": alert.get("time"),
         "ecs": {"version": ECS_VERSION},
@@ -75,20 +85,19 @@ def to_ecs(alert: dict[str, Any], event: dict[str, Any] | None = None) -> dict[s
             "start": alert.get("time"),
             "original": json.dumps(event, separators=(",", ":")) if event else None,
         },
-        "rule": {"id": rule.get("id"), "name": rule.get("title"), "ruleset": "kubehawk",
-                 "reference": None},
+        "rule": {"id": rule.get("id"), "name": rule.get("title"), "ruleset": "kubehawk"},
         "threat": _threat(list(alert.get("attack") or [])),
         "user": {"name": user},
-        "source": {"ip": ip, "address": ip},
+        # an ip field holds an address or the document is refused at indexing: anything else is an address
+        "source": {"ip": ip if _is_ip(ip) else None, "address": ip},
         "user_agent": {"original": alert.get("userAgent")},
         "orchestrator": {
             "type": "kubernetes",
             "namespace": alert.get("namespace"),
             "resource": {"type": resource, "name": alert.get("name")},
-            "api_version": (event or {}).get("objectRef", {}).get("apiVersion")
-            if isinstance((event or {}).get("objectRef"), dict) else None,
+            "api_version": ref.get("apiVersion") if isinstance(ref, dict) else None,
         },
-        "related": {"user": [user] if user else [], "ip": [ip] if ip else []},
+        "related": {"user": [user] if user else [], "ip": [ip] if _is_ip(ip) else []},
         "observer": {"vendor": "kubehawk", "product": "kubehawk", "type": "detection"},
     }
     return prune(doc)
