@@ -73,6 +73,9 @@ def test_alert_lines_of_the_wrong_shape_never_break_the_report(tmp_path: Path) -
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     html = out.read_text()
     assert html.count('<tbody class="alert"') == 3
+    high = run("report", "--alerts", str(src), "--min-level", "high", "-o", str(out))
+    assert high.returncode == 0 and "Traceback" not in high.stderr, high.stderr
+    assert out.read_text().count('<tbody class="alert"') == 1  # only the line whose level is "high"
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 

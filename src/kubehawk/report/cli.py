@@ -13,6 +13,11 @@ from kubehawk.cliutil import fail, load_config, load_rules
 PROG = "kubehawk report"
 
 
+def _level(alert: dict) -> str | None:
+    level = alert["rule"].get("level")
+    return level if isinstance(level, str) else None
+
+
 @click.command("report")
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--alerts", "alerts_path", type=click.Path(allow_dash=True, dir_okay=False),
@@ -64,10 +69,13 @@ def report_command(paths: tuple[str, ...], alerts_path: str | None, output: str,
     if alerts_path:
         if alerts_path != "-" and not Path(alerts_path).is_file():
             fail(PROG, f"--alerts: no such file: {alerts_path}")
-        alerts, bad = B.alerts_from_jsonl(alerts_path, warn)
+        try:
+            alerts, bad = B.alerts_from_jsonl(alerts_path, warn)
+        except OSError as e:
+            fail(PROG, f"--alerts: cannot read {alerts_path}: {e.strerror or e}")
         events_read, source = None, f"alerts from {alerts_path}"
         if min_level:
-            alerts = [(a, e) for a, e in alerts if level_rank(a["rule"].get("level")) >= level_rank(min_level)]
+            alerts = [(a, e) for a, e in alerts if level_rank(_level(a)) >= level_rank(min_level)]
     else:
         from kubehawk.detect import Detector
         from kubehawk.sources.files import ReadStats
