@@ -18,6 +18,7 @@ import msgspec
 
 from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.filters import FilterError, build_filter, filter_options
 
 _LEVEL_STYLE = LEVEL_STYLE  # the one table of level styles lives in kubehawk.alerts
 
@@ -41,6 +42,8 @@ _LAZY = {
     "serve": ("kubehawk.server.cli", "serve"),
     "pull": ("kubehawk.sources.pull", "pull"),
     "matrix": ("kubehawk.matrix", "matrix_command"),
+    "report": ("kubehawk.report.cli", "report_command"),
+    "investigate": ("kubehawk.investigate.cli", "investigate_command"),
 }
 
 
@@ -90,11 +93,17 @@ class _Sink:
                 Console() if sys.stdout.isatty() else Console(width=160))
 
     def emit(self, alert: Alert) -> None:
-        if self.fmt == "json":
-            d = alert.to_dict()
-            if self.evidence:
-                d["evidence"] = alert.evidence()
-            line = msgspec.json.encode(d).decode()
+        if self.fmt != "table":  # JSON lines: our contract, or ECS, OCSF, Falco (kubehawk.formats)
+            from kubehawk.formats import alert_parts, render
+
+            if self.fmt == "json":
+                doc = alert.to_dict()
+                if self.evidence:
+                    doc["evidence"] = alert.evidence()
+            else:
+                d, event = alert_parts(alert)
+                doc = render(d, self.fmt, event)
+            line = msgspec.json.encode(doc).decode()
             if self.fh:
                 self.fh.write(line + "\n")
             else:
@@ -142,8 +151,9 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--config", "config_path", type=click.Path(), help="kubehawk.yaml with the cluster's business context.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "table", "json"]), default="auto", show_default=True,
-              help="auto: a table on a terminal, JSON lines when piped.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "table", "json", "ecs", "ocsf", "falco"]), default="auto",
+              show_default=True, help="auto: a table on a terminal, JSON lines when piped; ecs, ocsf (Detection "
+              "Finding), falco: JSON lines in the shape those SIEMs and tools read.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Append alerts to this file.")
 @click.option("--min-level", type=click.Choice(LEVELS), help="Drop alerts below this level.")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules (repeatable).")
@@ -156,9 +166,10 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--evidence", is_flag=True,
               help="Add to each JSON alert where it came from: evidence.origin (file:line) and evidence.event.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
+@filter_options
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
            rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, from_start: bool, state_path: str | None,
-           strict: bool, evidence: bool, quiet: bool) -> None:
+           strict: bool, evidence: bool, quiet: bool, **filters: Any) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
     from kubehawk.sources.files import ReadStats, read_paths
@@ -169,6 +180,10 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if sys.stdin.isatty():  # else a user waits for output that needs their typing
             click.echo("kubehawk: reading audit events from standard input (Ctrl-D ends it); "
                        "give a file or folder to read instead", err=True)
+    try:
+        event_filter = build_filter(**filters)
+    except FilterError as e:
+        _fail(str(e))
     config = _load_config(config_path)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
     detector = Detector(ruleset, config, min_level=min_level)
@@ -197,6 +212,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         if checkpoints is not None:  # Ctrl-C too, so the position saved is the last one processed
             signal.signal(signal.SIGINT, lambda *_: stop.set())
+    events = event_filter.apply(events)
     sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
     progress = _progress(quiet, follow, sink, stats, detector)
     try:
