@@ -27,7 +27,9 @@ from kubehawk.sources.files import (
     ReadStats,
     Warn,
     _read_opened,
+    bounded_lines,
     emit_line,
+    is_cut,
     rotation_of,
     walk_files,
 )
@@ -49,6 +51,7 @@ class _FileTail:
         self.pos = 0
         self.lineno = 0
         self.partial = bytearray()
+        self.overlong = False  # the line being read passed the run's limit: its bytes are dropped
         self._error: str | None = None
         self.archive = False  # a compressed file: read once, never tailed
         self._open(at_end)
@@ -63,7 +66,7 @@ class _FileTail:
             msg = f"{self.path}: cannot read: {e.strerror or e}"
             if msg != self._error:  # once per distinct problem, not once per poll
                 self._error = msg
-                self.stats.warn(msg, self.on_warning)
+                self.stats.warn(msg, self.on_warning, self.path)
             return False
         self._error = None
         st = os.fstat(fh.fileno())
@@ -72,6 +75,7 @@ class _FileTail:
         self.pos = 0
         self.lineno = 0
         self.partial.clear()
+        self.overlong = False
         self.stats.files += 1
         magic = fh.read(6)
         fh.seek(0)
@@ -108,14 +112,29 @@ class _FileTail:
         if self.fh is not None:
             self.fh.close()  # type: ignore[attr-defined]
             self.fh = None
+        self.stats.end_file(self.path, self.on_warning)
 
     # --- reading ---------------------------------------------------------------------------
+    def _grow(self, data: bytes) -> None:
+        """Add to the line being read, up to the run's line limit (then drop it, and the rest)."""
+        if self.overlong:
+            return
+        if len(self.partial) + len(data) > self.stats.max_line_bytes:
+            self.overlong = True
+            self.partial.clear()
+            return
+        self.partial += data  # a long line: grows without copying what came before
+
     def _line(self, raw: bytes | bytearray) -> Iterator[AuditEvent]:
         self.lineno += 1
         self.stats.lines += 1
+        if self.overlong or len(raw) > self.stats.max_line_bytes:
+            self.overlong = False
+            self.stats.overlong(self.path, self.lineno, self.on_warning)
+            return
         line = bytes(raw).strip()
         if line:
-            yield from emit_line(line, f"{self.path}:{self.lineno}", self.stats, self.on_warning)
+            yield from emit_line(line, f"{self.path}:{self.lineno}", self.stats, self.on_warning, self.path)
 
     def _drain(self) -> Iterator[AuditEvent]:
         """Every complete line now in the open file; a partial last line waits for its newline."""
@@ -132,27 +151,27 @@ class _FileTail:
             try:
                 chunk = fh.read(_CHUNK)  # type: ignore[attr-defined]
             except OSError as e:
-                self.stats.warn(f"{self.path}:{self.lineno + 1}: read error: {e}", self.on_warning)
+                self.stats.warn(f"{self.path}:{self.lineno + 1}: read error: {e}", self.on_warning, self.path)
                 return
             if not chunk:
                 return
             self.pos += len(chunk)
             nl = chunk.find(b"\n")
             if nl < 0:
-                self.partial += chunk  # a long line: grows without copying what came before
+                self._grow(chunk)
                 continue
-            self.partial += chunk[:nl]
+            self._grow(chunk[:nl])
             first = bytes(self.partial)
             self.partial.clear()
             yield from self._line(first)
             parts = chunk[nl + 1 :].split(b"\n")
-            self.partial += parts.pop()
+            self._grow(parts.pop())
             for raw in parts:
                 yield from self._line(raw)
 
     def _flush_partial(self) -> Iterator[AuditEvent]:
         """The file will not grow any more: its unterminated last line is final."""
-        if self.partial:
+        if self.partial or self.overlong:
             rest = bytes(self.partial)
             self.partial.clear()
             yield from self._line(rest)
@@ -243,23 +262,30 @@ class _StdinTail:
     def __init__(self, stats: ReadStats, on_warning: Warn) -> None:
         self.stats = stats
         self.on_warning = on_warning
-        self.lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # bounded: a producer faster than detection waits instead of filling memory
+        self.lines: queue.Queue[bytes | None] = queue.Queue(maxsize=1024)
         self.lineno = 0
         self.done = False
         buf = getattr(sys.stdin, "buffer", None)
         if buf is None:
-            stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning)
+            stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning, STDIN_NAME)
             self.done = True
             return
         stats.files += 1
         threading.Thread(target=self._pump, args=(buf,), name="kubehawk-stdin", daemon=True).start()
 
     def _pump(self, buf) -> None:  # type: ignore[no-untyped-def]
+        limit = self.stats.max_line_bytes
+        cut = False
         try:
-            for raw in buf:
-                self.lines.put(raw)
+            for raw in bounded_lines(buf, limit):
+                if cut:  # the rest of a line past the limit, dropped piece by piece
+                    cut = raw[-1:] != b"\n"
+                    continue
+                cut = is_cut(raw, limit)
+                self.lines.put(_CUT if cut else raw)
         except (OSError, ValueError) as e:
-            self.stats.warn(f"{STDIN_NAME}:{self.lineno + 1}: read error: {e}", self.on_warning)
+            self.stats.warn(f"{STDIN_NAME}:{self.lineno + 1}: read error: {e}", self.on_warning, STDIN_NAME)
         self.lines.put(None)
 
     def poll(self) -> Iterator[AuditEvent]:
@@ -273,12 +299,18 @@ class _StdinTail:
                 return
             self.lineno += 1
             self.stats.lines += 1
+            if raw is _CUT:
+                self.stats.overlong(STDIN_NAME, self.lineno, self.on_warning)
+                continue
             line = raw.strip()
             if line:
-                yield from emit_line(line, f"{STDIN_NAME}:{self.lineno}", self.stats, self.on_warning)
+                yield from emit_line(line, f"{STDIN_NAME}:{self.lineno}", self.stats, self.on_warning, STDIN_NAME)
 
     def close(self) -> None:
-        pass
+        self.stats.end_file(STDIN_NAME, self.on_warning)
+
+
+_CUT = b"<a line past the limit>"  # a marker, compared by identity
 
 
 def follow_paths(
