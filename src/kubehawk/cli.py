@@ -17,6 +17,7 @@ import msgspec
 
 from kubehawk.alerts import LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 _LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
                 "informational": "dim"}
@@ -142,11 +143,14 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
     parts.append("alerts: " + ", ".join(f"{n} {lvl}" for lvl, n in by_level.items() if n) if any(
         by_level.values()) else "no alerts")
     click.echo("kubehawk: " + "; ".join(parts), err=True)
+    for line in stats.problems():  # named even with -q: which files to look at
+        click.echo(f"kubehawk: {line}", err=True)
     return s
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+# readable=False: an unreadable path is the reader's one warning, not the end of the run
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True, readable=False))
 @click.option("--config", "config_path", type=click.Path(), help="kubehawk.yaml with the cluster's business context.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "table", "json"]), default="auto", show_default=True,
               help="auto: a table on a terminal, JSON lines when piped.")
@@ -157,8 +161,11 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
+@click.option("--max-line-mib", type=click.IntRange(1, 4096), default=DEFAULT_MAX_LINE_BYTES >> 20, show_default=True,
+              help="Longest line or JSON document read, in MiB; a longer one is skipped with a warning.")
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
-           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
+           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool,
+           max_line_mib: int) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
@@ -168,7 +175,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     config = _load_config(config_path)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
     detector = Detector(ruleset, config, min_level=min_level)
-    stats = ReadStats()
+    stats = ReadStats(max_line_bytes=max_line_mib << 20)
 
     def warn(msg: str) -> None:
         if not quiet:

@@ -198,6 +198,7 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
                 stats.events += found
                 counted, found = lineno, 0
                 if is_cut(raw, limit):
+                    raw = b""  # let the piece go before the next one is read
                     _drop_rest(lines)
                     stats.overlong(name, lineno, on_warning)
                     continue

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, EventDecodeError, decode_event, event_from_dict
+from kubehawk.event import TOO_DEEP, AuditEvent, EventDecodeError, decode_event, event_from_dict
 
 __all__ = [
     "RecordFormat",
@@ -130,7 +130,7 @@ def _list_events(items: list, origin: str, depth: int) -> Iterator[AuditEvent]:
         if not isinstance(item, list):
             yield from to_events(item, where)
         elif depth >= MAX_LIST_NESTING:
-            raise EventDecodeError(f"{where}: lists nested more than {MAX_LIST_NESTING} deep are not audit Events")
+            raise EventDecodeError(f"lists nested more than {MAX_LIST_NESTING} deep are not audit Events")
         else:
             yield from _list_events(item, where, depth + 1)
 
@@ -154,8 +154,8 @@ def line_to_events(line: bytes, origin: str = "") -> Iterator[AuditEvent]:
         first_error = fast_err
     try:
         obj = _json.decode(line)
-    except RecursionError:  # the typed decode said so already (kubehawk.event.TOO_DEEP)
-        raise first_error from None
+    except RecursionError:
+        raise EventDecodeError(TOO_DEEP) from None
     except msgspec.DecodeError:
         _load_plugins()
         for fmt in _LINE_FORMATS:
