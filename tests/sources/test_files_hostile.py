@@ -373,3 +373,17 @@ def test_an_unreadable_file_argument_and_subfolder_are_one_warning_each(tmp_path
     assert err.count(f"{sub}: cannot read: Permission denied") == 1
     assert err.count(f"{locked_file}: cannot read: Permission denied") == 2  # in the folder, and as an argument
     assert "1 events read; 3 bad records" in err
+
+
+def test_logs_that_only_look_odd_at_the_start_are_still_read(tmp_path):
+    """Not skipped as "not an audit log": the NUL hole logrotate's copytruncate leaves at the start
+    of a file, a first line cut by rotation longer than the bytes looked at, a BOM."""
+    hole = tmp_path / "hole.log"
+    hole.write_bytes(b"\x00" * 300_000 + line(auditID="a"))
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(gzip.compress(b"A" * 200_000 + b'"}}\n' + line(auditID="b")))
+    bom = tmp_path / "bom.log"
+    bom.write_bytes(b"\xef\xbb\xbf" + line(auditID="c"))
+    events, stats, warnings = read(hole, cut, bom)
+    assert [e.head.auditID for e in events] == ["a", "b", "c"] and stats.not_audit == []
+    assert stats.bad == 1 and warnings[0].startswith(f"{cut}:1: ")  # the cut line, as before

@@ -203,6 +203,8 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
                     stats.overlong(name, lineno, on_warning)
                     continue
                 line = raw.strip()
+                if line[:1] == b"\x00":  # the hole logrotate's copytruncate leaves: no record's bytes
+                    line = line.lstrip(b"\x00").strip()
                 if line:
                     yield from emit_line(line, f"{name}:{lineno}", stats, on_warning, name)
             if lineno - start < _FLUSH_EVERY:

@@ -66,8 +66,10 @@ def _counted(events: Iterator[AuditEvent], origin: str, stats: ReadStats, on_war
         if fixed is None:
             stats.warn(f"{origin}: {describe(e, line)}", on_warning, file)
             return
-        stats.utf8_replaced(file or origin, origin, on_warning)
+        before = stats.events
         yield from _counted(line_to_events(fixed, origin), origin, stats, on_warning, None, file)
+        if stats.events > before:  # repaired, and kept (else the warning above says what else is wrong)
+            stats.utf8_replaced(file or origin, origin, on_warning)
 
 
 def emit_value(obj: Any, origin: str, stats: ReadStats, on_warning: Warn,

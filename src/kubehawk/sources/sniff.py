@@ -36,19 +36,19 @@ def not_audit_reason(head: bytes) -> str | None:
         if head.startswith(magic):
             return what
     text = head[len(_BOM):] if head.startswith(_BOM) else head
-    text = text.lstrip(_WS)
+    # NUL bytes first: the hole a writer leaves when logrotate's copytruncate empties its file
+    text = text.lstrip(_WS + b"\x00")
     if not text or text[:1] in (b"{", b"["):
         return None
-    first = text.split(b"\n", 1)[0]
+    first, newline, _ = text.partition(b"\n")
     if _LEGACY in first[:300]:
         return "legacy text audit format (--audit-log-format=legacy), not supported: use --audit-log-format=json"
     sample = text[:512]
-    binary = sample.translate(None, _BINARY) != sample
-    if not binary and b"{" in text:
-        # JSON after a prefix (CloudWatch export lines, OpenShift node logs) or JSON lines whose
-        # first line was cut: the line readers decide, line by line.
-        return None
-    if binary:
+    if sample.translate(None, _BINARY) != sample:
         return "binary data, not JSON"
+    if b"{" in text or not newline:
+        # JSON after a prefix (CloudWatch export lines, OpenShift node logs), JSON lines whose first
+        # line was cut, or one long line not seen to its end: the line readers decide.
+        return None
     shown = first[:40].decode("utf-8", "replace")
     return f"no JSON object in its first {len(head)} bytes (it starts with {shown!r})"
