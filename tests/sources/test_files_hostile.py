@@ -133,21 +133,29 @@ def test_stdin_with_a_deeply_nested_line_goes_on(rules_dir):
     assert "2 events read; 1 bad records" in err
 
 
-def test_follow_with_a_deeply_nested_line_goes_on(tmp_path):
-    p = tmp_path / "audit.log"
-    p.write_bytes(line(auditID="a"))
-    stats, warnings, events = ReadStats(), [], []
+def follow(p: Path, appended: bytes, stats: ReadStats, want: int) -> tuple[list, list[str]]:
+    """Follow ``p`` from its start while ``appended`` is written to it, until ``want`` events came."""
+    warnings: list[str] = []
+    events: list = []
     stop = threading.Event()
     gen = follow_paths([str(p)], stats, on_warning=warnings.append, poll_interval=0.02, stop=stop, from_start=True)
     thread = threading.Thread(target=lambda: events.extend(gen), daemon=True)
     thread.start()
     with open(p, "ab") as f:
-        f.write(deep_line("b") + line(auditID="c"))
+        f.write(appended)
     deadline = time.monotonic() + 10
-    while len(events) < 2 and time.monotonic() < deadline:
+    while len(events) < want and time.monotonic() < deadline:
         time.sleep(0.02)
     stop.set()
     thread.join(5)
+    return events, warnings
+
+
+def test_follow_with_a_deeply_nested_line_goes_on(tmp_path):
+    p = tmp_path / "audit.log"
+    p.write_bytes(line(auditID="a"))
+    stats = ReadStats()
+    events, warnings = follow(p, deep_line("b") + line(auditID="c"), stats, 2)
     assert [e.head.auditID for e in events] == ["a", "c"]
     assert stats.bad == 1 and warnings[0].startswith(f"{p}:2: JSON nested too deeply")
 
@@ -240,18 +248,8 @@ def test_the_line_limit_is_a_setting_and_the_lines_after_a_long_one_are_read(tmp
 def test_follow_bounds_a_line_that_never_ends(tmp_path):
     p = tmp_path / "audit.log"
     p.write_bytes(line(auditID="a"))
-    stats, warnings, events = ReadStats(max_line_bytes=1 << 20), [], []
-    stop = threading.Event()
-    gen = follow_paths([str(p)], stats, on_warning=warnings.append, poll_interval=0.02, stop=stop, from_start=True)
-    thread = threading.Thread(target=lambda: events.extend(gen), daemon=True)
-    thread.start()
-    with open(p, "ab") as f:
-        f.write(b'{"x": "' + b"y" * (5 << 20) + b'"}\n' + line(auditID="c"))
-    deadline = time.monotonic() + 10
-    while len(events) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    stop.set()
-    thread.join(5)
+    events, warnings = follow(p, b'{"x": "' + b"y" * (5 << 20) + b'"}\n' + line(auditID="c"),
+                              ReadStats(max_line_bytes=1 << 20), 2)
     assert [e.head.auditID for e in events] == ["a", "c"]
     assert warnings == [f"{p}:2: line longer than 1048576 bytes (--max-line-mib); skipped"]
 
