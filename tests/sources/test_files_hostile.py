@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from kubehawk.sources.files import ReadStats, follow_paths, read_paths
+from kubehawk.sources.files import ReadStats, read_paths
+from kubehawk.sources.follow import follow_paths
 
 from helpers import REPO, audit
 
