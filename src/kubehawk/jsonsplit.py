@@ -61,6 +61,8 @@ def split(data: bytes, pos: int = 0) -> Split | None:
         elif c in _CLOSE:
             depth -= 1
             if depth == 0:
+                if (c == 0x7D) != is_object:  # "]" closing "{", or "}" closing "["
+                    return None
                 _add(data, members, start, colon, key, m.start(), is_object, last=True)
                 return Split("object" if is_object else "array", m.end(), members)
         elif depth == 1:

@@ -134,19 +134,22 @@ def test_stdin_with_a_deeply_nested_line_goes_on(rules_dir):
     assert "2 events read; 1 bad records" in err
 
 
-def follow(p: Path, appended: bytes, stats: ReadStats, want: int) -> tuple[list, list[str]]:
-    """Follow ``p`` from its start while ``appended`` is written to it, until ``want`` events came."""
+def follow(p: Path, appended: bytes, stats: ReadStats, want: int, linger: float = 0.0) -> tuple[list, list[str]]:
+    """Follow ``p`` (a file or folder) from its start while ``appended`` is written to it (a file),
+    until ``want`` events came, then ``linger`` seconds more (several polls)."""
     warnings: list[str] = []
     events: list = []
     stop = threading.Event()
     gen = follow_paths([str(p)], stats, on_warning=warnings.append, poll_interval=0.02, stop=stop, from_start=True)
     thread = threading.Thread(target=lambda: events.extend(gen), daemon=True)
     thread.start()
-    with open(p, "ab") as f:
-        f.write(appended)
+    if appended:
+        with open(p, "ab") as f:
+            f.write(appended)
     deadline = time.monotonic() + 10
     while len(events) < want and time.monotonic() < deadline:
         time.sleep(0.02)
+    time.sleep(linger)
     stop.set()
     thread.join(5)
     return events, warnings
@@ -386,3 +389,12 @@ def test_logs_that_only_look_odd_at_the_start_are_still_read(tmp_path):
     events, stats, warnings = read(hole, cut, bom)
     assert [e.head.auditID for e in events] == ["a", "b", "c"] and stats.not_audit == []
     assert stats.bad == 1 and warnings[0].startswith(f"{cut}:1: ")  # the cut line, as before
+
+
+def test_follow_of_a_folder_warns_once_about_what_it_cannot_read(tmp_path):
+    (tmp_path / "gone.log").symlink_to(tmp_path / "deleted.log")
+    p = tmp_path / "audit.log"
+    p.write_bytes(line(auditID="a"))
+    events, warnings = follow(tmp_path, b"", ReadStats(), 1, linger=0.3)
+    assert [e.head.auditID for e in events] == ["a"]
+    assert warnings == [f"{tmp_path / 'gone.log'}: cannot read: No such file or directory"]

@@ -213,6 +213,7 @@ class _DirTail:
         self.stats = stats
         self.on_warning = on_warning
         self.known: set[str] = set()
+        self.unreadable: set[str] = set()  # warned about once
         self.tail: _FileTail | None = None
         self.tail_mtime = 0.0
         candidates = self._scan()
@@ -222,9 +223,17 @@ class _DirTail:
             self.tail_mtime = mtime
 
     def _scan(self) -> dict[str, float]:
-        """Current files not seen before, with their modification times."""
+        """Current files not seen before, with their modification times; what cannot be read
+        (a locked subfolder, a dangling link) is one warning, the first time it is met."""
         new: dict[str, float] = {}
-        for p in walk_files(self.root):
+        errors: list[OSError] = []
+        found = walk_files(self.root, errors)
+        for e in errors:
+            where = e.filename or self.root
+            if where not in self.unreadable:
+                self.unreadable.add(where)
+                self.stats.warn(f"{where}: cannot read: {e.strerror or e}", self.on_warning, where)
+        for p in found:
             if p in self.known:
                 continue
             self.known.add(p)
