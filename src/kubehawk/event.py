@@ -58,6 +58,11 @@ class EventDecodeError(ValueError):
     """A record that is not a usable audit Event; the message names the field."""
 
 
+# msgspec recurses once per nesting level and raises RecursionError near Python's recursion limit
+# (about 1,000 levels, fewer the deeper the caller's stack): a hostile record, never a crash.
+TOO_DEEP = "JSON nested too deeply (about 1,000 levels or more)"
+
+
 class _CheckedHead(EventHead, kw_only=True):
     """An EventHead whose decode also checks ``kind`` and ``apiVersion`` (as :func:`_check`
     does), in C: the fast path of the file reader pays no Python test for them."""
@@ -235,7 +240,7 @@ class AuditEvent(msgspec.Struct, eq=False):
                 try:
                     meta = _name_decoder.decode(raw).metadata
                     name = meta.name if meta is not None else None
-                except msgspec.DecodeError:  # not an object, or metadata is not one: ask the body
+                except (msgspec.DecodeError, RecursionError):  # not an object, or metadata is not one: ask the body
                     name = _metadata_name(getattr(self, prop))
             else:
                 name = _metadata_name(cached)
@@ -290,8 +295,9 @@ def _decode_body(raw: msgspec.Raw, name: str, origin: str) -> Any:
         return None
     try:
         return _body_decoder.decode(raw)
-    except msgspec.DecodeError:
-        # The top-level decode accepted it, so this cannot really happen; keep going.
+    except (msgspec.DecodeError, RecursionError):
+        # The top-level decode accepted it, so this can only be a body nested so deep that a decode
+        # from deeper in the stack hits the recursion limit: unknown, as if not logged.
         return None
 
 
@@ -323,6 +329,8 @@ def decode_event(data: bytes | str, origin: str = "") -> AuditEvent:
         raise EventDecodeError(_friendly(e)) from None
     except msgspec.DecodeError as e:
         raise EventDecodeError(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise EventDecodeError(TOO_DEEP) from None
     return AuditEvent(_check(head), origin, None, data if data.__class__ is bytes else None)
 
 
@@ -333,12 +341,14 @@ def event_from_dict(d: Mapping[str, Any], origin: str = "", extra: dict[str, Any
     body = {k: v for k, v in d.items() if k not in ("requestObject", "responseObject") and k in TOP_FIELDS}
     try:
         head = msgspec.convert(body, EventHead)
+        for name in ("requestObject", "responseObject"):
+            value = d.get(name)
+            if value is not None:
+                setattr(head, name, msgspec.Raw(msgspec.json.encode(value)))
     except msgspec.ValidationError as e:
         raise EventDecodeError(_friendly(e)) from None
-    for name in ("requestObject", "responseObject"):
-        value = d.get(name)
-        if value is not None:
-            setattr(head, name, msgspec.Raw(msgspec.json.encode(value)))
+    except RecursionError:  # a value decoded higher up the stack, too deep to walk down here
+        raise EventDecodeError(TOO_DEEP) from None
     ev = AuditEvent(_check(head), origin, extra)
     if d.get("requestObject") is not None:
         ev._req = d["requestObject"]
