@@ -521,11 +521,13 @@ _CMP = {
 }
 
 
-def _wildcard_regex(s: SigmaString) -> str:
+def _wildcard_regex(s: SigmaString, lower: bool = False) -> str:
+    """The regex of a wildcard string; ``lower``: its text lower-cased, as the values it is
+    matched with are (a case-insensitive ``CR?ATE`` is ``cr.ate``)."""
     out = []
     for p in s.s:
         if isinstance(p, str):
-            out.append(re.escape(p))
+            out.append(re.escape(p.lower() if lower else p))
         elif p is SpecialChars.WILDCARD_MULTI:
             out.append(".*")
         elif p is SpecialChars.WILDCARD_SINGLE:
@@ -562,7 +564,7 @@ class _StringSet:
         elif len(parts) == 3 and parts[0] is star and isinstance(parts[1], str) and parts[2] is star:
             self.contains.append(fold(parts[1]))
         else:
-            self.regex.append(_wildcard_regex(s))
+            self.regex.append(_wildcard_regex(s, self.lower))
 
     def pred(self) -> Pred:
         lower = self.lower
