@@ -194,3 +194,18 @@ def test_follow_streams_new_lines_and_stops_on_sigterm(rules_dir, tmp_path):
     ids = [json.loads(x)["auditID"] for x in [*lines, *out.splitlines()] if x.strip()]
     assert ids == ["id-2", "id-3"]  # follow starts at the end, survives rotation
     assert b"events read" in err and proc.returncode == 0
+
+
+def test_regex_redos_rule_is_refused_at_load_not_run_on_a_crafted_user_agent(tmp_path):
+    # (a+)+ then a lookbehind: RE2 cannot compile it, Python's engine takes exponential time on
+    # "aaaa…!"; the rule is refused with the file and the feature named, the run never starts it
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "redos.yml").write_text(RULE.replace("objectRef.resource: pods", "userAgent|re: '^(a+)+(?<!x)$'"))
+    log = tmp_path / "a.log"
+    log.write_text(json.dumps(exec_event(1, userAgent="a" * 40 + "!")) + "\n")
+    res = subprocess.run([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules), str(log)],
+                         capture_output=True, timeout=60)
+    err = res.stderr.decode()
+    assert "redos.yml" in err and "lookahead or lookbehind" in err and "RE2" in err, err
+    assert "Traceback" not in err
