@@ -209,3 +209,17 @@ def test_regex_redos_rule_is_refused_at_load_not_run_on_a_crafted_user_agent(tmp
     err = res.stderr.decode()
     assert "redos.yml" in err and "lookahead or lookbehind" in err and "RE2" in err, err
     assert "Traceback" not in err
+
+
+def test_rule_naming_a_field_no_event_holds_is_a_load_warning_and_the_run_goes_on(rules_dir, tmp_path):
+    (rules_dir / "sigmahq.yml").write_text(RULE.replace("0b4a3f7e-8a7d-4c1e-9d55-1f1f00000001",
+                                                        "0b4a3f7e-8a7d-4c1e-9d55-1f1f00000002")
+                                           .replace("name: test-exec", "name: odd")
+                                           .replace("objectRef.resource: pods", "hostPath: '/etc'"))
+    log = tmp_path / "a.log"
+    log.write_text(json.dumps(exec_event(1)) + "\n")
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), str(log))
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    assert f"{rules_dir / 'sigmahq.yml'}: " in err and "'hostPath'" in err and "warning" in err
+    assert len(res.stdout.decode().splitlines()) == 1  # the good rule still alerts
