@@ -223,3 +223,24 @@ def test_rule_naming_a_field_no_event_holds_is_a_load_warning_and_the_run_goes_o
     assert res.returncode == 0, err
     assert f"{rules_dir / 'sigmahq.yml'}: " in err and "'hostPath'" in err and "warning" in err
     assert len(res.stdout.decode().splitlines()) == 1  # the good rule still alerts
+
+
+@pytest.mark.parametrize("value", [5, True, ["a", 1], {"ns": "web"}])
+def test_wrong_typed_object_ref_gets_a_warning_and_an_alert_and_the_run_goes_on(tmp_path, value):
+    # the default message (a rule without message:) used to stop detect with a TypeError
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "plain.yml").write_text(RULE.replace("message:", "x-message:"))
+    log = tmp_path / "a.log"
+    odd = exec_event(1)
+    odd["objectRef"]["namespace"] = value
+    log.write_text("\n".join(json.dumps(e) for e in (exec_event(0), odd, exec_event(2))) + "\n")
+    res = run("detect", "--format", "json", "--no-builtin", "--rules", str(rules), str(log))
+    err = res.stderr.decode()
+    assert res.returncode == 0 and "Traceback" not in err, err
+    alerts = [json.loads(x) for x in res.stdout.decode().splitlines()]
+    assert [a["auditID"] for a in alerts] == ["id-0", "id-1", "id-2"]
+    shown = json.dumps(value, separators=(",", ":"))
+    assert f" {shown}/api" in alerts[1]["message"] and alerts[1]["namespace"] == value
+    assert f"{log}:2: objectRef.namespace is {type(value).__name__} {shown}, not a string" in err
+    assert "1 alerted records with odd values" in err

@@ -139,6 +139,8 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
     parts = [f"{s.get('events', 0)} events read", f"{s.get('bad', 0)} bad records"]
     if s.get("skipped"):
         parts.append(f"{s['skipped']} skipped")
+    if getattr(detector, "odd_records", 0):
+        parts.append(f"{detector.odd_records} alerted records with odd values")
     parts.append("alerts: " + ", ".join(f"{n} {lvl}" for lvl, n in by_level.items() if n) if any(
         by_level.values()) else "no alerts")
     click.echo("kubehawk: " + "; ".join(parts), err=True)
@@ -174,6 +176,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if not quiet:
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
+    detector.on_warning = warn
     stop = threading.Event()
     events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
                         else read_paths(list(paths), stats, on_warning=warn, screen=detector.engine.line_screen))
