@@ -24,6 +24,23 @@ CASES: list[tuple[str, str, dict, bool]] = [
     ("keyword-inner-star-capital-miss", "kw: ['EVIL*Pod']\ncondition: kw",
      {"requestObject": {"metadata": {"name": "good-pod"}}}, False),
     ("cased-qmark-keeps-case", "sel: {verb|cased: 'CR?ATE'}\ncondition: sel", {"verb": "create"}, False),
+    # --- numbers: the JSON number, or a string written exactly as a JSON number --------------
+    *[(f"number-{name}", "sel: {responseStatus.code: 403}\ncondition: sel", {"responseStatus": {"code": v}}, hit)
+      for name, v, hit in [("int", 403, True), ("float", 403.0, True), ("str", "403", True),
+                           ("str-float", "403.0", True), ("str-exp", "4.03e2", True), ("other", 404, False),
+                           ("padded", " 403 ", False), ("leading-zero", "0403", False),
+                           ("underscore", "4_03", False), ("plus", "+403", False), ("bool", True, False)]],
+    *[(f"number-cmp-{name}", "sel: {responseStatus.code|gte: 400}\ncondition: sel",
+       {"responseStatus": {"code": v}}, hit)
+      for name, v, hit in [("str", "401", True), ("inf", "inf", False), ("Infinity", "Infinity", False),
+                           ("nan", "nan", False), ("padded", " 500", False), ("underscore", "1_000", False)]],
+    ("number-big-int-exact", "sel: {requestObject.spec.n: 12345678901234567891}\ncondition: sel",
+     {"requestObject": {"spec": {"n": "12345678901234567890"}}}, False),
+    # --- booleans: the JSON boolean or the string true/false (any case, nothing around it) ----
+    ("bool-str", "sel: {requestObject.spec.hostPID: true}\ncondition: sel",
+     {"requestObject": {"spec": {"hostPID": "True"}}}, True),
+    ("bool-padded", "sel: {requestObject.spec.hostPID: true}\ncondition: sel",
+     {"requestObject": {"spec": {"hostPID": " true"}}}, False),
     ("cased-qmark-exact", "sel: {userAgent|cased: 'K?bectl*X'}\ncondition: sel", {"userAgent": "Kubectl/1 X"}, True),
 ]
 

@@ -500,15 +500,19 @@ def _scalar_str(v: Any) -> str | None:
     return None
 
 
+# A JSON number, as the grammar writes it: what a string must hold to match a numeric value.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?").fullmatch
+
+
 def _number(v: Any) -> float | int | None:
+    """The number ``v`` holds: a JSON number (not a boolean), or a string written exactly as a
+    JSON number (``"403"``, ``"403.0"``, ``"4.03e2"``; not ``" 403 "``, ``"0403"``, ``"1_000"``,
+    ``"inf"``, ``"nan"``), else None."""
     t = type(v)
     if t is int or t is float:
         return v
-    if t is str:
-        try:
-            return float(v.strip())
-        except ValueError:
-            return None
+    if t is str and len(v) < 64 and _JSON_NUMBER(v) is not None:
+        return float(v) if ("." in v or "e" in v or "E" in v) else int(v)
     return None
 
 
@@ -789,7 +793,7 @@ def _bool_pred(b: bool) -> Pred:
     def p(v: Any) -> bool:
         if type(v) is bool:
             return v is b
-        return type(v) is str and v.strip().lower() == text
+        return type(v) is str and v.lower() == text
 
     return p
 
