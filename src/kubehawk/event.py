@@ -441,7 +441,8 @@ def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
     """All values reached by following ``parts`` from ``value``.
 
     A path through a list continues into every element (so a rule matches if any
-    element matches); at a mapping the longest run of parts that is an existing key
+    element matches), and a list at the end of the path gives its elements, those of nested
+    lists too; at a mapping the longest run of parts that is an existing key
     wins, so ``annotations.authorization.k8s.io/decision`` finds the dotted key.
     A missing field yields no values (``[]``); an explicit JSON null yields ``[None]``.
     """
@@ -450,12 +451,21 @@ def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
     return out
 
 
+def _flatten(values: list[Any], out: list[Any]) -> None:
+    """Elements of nested lists too, at any depth (as lists in the middle of a path are walked)."""
+    for x in values:
+        if isinstance(x, list):
+            _flatten(x, out)
+        else:
+            out.append(x)
+
+
 def _walk(value: Any, parts: tuple[str, ...] | list[str], i: int, out: list[Any]) -> None:
     n = len(parts)
     while True:
         if i == n:
             if isinstance(value, list):
-                out.extend(value)
+                _flatten(value, out)
             else:
                 out.append(value)
             return

@@ -41,6 +41,23 @@ CASES: list[tuple[str, str, dict, bool]] = [
      {"requestObject": {"spec": {"hostPID": "True"}}}, True),
     ("bool-padded", "sel: {requestObject.spec.hostPID: true}\ncondition: sel",
      {"requestObject": {"spec": {"hostPID": " true"}}}, False),
+    # --- nested lists: walked fully at the end of a path, as in its middle ---------------------
+    ("nested-end-body", "sel: {requestObject.spec.args: evil}\ncondition: sel",
+     {"requestObject": {"spec": {"args": [["a", "b"], [["evil"]]]}}}, True),
+    ("nested-end-body-miss", "sel: {requestObject.spec.args: evil}\ncondition: sel",
+     {"requestObject": {"spec": {"args": [["a", "b"], [["good"]]]}}}, False),
+    ("nested-middle-body", "sel: {requestObject.spec.x.y: evil}\ncondition: sel",
+     {"requestObject": {"spec": {"x": [[{"y": "good"}], [[{"y": "evil"}]]]}}}, True),
+    ("nested-end-head", "sel: {user.groups: 'system:masters'}\ncondition: sel",
+     {"user": {"username": "u", "groups": [["system:authenticated"], ["system:masters"]]}}, True),
+    ("nested-end-contains", "sel: {user.extra.scopes|contains: admin}\ncondition: sel",
+     {"user": {"username": "u", "extra": {"scopes": [["read"], ["cluster-admin"]]}}}, True),
+    ("nested-end-exists", "sel: {requestObject.spec.args|exists: true}\ncondition: sel",
+     {"requestObject": {"spec": {"args": [["a"]]}}}, True),
+    ("nested-end-null", "sel: {requestObject.spec.args: null}\ncondition: sel",
+     {"requestObject": {"spec": {"args": [[None]]}}}, True),
+    ("nested-fieldref", "sel: {objectRef.name|fieldref: requestObject.names}\ncondition: sel",
+     {"objectRef": {"resource": "pods", "name": "api"}, "requestObject": {"names": [["x"], ["api"]]}}, True),
     ("cased-qmark-exact", "sel: {userAgent|cased: 'K?bectl*X'}\ncondition: sel", {"userAgent": "Kubectl/1 X"}, True),
 ]
 

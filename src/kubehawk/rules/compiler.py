@@ -346,10 +346,25 @@ def _joins(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
     return [[(".".join(parts[i:j]), j) for j in range(n, i + 1, -1)] for i in range(n)]
 
 
+def _flatten(values: list[Any], out: list[Any]) -> None:
+    """The elements of ``values`` into ``out``, those of nested lists too (at any depth, as a path
+    walks lists in its middle): ``[[a, b], [c]]`` holds a, b and c."""
+    for x in values:
+        if type(x) is list:
+            _flatten(x, out)
+        else:
+            out.append(x)
+
+
 def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     """:func:`kubehawk.event.resolve` for a fixed path, with the dotted keys joined once."""
     if not parts:
-        return lambda v: v if type(v) is list else [v]
+        def whole(v: Any) -> list[Any]:
+            out: list[Any] = []
+            _flatten(v if type(v) is list else [v], out)
+            return out
+
+        return whole
     joins = _joins(parts)
     n = len(parts)
 
@@ -357,7 +372,7 @@ def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
         while True:
             if i == n:
                 if type(value) is list:
-                    out.extend(value)
+                    _flatten(value, out)
                 else:
                     out.append(value)
                 return
@@ -1355,15 +1370,21 @@ _NO_GUARD: Test = _no_guard
 
 
 def _any_value(getter: Callable[[AuditEvent], Any], pred: Pred) -> Test:
+    def any_in(v: list[Any]) -> bool:
+        for x in v:
+            if x is not None:
+                if pred(x):  # false for a list: no predicate matches one
+                    return True
+                if type(x) is list and any_in(x):  # a nested list: its elements, at any depth
+                    return True
+        return False
+
     def test(e: AuditEvent) -> bool:
         v = getter(e)
         if v is None:
             return False
         if type(v) is list:
-            for x in v:  # noqa: SIM110 - hot path
-                if x is not None and pred(x):
-                    return True
-            return False
+            return any_in(v)
         return pred(v)
 
     return test
@@ -1373,7 +1394,9 @@ def _values(v: Any) -> list[Any]:
     if v is None:
         return []
     if type(v) is list:
-        return [x for x in v if x is not None]
+        out: list[Any] = []
+        _flatten(v, out)
+        return [x for x in out if x is not None]
     return [v]
 
 
@@ -1542,7 +1565,9 @@ def leaf_test(leaf: Leaf) -> Test:
             if v is None:
                 return True
             if type(v) is list:
-                return not v or None in v
+                flat: list[Any] = []
+                _flatten(v, flat)
+                return not flat or None in flat
             return False
 
         return is_null
