@@ -65,3 +65,16 @@ CASES: list[tuple[str, str, dict, bool]] = [
 @pytest.mark.parametrize(("detection", "event", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_dialect(detection: str, event: dict, expected: bool) -> None:
     assert matches(detection, **event) is expected
+
+
+@pytest.mark.parametrize("detection", ["sel: {verb: create}\ncondition: sel",
+                                       "sel: {stage: RequestReceived}\ncondition: sel"])
+def test_request_received_never_alerts_even_for_a_rule_asking_for_it(detection):
+    from ruletools import ev, rule_yaml, ruleset
+
+    from kubehawk.rules import Engine
+
+    eng = Engine(ruleset(rule_yaml(detection)))
+    assert eng.process(ev(verb="create", stage="RequestReceived", auditID="r1")) == []
+    assert len(eng.process(ev(verb="create", stage="ResponseComplete", auditID="r1"))) == (
+        0 if "stage" in detection else 1)
