@@ -141,6 +141,7 @@ _decoder = msgspec.json.Decoder(EventHead)
 # (verb, requestURI or auditID present) stays with the caller.
 decode_head = msgspec.json.Decoder(_CheckedHead).decode
 _body_decoder = msgspec.json.Decoder()
+_top_raw_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _NULL = msgspec.Raw(b"null")
 
 TOP_FIELDS = frozenset(EventHead.__struct_fields__)
@@ -175,6 +176,9 @@ class AuditEvent(msgspec.Struct, eq=False):
     _ctx: Any = None
     # The derived values, a dict made on first use: most events never need it.
     _x: dict[str, Any] | None = None
+    # Top-level fields written as JSON null, which the typed head reads as missing: given by
+    # event_from_dict, else read from the line when asked (see written_null).
+    _nulls: frozenset[str] | None = None
 
     @property
     def origin(self) -> str:
@@ -229,6 +233,22 @@ class AuditEvent(msgspec.Struct, eq=False):
             value = cache[name] = f(self)
             return value
         return _DERIVED[0](self, self._ctx, cache).get(name)
+
+    def written_null(self, name: str) -> bool:
+        """Is the top-level field ``name`` written as JSON null? The typed head cannot tell it
+        from a missing one (both are None); ``|exists`` can (the Sigma spec: presence, whatever
+        the value). Asked only when the head holds None, so the line is decoded once, rarely."""
+        nulls = self._nulls
+        if nulls is None:
+            nulls = frozenset()
+            if self._line is not None:
+                try:
+                    top = _top_raw_decoder.decode(self._line)
+                    nulls = frozenset(k for k, v in top.items() if len(v) == 4 and bytes(v) == b"null")
+                except (msgspec.DecodeError, RecursionError):
+                    pass
+            self._nulls = nulls
+        return name in nulls
 
     def bind_context(self, context: Any) -> None:
         """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""
@@ -418,6 +438,7 @@ def event_from_dict(d: Mapping[str, Any], origin: str = "", extra: dict[str, Any
         if value is not None:
             setattr(head, name, msgspec.Raw(msgspec.json.encode(value)))
     ev = AuditEvent(_check(head), origin, extra)
+    ev._nulls = frozenset(k for k in TOP_FIELDS if k in d and d[k] is None)
     if d.get("requestObject") is not None:
         ev._req = d["requestObject"]
     if d.get("responseObject") is not None:

@@ -58,6 +58,27 @@ CASES: list[tuple[str, str, dict, bool]] = [
      {"requestObject": {"spec": {"args": [[None]]}}}, True),
     ("nested-fieldref", "sel: {objectRef.name|fieldref: requestObject.names}\ncondition: sel",
      {"objectRef": {"resource": "pods", "name": "api"}, "requestObject": {"names": [["x"], ["api"]]}}, True),
+    # --- |exists: presence, "not its value, be it empty or null" (the Sigma spec) --------------
+    *[(f"exists-{want}-{name}", f"sel: {{{path}|exists: {want}}}\ncondition: sel", event, (want == "true") is hit)
+      for want in ("true", "false")
+      for name, path, event, hit in [
+          ("null", "objectRef.subresource", {"objectRef": {"resource": "pods", "subresource": None}}, True),
+          ("empty-list", "requestObject.spec.externalIPs", {"requestObject": {"spec": {"externalIPs": []}}}, True),
+          ("list-of-null", "user.groups", {"user": {"username": "u", "groups": [None]}}, True),
+          ("empty-string", "objectRef.namespace", {"objectRef": {"resource": "pods", "namespace": ""}}, True),
+          ("missing", "objectRef.subresource", {"objectRef": {"resource": "pods"}}, False),
+          ("through-list-missing", "requestObject.spec.containers.command",
+           {"requestObject": {"spec": {"containers": [{"name": "a"}]}}}, False),
+          ("through-list-null", "requestObject.spec.containers.command",
+           {"requestObject": {"spec": {"containers": [{"name": "a"}, {"command": None}]}}}, True),
+          ("dotted-key-null", "annotations.example.com/x", {"annotations": {"example.com/x": ""}}, True),
+          ("top-level-null", "impersonatedUser", {"impersonatedUser": None}, True),
+          ("top-level-missing", "impersonatedUser", {}, False),
+          ("body-null", "requestObject", {"requestObject": None}, True),
+          ("body-missing", "requestObject", {}, False),
+      ]],
+    ("null-still-matches-null", "sel: {objectRef.subresource: null}\ncondition: sel",
+     {"objectRef": {"resource": "pods", "subresource": None}}, True),
     ("cased-qmark-exact", "sel: {userAgent|cased: 'K?bectl*X'}\ncondition: sel", {"userAgent": "Kubectl/1 X"}, True),
 ]
 
@@ -78,3 +99,22 @@ def test_request_received_never_alerts_even_for_a_rule_asking_for_it(detection):
     assert eng.process(ev(verb="create", stage="RequestReceived", auditID="r1")) == []
     assert len(eng.process(ev(verb="create", stage="ResponseComplete", auditID="r1"))) == (
         0 if "stage" in detection else 1)
+
+
+@pytest.mark.parametrize(("line", "present"), [
+    (b'{"kind":"Event","verb":"get","auditID":"a","impersonatedUser":null}', True),
+    (b'{"kind":"Event","verb":"get","auditID":"a"}', False),
+    (b'{"kind":"Event","verb":"get","auditID":"a","requestObject":null}', True),
+])
+def test_exists_tells_a_top_level_null_from_a_missing_field_in_a_line_as_read(line, present):
+    # the typed head reads both as None; the line as written tells them apart
+    from ruletools import rule_yaml, ruleset
+
+    from kubehawk.event import decode_event
+    from kubehawk.rules import Engine
+
+    field = "impersonatedUser" if b"impersonatedUser" in line or b"request" not in line else "requestObject"
+    rs = ruleset(rule_yaml(f"sel: {{{field}|exists: true}}\ncondition: sel"))
+    e = decode_event(line, "audit.log:1")
+    assert rs.rules[0].matches(e) is present
+    assert bool(Engine(rs).process(decode_event(line, "audit.log:1"))) is present

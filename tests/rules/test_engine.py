@@ -142,7 +142,9 @@ def test_exists_true_false():
     assert not matches(yes, objectRef={"resource": "pods"})
     assert matches(no, objectRef={"resource": "pods"})
     assert not matches(no, objectRef=with_sub)
-    assert matches(no, objectRef={"resource": "pods", "subresource": None})
+    # the spec: exists tests presence, "not its value, be it empty or null"
+    assert not matches(no, objectRef={"resource": "pods", "subresource": None})
+    assert matches(yes, objectRef={"resource": "pods", "subresource": None})
 
 
 def test_null_matches_missing_and_json_null():

@@ -20,7 +20,8 @@ The work is split so that nothing is repeated per event:
 Semantics (documented in the README): strings compare case-insensitively with ``*``/``?``
 wildcards unless ``|cased``; a path through a list matches if any element matches; a
 missing field (or JSON null) never equals a value, so ``not sel`` on a missing field is
-true; ``field: null`` matches a missing field or JSON null; numbers match ints, floats
+true; ``field: null`` matches a missing field or JSON null; ``|exists`` tests presence, a
+field written as null included (:func:`make_presence`); numbers match ints, floats
 and numeric strings; booleans match JSON booleans and the strings true/false.
 """
 
@@ -59,7 +60,7 @@ from kubehawk import native
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 
 __all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_guard", "leaf_test", "leaves",
-           "make_getter", "presence_screen", "to_ir"]
+           "make_getter", "make_presence", "presence_screen", "to_ir"]
 
 Pred = Callable[[Any], bool]
 Test = Callable[[AuditEvent], bool]
@@ -287,9 +288,9 @@ def _positive(leaf: Leaf) -> Any:
     if leaf.kind == "value":
         vals = leaf.eq_values()
         return vals if vals is not None else PRESENT
-    if leaf.kind == "fieldref" or (leaf.kind == "exists" and leaf.atoms[0]):
+    if leaf.kind == "fieldref":
         return PRESENT
-    return None
+    return None  # |exists holds for a field written as null too: no non-null value is needed
 
 
 def dnf(node: Any, limit: int = 64) -> list[Conjunct] | None:
@@ -486,6 +487,53 @@ def make_getter(path: str) -> Callable[[AuditEvent], Any]:
         return e.get(parts)
 
     return get_extra
+
+
+def _present(value: Any, parts: tuple[str, ...], i: int) -> bool:
+    """Does the path ``parts[i:]`` lead somewhere in ``value`` (through lists, by the longest
+    dotted key as :func:`make_resolver` goes), whatever is there: null, ``[]`` and ``[null]`` too?"""
+    n = len(parts)
+    while i < n:
+        t = type(value)
+        if t is list:
+            return any(_present(x, parts, i) for x in value)
+        if t is not dict and not isinstance(value, Mapping):
+            return False
+        for j in range(n, i + 1, -1):
+            joined = ".".join(parts[i:j])
+            if joined in value:
+                return _present(value[joined], parts, j)
+        if parts[i] not in value:
+            return False
+        value = value[parts[i]]
+        i += 1
+    return True
+
+
+def make_presence(path: str) -> Test:
+    """``path|exists`` as the Sigma spec has it: is the field there, "not its value, be it empty or
+    null"? A field written as null, ``[]`` or ``[null]`` is there. Derived ``x.*`` fields, which
+    are computed rather than written, are there when they have a value."""
+    parts = split_path(path)
+    top, rest = parts[0], parts[1:]
+    if top in ("requestObject", "responseObject"):
+        raw = _HEAD_ATTR[top]
+        body = operator.attrgetter("request_object" if top == "requestObject" else "response_object")
+        if not rest:
+            return lambda e: len(raw(e)) > 0 or e.written_null(top)
+        return lambda e: _present(body(e), rest, 0)
+    if top in TOP_FIELDS:
+        head = _HEAD_ATTR[top]
+
+        def present(e: AuditEvent) -> bool:
+            v = head(e)
+            if v is None:
+                return not rest and e.written_null(top)
+            return _present(v, rest, 0)
+
+        return present
+    getter = make_getter(path)
+    return lambda e: bool(_values(getter(e)))
 
 
 def field_cost(path: str | None) -> int:
@@ -1573,9 +1621,10 @@ def leaf_test(leaf: Leaf) -> Test:
         return is_null
     if leaf.kind == "exists":
         want = leaf.atoms[0]
+        present = make_presence(leaf.field)
 
         def exists(e: AuditEvent) -> bool:
-            return bool(_values(getter(e))) is want
+            return present(e) is want
 
         return exists
     if leaf.kind == "fieldref":

@@ -307,7 +307,9 @@ def _classify(leaf: Leaf, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
     if leaf.kind == "const":
         return _ALWAYS, ()
     f = leaf.field
-    if f is None or leaf.kind == "keyword":
+    if f is None or leaf.kind == "keyword" or leaf.kind == "exists":
+        # |exists holds for a field written as null: no slot (a value, or a non-null presence)
+        # tells that from a missing field, so the leaf is asked itself
         return None, ()
     if leaf.kind == "fieldref":
         a, b = _known(f, slots), _known(leaf.atoms[0].field, slots)
@@ -337,8 +339,6 @@ def _classify(leaf: Leaf, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
     if top not in TOP_FIELDS or _always_present(f) or not _cheap(parts):
         return None, ()
     i = slots.slot(f, PRESENT_HEAD)
-    if leaf.kind == "exists":
-        return _ALWAYS, (i,)
     return (lambda k, e: not k[i]), (i,)
 
 
