@@ -20,6 +20,7 @@ __all__ = [
     "HEAD_SCHEMA",
     "decode_event",
     "event_from_dict",
+    "flatten_lists",
     "resolve",
     "split_path",
 ]
@@ -472,11 +473,12 @@ def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
     return out
 
 
-def _flatten(values: list[Any], out: list[Any]) -> None:
-    """Elements of nested lists too, at any depth (as lists in the middle of a path are walked)."""
+def flatten_lists(values: list[Any], out: list[Any]) -> None:
+    """The elements of ``values`` into ``out``, those of nested lists too, at any depth (as a path
+    walks lists in its middle): ``[[a, b], [c]]`` holds a, b and c."""
     for x in values:
-        if isinstance(x, list):
-            _flatten(x, out)
+        if type(x) is list:
+            flatten_lists(x, out)
         else:
             out.append(x)
 
@@ -486,7 +488,7 @@ def _walk(value: Any, parts: tuple[str, ...] | list[str], i: int, out: list[Any]
     while True:
         if i == n:
             if isinstance(value, list):
-                _flatten(value, out)
+                flatten_lists(value, out)
             else:
                 out.append(value)
             return

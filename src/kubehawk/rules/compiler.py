@@ -18,11 +18,12 @@ The work is split so that nothing is repeated per event:
    "raw-body prefilters" below and tests/rules/test_guards.py.
 
 Semantics (documented in the README): strings compare case-insensitively with ``*``/``?``
-wildcards unless ``|cased``; a path through a list matches if any element matches; a
+wildcards unless ``|cased`` (the rule's text folded too); a path through a list matches if any element matches; a
 missing field (or JSON null) never equals a value, so ``not sel`` on a missing field is
 true; ``field: null`` matches a missing field or JSON null; ``|exists`` tests presence, a
 field written as null included (:func:`make_presence`); numbers match ints, floats
-and numeric strings; booleans match JSON booleans and the strings true/false.
+and strings written exactly as a JSON number; booleans match JSON booleans and the strings
+true/false; nested lists are walked to any depth.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from sigma.types import (
 )
 
 from kubehawk import native
-from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
+from kubehawk.event import TOP_FIELDS, AuditEvent, flatten_lists, split_path
 
 __all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_guard", "leaf_test", "leaves",
            "make_getter", "make_presence", "presence_screen", "to_ir"]
@@ -347,22 +348,12 @@ def _joins(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
     return [[(".".join(parts[i:j]), j) for j in range(n, i + 1, -1)] for i in range(n)]
 
 
-def _flatten(values: list[Any], out: list[Any]) -> None:
-    """The elements of ``values`` into ``out``, those of nested lists too (at any depth, as a path
-    walks lists in its middle): ``[[a, b], [c]]`` holds a, b and c."""
-    for x in values:
-        if type(x) is list:
-            _flatten(x, out)
-        else:
-            out.append(x)
-
-
 def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     """:func:`kubehawk.event.resolve` for a fixed path, with the dotted keys joined once."""
     if not parts:
         def whole(v: Any) -> list[Any]:
             out: list[Any] = []
-            _flatten(v if type(v) is list else [v], out)
+            flatten_lists(v if type(v) is list else [v], out)
             return out
 
         return whole
@@ -373,7 +364,7 @@ def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
         while True:
             if i == n:
                 if type(value) is list:
-                    _flatten(value, out)
+                    flatten_lists(value, out)
                 else:
                     out.append(value)
                 return
@@ -1443,7 +1434,7 @@ def _values(v: Any) -> list[Any]:
         return []
     if type(v) is list:
         out: list[Any] = []
-        _flatten(v, out)
+        flatten_lists(v, out)
         return [x for x in out if x is not None]
     return [v]
 
@@ -1614,7 +1605,7 @@ def leaf_test(leaf: Leaf) -> Test:
                 return True
             if type(v) is list:
                 flat: list[Any] = []
-                _flatten(v, flat)
+                flatten_lists(v, flat)
                 return not flat or None in flat
             return False
 
