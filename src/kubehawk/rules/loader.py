@@ -76,9 +76,9 @@ class RuleSet:
     @property
     def warnings(self) -> list[str]:
         """Rules that load but name a field no audit event holds, one line each naming the file
-        (:func:`kubehawk.rules.fields.rule_field_warnings`); computed on first use."""
+        (:func:`kubehawk.rules.schema.rule_field_warnings`); computed on first use."""
         if self._warnings is None:
-            from kubehawk.rules.fields import rule_field_warnings
+            from kubehawk.rules.schema import rule_field_warnings
 
             self._warnings = rule_field_warnings(self.rules)
         return self._warnings
