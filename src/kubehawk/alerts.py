@@ -49,7 +49,7 @@ def _show(values: list[Any]) -> str | None:
 
 
 # The dict-held head fields every alert reports (its JSON and the default message): a value of
-# another type than the audit.k8s.io/v1 schema's (kubehawk.event.HEAD_SCHEMA) is worth a warning.
+# another type than the audit.k8s.io/v1 schema's (kubehawk.event_schema.HEAD_SCHEMA) is worth a warning.
 _REPORTED = (("objectRef", "resource"), ("objectRef", "subresource"), ("objectRef", "namespace"),
              ("objectRef", "name"), ("user", "username"))
 

@@ -163,7 +163,8 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
            rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
-    from kubehawk.sources.files import ReadStats, follow_paths, read_paths
+    from kubehawk.sources.files import ReadStats, read_paths
+    from kubehawk.sources.follow import follow_paths
 
     if not paths:
         paths = ("-",)

@@ -13,11 +13,12 @@ from typing import Any, Literal
 
 import msgspec
 
+from kubehawk.enrich import EVENT_ONLY, Derived
+
 __all__ = [
     "AuditEvent",
     "EventDecodeError",
     "EventHead",
-    "HEAD_SCHEMA",
     "decode_event",
     "event_from_dict",
     "flatten_lists",
@@ -52,71 +53,6 @@ class EventHead(msgspec.Struct, kw_only=True):
     annotations: dict[str, str] | None = None
     # v1beta1 carried the timestamp here; kept so legacy logs still have a time.
     timestamp: str | None = None
-
-
-# --- the nested objects of the Event, by the audit.k8s.io/v1 schema ---------------------------
-# The head keeps them as plain dicts (lenient and fast to decode); these Structs are their schema,
-# read by what must know which fields exist and what type they hold (rule field checks at load,
-# alert messages meeting a wrong-typed value). Open maps (annotations, user.extra, the bodies)
-# are dicts here: any key is valid in them.
-
-
-class UserInfo(msgspec.Struct):
-    username: str | None = None
-    uid: str | None = None
-    groups: list[str] | None = None
-    extra: dict[str, list[str]] | None = None
-
-
-class ObjectReference(msgspec.Struct):
-    resource: str | None = None
-    namespace: str | None = None
-    name: str | None = None
-    uid: str | None = None
-    apiGroup: str | None = None
-    apiVersion: str | None = None
-    resourceVersion: str | None = None
-    subresource: str | None = None
-
-
-class ListMeta(msgspec.Struct):
-    selfLink: str | None = None
-    resourceVersion: str | None = None
-    continue_: str | None = msgspec.field(default=None, name="continue")
-    remainingItemCount: int | None = None
-
-
-class StatusCause(msgspec.Struct):
-    reason: str | None = None
-    message: str | None = None
-    field: str | None = None
-
-
-class StatusDetails(msgspec.Struct):
-    name: str | None = None
-    group: str | None = None
-    kind: str | None = None
-    uid: str | None = None
-    causes: list[StatusCause] | None = None
-    retryAfterSeconds: int | None = None
-
-
-class Status(msgspec.Struct):
-    """``responseStatus``: a metav1.Status."""
-
-    kind: str | None = None
-    apiVersion: str | None = None
-    metadata: ListMeta | None = None
-    status: str | None = None
-    message: str | None = None
-    reason: str | None = None
-    details: StatusDetails | None = None
-    code: int | None = None
-
-
-# The type of each head field kept as a dict (the others are typed in EventHead itself).
-HEAD_SCHEMA: dict[str, type] = {"user": UserInfo, "impersonatedUser": UserInfo, "objectRef": ObjectReference,
-                                "responseStatus": Status}
 
 
 class EventDecodeError(ValueError):
@@ -215,7 +151,7 @@ class AuditEvent(msgspec.Struct, eq=False):
         cache = self._x
         if cache is None:
             cache = self._x = {}
-        return _derived_class()(self, self._ctx, cache)
+        return Derived(self, self._ctx, cache)
 
     def derived_value(self, name: str) -> Any:
         """``x.<name>`` (None when absent): the fast path rules use."""
@@ -227,13 +163,11 @@ class AuditEvent(msgspec.Struct, eq=False):
                 return cache[name]
             except KeyError:
                 pass
-        if not _DERIVED:
-            _derived_class()
-        f = _DERIVED[1].get(name)
+        f = EVENT_ONLY.get(name)
         if f is not None:  # no Derived view needed (see kubehawk.enrich.EVENT_ONLY)
             value = cache[name] = f(self)
             return value
-        return _DERIVED[0](self, self._ctx, cache).get(name)
+        return Derived(self, self._ctx, cache).get(name)
 
     def written_null(self, name: str) -> bool:
         """Is the top-level field ``name`` written as JSON null? The typed head cannot tell it
@@ -348,18 +282,6 @@ class AuditEvent(msgspec.Struct, eq=False):
     def __repr__(self) -> str:
         h = self.head
         return f"AuditEvent({h.verb} {h.requestURI} by {self.username} @ {self.origin})"
-
-
-_DERIVED: list[Any] = []
-
-
-def _derived_class() -> Any:
-    """:class:`kubehawk.enrich.Derived`, imported on first use (enrich imports this module)."""
-    if not _DERIVED:
-        from kubehawk.enrich import EVENT_ONLY, Derived
-
-        _DERIVED[:] = [Derived, EVENT_ONLY]
-    return _DERIVED[0]
 
 
 class _Metadata(msgspec.Struct):

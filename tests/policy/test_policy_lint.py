@@ -11,7 +11,8 @@ from policy_fixtures import GOOD
 
 from kubehawk.policy import Policy
 from kubehawk.policy.flags import ApiserverFlags, ManifestError, parse_args
-from kubehawk.policy.lint import LintOptions, lint_file, lint_policy, shadows
+from kubehawk.policy.lint import LintOptions, lint_file, lint_policy
+from kubehawk.policy.lint_structure import shadows
 
 LAST = -1  # index of the catch-all in GOOD
 

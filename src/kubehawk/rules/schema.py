@@ -3,7 +3,7 @@
 A rule that names a field no audit event has (``hostPath`` or ``apiGroup`` at the top level) or
 compares an integer field with a word (``responseStatus.code: 'ALLOW'``) can never fire; it
 loads, with a warning naming the rule file and the field. The schema is read from the event
-model (:class:`kubehawk.event.EventHead` and :data:`kubehawk.event.HEAD_SCHEMA`), so it cannot
+model (:class:`kubehawk.event.EventHead` and :data:`kubehawk.event_schema.HEAD_SCHEMA`), so it cannot
 drift from what the decoder keeps. Open maps take any key: ``annotations``, ``user.extra``,
 the request and response bodies; ``x.*`` are kubehawk's own derived fields.
 """
@@ -15,8 +15,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec.inspect as mi
+from sigma.types import SigmaString
 
-from kubehawk.event import HEAD_SCHEMA, EventHead, split_path
+from kubehawk.event import EventHead, split_path
+from kubehawk.event_schema import HEAD_SCHEMA
+from kubehawk.rules.ir import Leaf, leaves
 
 __all__ = ["OPEN", "field_type", "rule_field_warnings"]
 
@@ -73,10 +76,6 @@ _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 
 
 def _leaf_warning(leaf: Any) -> str | None:
-    from sigma.types import SigmaString
-
-    from kubehawk.rules.compiler import Leaf
-
     if not isinstance(leaf, Leaf) or leaf.field is None:
         return None
     t = field_type(leaf.field)
@@ -100,8 +99,6 @@ def _scalar(t: Any) -> Any:
 
 def rule_field_warnings(rules: Iterable[Any]) -> list[str]:
     """One line per (rule, field) that can never match: ``file: 'title': field ...``."""
-    from kubehawk.rules.compiler import leaves
-
     out: list[str] = []
     for rule in rules:
         if getattr(rule, "kind", None) != "event" or rule.ir is None:

@@ -574,11 +574,3 @@ def iter_files(root: str) -> list[str]:
     """The files of a directory in reading order (see :func:`order_files`)."""
     return order_files(walk_files(root))
 
-
-def __getattr__(name: str) -> Any:
-    """``follow_paths`` lives in :mod:`kubehawk.sources.follow` (which imports this module)."""
-    if name == "follow_paths":
-        from kubehawk.sources.follow import follow_paths
-
-        return follow_paths
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
