@@ -175,13 +175,14 @@ class AuditEvent(msgspec.Struct, eq=False):
         the value). Asked only when the head holds None, so the line is decoded once, rarely."""
         nulls = self._nulls
         if nulls is None:
-            nulls = frozenset()
-            if self._line is not None:
-                try:
-                    top = _top_raw_decoder.decode(self._line)
-                    nulls = frozenset(k for k, v in top.items() if len(v) == 4 and bytes(v) == b"null")
-                except (msgspec.DecodeError, RecursionError):
-                    pass
+            line = self._line
+            if line is None or b'"' + name.encode() + b'"' not in line:
+                return False  # not written at all (a byte search; the line is decoded only when it is)
+            try:
+                top = _top_raw_decoder.decode(line)
+                nulls = frozenset(k for k, v in top.items() if len(v) == 4 and bytes(v) == b"null")
+            except (msgspec.DecodeError, RecursionError):
+                nulls = frozenset()
             self._nulls = nulls
         return name in nulls
 
