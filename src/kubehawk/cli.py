@@ -143,6 +143,8 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
     parts = [f"{s.get('events', 0)} events read", f"{s.get('bad', 0)} bad records"]
     if s.get("skipped"):
         parts.append(f"{s['skipped']} skipped")
+    if getattr(detector, "odd_records", 0):
+        parts.append(f"{detector.odd_records} alerted records with odd values")
     parts.append("alerts: " + ", ".join(f"{n} {lvl}" for lvl, n in by_level.items() if n) if any(
         by_level.values()) else "no alerts")
     click.echo("kubehawk: " + "; ".join(parts), err=True)
@@ -205,6 +207,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         else:
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
+    detector.on_warning = warn
     stop = threading.Event()
     if (from_start or state_path) and not follow:
         _fail("--from-start and --state go with --follow")

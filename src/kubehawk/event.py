@@ -21,6 +21,7 @@ __all__ = [
     "EventHead",
     "decode_event",
     "event_from_dict",
+    "flatten_lists",
     "resolve",
     "split_path",
 ]
@@ -82,6 +83,7 @@ _decoder = msgspec.json.Decoder(EventHead)
 # (verb, requestURI or auditID present) stays with the caller.
 decode_head = msgspec.json.Decoder(_CheckedHead).decode
 _body_decoder = msgspec.json.Decoder()
+_top_raw_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _NULL = msgspec.Raw(b"null")
 
 TOP_FIELDS = frozenset(EventHead.__struct_fields__)
@@ -116,6 +118,9 @@ class AuditEvent(msgspec.Struct, eq=False):
     _ctx: Any = None
     # The derived values, a dict made on first use: most events never need it.
     _x: dict[str, Any] | None = None
+    # Top-level fields written as JSON null, which the typed head reads as missing: given by
+    # event_from_dict, else read from the line when asked (see written_null).
+    _nulls: frozenset[str] | None = None
 
     @property
     def origin(self) -> str:
@@ -168,6 +173,23 @@ class AuditEvent(msgspec.Struct, eq=False):
             value = cache[name] = f(self)
             return value
         return Derived(self, self._ctx, cache).get(name)
+
+    def written_null(self, name: str) -> bool:
+        """Is the top-level field ``name`` written as JSON null? The typed head cannot tell it
+        from a missing one (both are None); ``|exists`` can (the Sigma spec: presence, whatever
+        the value). Asked only when the head holds None, so the line is decoded once, rarely."""
+        nulls = self._nulls
+        if nulls is None:
+            line = self._line
+            if line is None or b'"' + name.encode() + b'"' not in line:
+                return False  # not written at all (a byte search; the line is decoded only when it is)
+            try:
+                top = _top_raw_decoder.decode(line)
+                nulls = frozenset(k for k, v in top.items() if len(v) == 4 and bytes(v) == b"null")
+            except (msgspec.DecodeError, RecursionError):
+                nulls = frozenset()
+            self._nulls = nulls
+        return name in nulls
 
     def bind_context(self, context: Any) -> None:
         """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""
@@ -350,6 +372,7 @@ def event_from_dict(d: Mapping[str, Any], origin: str = "", extra: dict[str, Any
     except RecursionError:  # a value decoded higher up the stack, too deep to walk down here
         raise EventDecodeError(TOO_DEEP) from None
     ev = AuditEvent(_check(head), origin, extra)
+    ev._nulls = frozenset(k for k in TOP_FIELDS if k in d and d[k] is None)
     if d.get("requestObject") is not None:
         ev._req = d["requestObject"]
     if d.get("responseObject") is not None:
@@ -373,7 +396,8 @@ def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
     """All values reached by following ``parts`` from ``value``.
 
     A path through a list continues into every element (so a rule matches if any
-    element matches); at a mapping the longest run of parts that is an existing key
+    element matches), and a list at the end of the path gives its elements, those of nested
+    lists too; at a mapping the longest run of parts that is an existing key
     wins, so ``annotations.authorization.k8s.io/decision`` finds the dotted key.
     A missing field yields no values (``[]``); an explicit JSON null yields ``[None]``.
     """
@@ -382,12 +406,22 @@ def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
     return out
 
 
+def flatten_lists(values: list[Any], out: list[Any]) -> None:
+    """The elements of ``values`` into ``out``, those of nested lists too, at any depth (as a path
+    walks lists in its middle): ``[[a, b], [c]]`` holds a, b and c."""
+    for x in values:
+        if type(x) is list:
+            flatten_lists(x, out)
+        else:
+            out.append(x)
+
+
 def _walk(value: Any, parts: tuple[str, ...] | list[str], i: int, out: list[Any]) -> None:
     n = len(parts)
     while True:
         if i == n:
             if isinstance(value, list):
-                out.extend(value)
+                flatten_lists(value, out)
             else:
                 out.append(value)
             return
