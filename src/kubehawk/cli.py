@@ -17,6 +17,7 @@ import msgspec
 
 from kubehawk.alerts import LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.levels import LevelChoice
 
 _LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
                 "informational": "dim"}
@@ -151,7 +152,7 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--format", "fmt", type=click.Choice(["auto", "table", "json"]), default="auto", show_default=True,
               help="auto: a table on a terminal, JSON lines when piped.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Append alerts to this file.")
-@click.option("--min-level", type=click.Choice(LEVELS), help="Drop alerts below this level.")
+@click.option("--min-level", type=LevelChoice(), help="Drop alerts below this level.")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in rule pack.")
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")

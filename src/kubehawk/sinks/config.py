@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kubehawk.config import ConfigError
-from kubehawk.sinks.base import LEVEL_RANK, Sink
+from kubehawk.levels import level_names, parse_level
+from kubehawk.sinks.base import Sink
 from kubehawk.sinks.falcosidekick import FalcosidekickSink
 from kubehawk.sinks.file import FileSink
 from kubehawk.sinks.stdout import StdoutSink
@@ -160,7 +161,9 @@ def _build_one(raw: Any, where: str, i: int, names: set[str], spool_dir: str | P
     if name in names:
         raise o.fail("name", f"duplicate output name {name!r}")
     names.add(name)
-    level = o.choice("min_level", tuple(LEVEL_RANK), "informational")
+    level = parse_level(raw.get("min_level", "informational"))
+    if level is None:
+        raise o.fail("min_level", f"expected a level ({level_names()}), got {raw.get('min_level')!r}")
     if kind == "stdout":
         return StdoutSink(name, level)
     if kind == "file":
