@@ -17,6 +17,7 @@ from kubehawk.sinks.config import build_sink_list
 
 sys.path.insert(0, str(Path(__file__).parent / "policy"))
 from policy_fixtures import GOOD  # noqa: E402
+
 from test_cli import run  # noqa: E402
 
 

@@ -163,7 +163,7 @@ def _build_one(raw: Any, where: str, i: int, names: set[str], spool_dir: str | P
     names.add(name)
     level = parse_level(raw.get("min_level", "informational"))
     if level is None:
-        raise o.fail("min_level", f"expected a level ({level_names()}), got {raw.get('min_level')!r}")
+        raise o.fail("min_level", f"expected one of {level_names()}, got {raw.get('min_level')!r}")
     if kind == "stdout":
         return StdoutSink(name, level)
     if kind == "file":
