@@ -16,7 +16,7 @@ import click
 import msgspec
 
 from kubehawk.alerts import LEVELS, Alert
-from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.cliutil import fail, load_config, load_rules, open_output
 from kubehawk.levels import LevelChoice
 
 _LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
@@ -62,6 +62,16 @@ class _LazyGroup(click.Group):
             return None
         return getattr(importlib.import_module(mod), attr, None)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # The last line of defence: a config or rule mistake met late is still one line, exit 2.
+        from kubehawk.config import ConfigError
+        from kubehawk.rules.model import RuleLoadError
+
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, RuleLoadError) as e:
+            _fail(str(e))
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kubehawk")
@@ -76,7 +86,7 @@ class _Sink:
     """Where alerts go: JSON lines, or a rich table/stream on a terminal."""
 
     def __init__(self, fmt: str, output: str | None, streaming: bool):
-        self.fh = open(output, "a", encoding="utf-8") if output else None  # noqa: SIM115
+        self.fh = open_output(output) if output else None
         out_is_tty = self.fh is None and sys.stdout.isatty()
         self.fmt = fmt if fmt != "auto" else ("table" if out_is_tty else "json")
         self.streaming = streaming

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn
 
 import click
 
@@ -13,7 +13,13 @@ if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.rules import RuleSet
 
-__all__ = ["fail", "load_config", "load_rules"]
+__all__ = ["InputError", "fail", "load_config", "load_rules", "open_output"]
+
+
+class InputError(click.ClickException):
+    """A mistake in what the user gave (a config, a path): one line, exit 2 like a usage error."""
+
+    exit_code = 2
 
 
 def fail(prog: str, msg: str, code: int = 2) -> NoReturn:
@@ -24,13 +30,24 @@ def fail(prog: str, msg: str, code: int = 2) -> NoReturn:
 def load_config(path: str | None, prog: str = "kubehawk") -> Config | None:
     """The config at ``path`` (None when no path is given); a ConfigError ends the command."""
     from kubehawk.config import Config, ConfigError
+    from kubehawk.rules.baseline import baseline_config
 
     if not path:
         return None
     try:
-        return Config.load(path)
+        config = Config.load(path)
+        baseline_config(config)  # checked now: a wrong value is one line, not a traceback mid-run
     except ConfigError as e:
         fail(prog, str(e))
+    return config
+
+
+def open_output(path: str, prog: str = "kubehawk") -> IO[str]:
+    """``path`` opened for appending alerts; a path that cannot be written ends the command."""
+    try:
+        return open(path, "a", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    except OSError as e:
+        fail(prog, f"{path}: cannot write: {e.strerror or e}")
 
 
 def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bool = True,
