@@ -137,7 +137,7 @@ def test_rules_list_and_show(rules_dir):
                      "source": str(rules_dir / "exec.yml")}]
     shown = run("rules", "show", "test-exec", "--rules", str(rules_dir), check=True).stdout.decode()
     assert "Exec into a pod" in shown and "MS-TA9006" in shown
-    assert run("rules", "show", "no-such-rule").returncode == 1
+    assert run("rules", "show", "no-such-rule").returncode == 2
 
 
 def test_rules_show_prints_only_that_rules_yaml_from_a_file_of_many():

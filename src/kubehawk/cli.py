@@ -15,7 +15,7 @@ from typing import Any
 import click
 import msgspec
 
-from kubehawk.alerts import LEVELS, Alert
+from kubehawk.alerts import Alert
 from kubehawk.cliutil import fail, load_config, load_rules, open_output
 from kubehawk.levels import LevelChoice
 
@@ -31,8 +31,8 @@ def _load_config(path: str | None):
     return load_config(path)
 
 
-def _load_rules(config, rule_dirs: tuple[str, ...], builtin: bool = True):
-    return load_rules(config, rule_dirs, builtin)
+def _load_rules(config, rule_dirs: tuple[str, ...], builtin: bool = True, strict: bool = False):
+    return load_rules(config, rule_dirs, builtin, strict=strict)
 
 
 # Subcommands that live in other packages, imported only when used (fast start-up, and one
@@ -144,15 +144,12 @@ def _print_table(console, alerts: list[Alert]) -> None:
     console.print(table)
 
 
-def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
+def _summary(stats, detector, bad_files) -> dict[str, Any]:
+    from kubehawk.outcome import summary_lines
+
     s = stats.summary()
-    by_level = {lvl: detector.alerts_by_level.get(lvl, 0) for lvl in reversed(LEVELS)}
-    parts = [f"{s.get('events', 0)} events read", f"{s.get('bad', 0)} bad records"]
-    if s.get("skipped"):
-        parts.append(f"{s['skipped']} skipped")
-    parts.append("alerts: " + ", ".join(f"{n} {lvl}" for lvl, n in by_level.items() if n) if any(
-        by_level.values()) else "no alerts")
-    click.echo("kubehawk: " + "; ".join(parts), err=True)
+    for line in summary_lines(s, detector.alerts_by_level, bad_files):
+        click.echo("kubehawk: " + line, err=True)
     return s
 
 
@@ -166,24 +163,39 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in rule pack.")
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")
-@click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when any record was malformed; exit 2 when a rule file does not load.")
+@click.option("--fail-on", type=LevelChoice(), help="Exit 1 when an alert at or above this level was raised.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
-           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
-    """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
+           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, fail_on: str | None,
+           quiet: bool) -> None:
+    """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts.
+
+    Exit 0: done; 1: an alert at or above --fail-on (or a bad record with --strict); 2: a
+    wrong option, config or path, or input in which no audit event was recognised."""
     from kubehawk.detect import Detector
+    from kubehawk.outcome import BadFiles, exit_code, missing_paths
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
 
     if not paths:
         paths = ("-",)
+    missing = [] if follow else missing_paths(paths)  # a follower may wait for its file to appear
+    if missing:
+        _fail(f"{missing[0]}: no such file or directory" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                                             else ""))
     config = _load_config(config_path)
-    ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
-    detector = Detector(ruleset, config, min_level=min_level)
+    sink = _Sink(fmt, output, streaming=follow)
+    ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin, strict=strict)
+    detector = Detector(ruleset, config, min_level=min_level,
+                        on_note=lambda msg: click.echo(f"kubehawk: {msg}", err=True))
     stats = ReadStats()
 
-    def warn(msg: str) -> None:
+    def show(msg: str) -> None:
         if not quiet:
             click.echo(f"kubehawk: warning: {msg}", err=True)
+
+    warn = BadFiles(show)
 
     stop = threading.Event()
     events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
@@ -191,7 +203,6 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     if follow:
         # systemd and kubectl stop us with SIGTERM: finish the current record and print the summary.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sink = _Sink(fmt, output, streaming=follow)
     try:
         for alert in detector.alerts(events):
             sink.emit(alert)
@@ -202,9 +213,10 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         sys.exit(0)
     finally:
         sink.close()
-    s = _summary(stats, detector, strict)
-    if strict and s.get("bad", 0):
-        sys.exit(1)
+    s = _summary(stats, detector, warn)
+    code, why = exit_code(s, detector.alerts_by_level, fail_on=fail_on, strict=strict, follow=follow)
+    if code:
+        _fail(why or "failed", code)
 
 
 # --- rules --------------------------------------------------------------------------------
@@ -254,7 +266,7 @@ def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None
     ruleset = _load_rules(_load_config(config_path), rule_dirs)
     rule = ruleset.get(rule_id)
     if rule is None:
-        _fail(f"no rule with id or name {rule_id!r} (see `kubehawk rules list`)", 1)
+        _fail(f"no rule with id or name {rule_id!r} (see `kubehawk rules list`)")
     row = _rule_row(rule)
     for key in ("id", "name", "title", "level", "kind", "audit_level", "source"):
         click.echo(f"{key + ':':13}{row[key]}")

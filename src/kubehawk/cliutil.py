@@ -51,8 +51,9 @@ def open_output(path: str, prog: str = "kubehawk") -> IO[str]:
 
 
 def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bool = True,
-               prog: str = "kubehawk") -> RuleSet:
-    """The enabled rules; a broken rule file is a warning naming it, the others still load."""
+               prog: str = "kubehawk", strict: bool = False) -> RuleSet:
+    """The enabled rules; a broken rule file is a warning naming it, the others still load
+    (with ``strict`` it is an error: each is named, then the command ends with exit 2)."""
     from kubehawk.detect import load_ruleset
     from kubehawk.rules import RuleLoadError
 
@@ -60,6 +61,9 @@ def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bo
         ruleset = load_ruleset(config, rule_dirs, builtin=builtin, collect_errors=True)
     except (RuleLoadError, OSError) as e:
         fail(prog, str(e))
-    for err in getattr(ruleset, "errors", None) or []:
-        click.echo(f"{prog}: warning: rule not loaded: {err}", err=True)
+    errors = getattr(ruleset, "errors", None) or []
+    for err in errors:
+        click.echo(f"{prog}: {'error' if strict else 'warning'}: rule not loaded: {err}", err=True)
+    if strict and errors:
+        fail(prog, f"{len(errors)} rule file problem(s) (--strict)")
     return ruleset

@@ -7,7 +7,7 @@ partition) and feed it events in stream order.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,9 @@ class Detector:
     """One compiled engine plus alert shaping (level filter, counts)."""
 
     def __init__(self, rules: RuleSet | None = None, config: Config | None = None, *,
-                 min_level: str | None = None):
+                 min_level: str | None = None, on_note: Callable[[str], None] | None = None):
+        """``on_note``: told things worth a line on stderr (first-seen rules learning in memory
+        only, once, when one first matches); without it the library says nothing."""
         from kubehawk.rules import Engine
 
         self.config = config
@@ -47,7 +49,7 @@ class Detector:
         # --- first-seen baselines (rulepack2): a baseline rule's match alerts only when its value is new ---
         from kubehawk.rules.baseline import Baselines
 
-        self.baselines = Baselines.for_rules(self.rules, config)
+        self.baselines = Baselines.for_rules(self.rules, config, note=on_note)
         if self.baselines is not None:
             # the engine asks the baselines before it builds a Match: most first-seen matches are known
             self.engine.set_gates(self.baselines.gates())
