@@ -187,6 +187,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     config = _load_config(config_path)
     sink = _Sink(fmt, output, streaming=follow)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin, strict=strict)
+    _warn_unused(config, ruleset, "detect")
     detector = Detector(ruleset, config, min_level=min_level,
                         on_note=lambda msg: click.echo(f"kubehawk: {msg}", err=True))
     stats = ReadStats()
@@ -219,6 +220,14 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         _fail(why or "failed", code)
 
 
+def _warn_unused(config, ruleset, command: str) -> None:
+    """Settings that do nothing for this command, one warning each (see kubehawk.unused)."""
+    from kubehawk.unused import unused_settings
+
+    for line in unused_settings(config, ruleset, command):
+        click.echo(f"kubehawk: warning: {line}", err=True)
+
+
 # --- rules --------------------------------------------------------------------------------
 
 
@@ -233,9 +242,14 @@ def rules() -> None:
 @click.option("--config", "config_path", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | None, fmt: str) -> None:
-    """Every rule: id, title, level, techniques and the audit level it needs."""
-    ruleset = _load_rules(_load_config(config_path), rule_dirs, builtin=not no_builtin)
-    rows = [_rule_row(r) for r in ruleset.rules]
+    """Every rule: id, title, level, techniques, the audit level it needs and the config's tuning."""
+    from kubehawk.rules.tuning import Tuning
+
+    config = _load_config(config_path)
+    ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
+    _warn_unused(config, ruleset, "rules")
+    tuned = Tuning.from_config(config).resolve(ruleset)
+    rows = [_rule_row(r, tuned.get(r.id)) for r in ruleset.rules]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -243,18 +257,20 @@ def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | 
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} rules")
-    for col in ("id", "name", "title", "level", "techniques", "audit level"):
+    for col in ("id", "name", "title", "level", "techniques", "audit level", "tuning"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["id"], r["name"] or "", r["title"], f"[{_LEVEL_STYLE.get(r['level'], '')}]{r['level']}[/]",
-                      " ".join(r["techniques"] + r["attack"]), r["audit_level"])
+                      " ".join(r["techniques"] + r["attack"]), r["audit_level"],
+                      f"[yellow]{r['tuning']}[/]" if r["tuning"] else "")
     Console().print(table)
 
 
-def _rule_row(r) -> dict[str, Any]:
+def _rule_row(r, tuning=None) -> dict[str, Any]:
+    """A rule as ``rules list`` shows it; ``tuning`` (the config's, if any) e.g. "disabled, level high"."""
     return {"id": r.id, "name": r.name, "title": r.title, "level": r.level, "kind": r.kind,
             "techniques": list(r.techniques), "attack": list(r.attack), "audit_level": r.audit_level,
-            "source": str(r.source)}
+            "source": str(r.source), "tuning": tuning.describe() if tuning is not None else None}
 
 
 @rules.command("show")

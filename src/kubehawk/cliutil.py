@@ -31,12 +31,14 @@ def load_config(path: str | None, prog: str = "kubehawk") -> Config | None:
     """The config at ``path`` (None when no path is given); a ConfigError ends the command."""
     from kubehawk.config import Config, ConfigError
     from kubehawk.rules.baseline import baseline_config
+    from kubehawk.rules.tuning import Tuning
 
     if not path:
         return None
     try:
         config = Config.load(path)
         baseline_config(config)  # checked now: a wrong value is one line, not a traceback mid-run
+        Tuning.from_config(config)  # the `rules:` tuning too, for every command that reads a config
     except ConfigError as e:
         fail(prog, str(e))
     return config
