@@ -233,7 +233,17 @@ def _warn_unused(config, ruleset, command: str) -> None:
 
 @main.group()
 def rules() -> None:
-    """List and show detection rules."""
+    """List, show, validate and test detection rules."""
+
+
+def _add_rule_ci() -> None:
+    from kubehawk.rules_cli import rules_test, rules_validate
+
+    rules.add_command(rules_validate)
+    rules.add_command(rules_test)
+
+
+_add_rule_ci()
 
 
 @rules.command("list")

@@ -34,6 +34,8 @@ __all__ = ["BUILTIN_DIR", "RuleSet", "load_rules"]
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 RULE_SUFFIXES = (".yml", ".yaml")
+# example events kept beside a rule file (``rules test``), never read as rules
+TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
 SUPPORTED_CORRELATIONS = ("event_count", "value_count", "temporal", "temporal_ordered")
 _ATTACK_RE = re.compile(r"^t\d{4}(\.\d{3})?$", re.IGNORECASE)
 
@@ -144,7 +146,8 @@ def load_rules(
 
 
 def _rule_files(d: Path) -> list[Path]:
-    return sorted(p for p in d.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+    return sorted(p for p in d.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()
+                  and not p.name.endswith(TEST_SUFFIXES))
 
 
 # --- building -----------------------------------------------------------------------------
