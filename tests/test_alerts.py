@@ -11,6 +11,7 @@ class FakeRule:
     """Only the attributes an Alert reads; the real Rule comes from the loader."""
 
     id: str = "r-1"
+    name: str | None = "shell-in-pod"
     title: str = "Shell in a pod"
     level: str = "high"
     kind: str = "event"
@@ -40,7 +41,7 @@ def test_alert_json_contract():
     d = alert.to_dict()
     assert list(d) == ["rule", "techniques", "attack", "auditID", "time", "user", "verb", "resource", "subresource",
                        "namespace", "name", "sourceIP", "userAgent", "message"]
-    assert d["rule"] == {"id": "r-1", "title": "Shell in a pod", "level": "high"}
+    assert d["rule"] == {"id": "r-1", "name": "shell-in-pod", "title": "Shell in a pod", "level": "high"}
     assert d["techniques"] == ["MS-TA9006"] and d["attack"] == ["T1609"]
     assert d["auditID"] == "abc" and d["sourceIP"] == "10.0.0.7" and d["subresource"] == "exec"
     assert d["time"] == EXEC["stageTimestamp"]

@@ -134,10 +134,10 @@ def test_rules_list_and_show(rules_dir):
     assert rows == [{"id": "0b4a3f7e-8a7d-4c1e-9d55-1f1f00000001", "name": "test-exec",
                      "title": "Exec into a pod (test rule)", "level": "high", "kind": "event",
                      "techniques": ["MS-TA9006"], "attack": ["T1609"], "audit_level": "Metadata",
-                     "source": str(rules_dir / "exec.yml")}]
+                     "source": str(rules_dir / "exec.yml"), "tuning": None}]
     shown = run("rules", "show", "test-exec", "--rules", str(rules_dir), check=True).stdout.decode()
     assert "Exec into a pod" in shown and "MS-TA9006" in shown
-    assert run("rules", "show", "no-such-rule").returncode == 1
+    assert run("rules", "show", "no-such-rule").returncode == 2
 
 
 def test_rules_show_prints_only_that_rules_yaml_from_a_file_of_many():

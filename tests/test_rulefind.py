@@ -43,7 +43,7 @@ def test_rules_show_on_the_command_line(two_rules):
     shown = run("rules", "show", "test-ex", "--rules", str(two_rules), check=True).stdout.decode()
     assert "test-exec" in shown and "Exec into a pod" in shown
     res = run("rules", "show", "test-exce", "--rules", str(two_rules))
-    assert res.returncode == 1 and b"did you mean test-exec" in res.stderr and b"Traceback" not in res.stderr
+    assert res.returncode == 2 and b"did you mean test-exec" in res.stderr and b"Traceback" not in res.stderr
     # the built-in pack: a typo of a real name gets that name back
     res = run("rules", "show", "privilegd-pod")
     assert b"did you mean" in res.stderr and b"privileged-" in res.stderr

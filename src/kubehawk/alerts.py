@@ -205,7 +205,8 @@ class Alert:
     def to_dict(self) -> dict[str, Any]:
         ev = self.event
         return {
-            "rule": {"id": self.rule.id, "title": self.rule.title, "level": self.rule.level},
+            "rule": {"id": self.rule.id, "name": self.rule.name or self.rule.id, "title": self.rule.title,
+                     "level": self.rule.level},
             "techniques": list(self.rule.techniques),
             "attack": list(self.rule.attack),
             "auditID": ev.head.auditID,

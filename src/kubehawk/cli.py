@@ -17,8 +17,9 @@ import click
 import msgspec
 
 from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
-from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.cliutil import fail, load_config, load_rules, open_output
 from kubehawk.filters import FilterError, build_filter, filter_options
+from kubehawk.levels import LevelChoice
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 _LEVEL_STYLE = LEVEL_STYLE  # the one table of level styles lives in kubehawk.alerts
@@ -32,8 +33,8 @@ def _load_config(path: str | None):
     return load_config(path)
 
 
-def _load_rules(config, rule_dirs: tuple[str, ...], builtin: bool = True):
-    return load_rules(config, rule_dirs, builtin)
+def _load_rules(config, rule_dirs: tuple[str, ...], builtin: bool = True, strict: bool = False):
+    return load_rules(config, rule_dirs, builtin, strict=strict)
 
 
 # Subcommands that live in other packages, imported only when used (fast start-up, and one
@@ -65,6 +66,16 @@ class _LazyGroup(click.Group):
             return None
         return getattr(importlib.import_module(mod), attr, None)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # The last line of defence: a config or rule mistake met late is still one line, exit 2.
+        from kubehawk.config import ConfigError
+        from kubehawk.rules.model import RuleLoadError
+
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, RuleLoadError) as e:
+            _fail(str(e))
+
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kubehawk")
@@ -80,7 +91,7 @@ class _Sink:
 
     def __init__(self, fmt: str, output: str | None, streaming: bool, evidence: bool = False):
         self.evidence = evidence
-        self.fh = open(output, "a", encoding="utf-8") if output else None  # noqa: SIM115
+        self.fh = open_output(output) if output else None
         out_is_tty = self.fh is None and sys.stdout.isatty()
         self.fmt = fmt if fmt != "auto" else ("table" if out_is_tty else "json")
         self.streaming = streaming
@@ -137,19 +148,12 @@ class _Sink:
             self.fh.close()
 
 
-def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
+def _summary(stats, detector) -> dict[str, Any]:
+    from kubehawk.outcome import summary_lines
+
     s = stats.summary()
-    by_level = {lvl: detector.alerts_by_level.get(lvl, 0) for lvl in reversed(LEVELS)}
-    parts = [f"{s.get('events', 0)} events read", f"{s.get('bad', 0)} bad records"]
-    if s.get("skipped"):
-        parts.append(f"{s['skipped']} skipped")
-    if getattr(detector, "odd_records", 0):
-        parts.append(f"{detector.odd_records} alerted records with odd values")
-    parts.append("alerts: " + ", ".join(f"{n} {lvl}" for lvl, n in by_level.items() if n) if any(
-        by_level.values()) else "no alerts")
-    click.echo("kubehawk: " + "; ".join(parts), err=True)
-    for line in stats.problems():  # named even with -q: which files to look at
-        click.echo(f"kubehawk: {line}", err=True)
+    for line in summary_lines(s, detector.alerts_by_level, getattr(detector, "odd_records", 0), stats.problems()):
+        click.echo("kubehawk: " + line, err=True)
     return s
 
 
@@ -161,14 +165,16 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
               show_default=True, help="auto: a table on a terminal, JSON lines when piped; ecs, ocsf (Detection "
               "Finding), falco: JSON lines in the shape those SIEMs and tools read.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Append alerts to this file.")
-@click.option("--min-level", type=click.Choice(LEVELS), help="Drop alerts below this level.")
+@click.option("--min-level", type=LevelChoice(), help="Drop alerts below this level.")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in rule pack.")
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")
 @click.option("--from-start", is_flag=True, help="With --follow: read what the files hold first, then follow.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False),
               help="With --follow: keep each file's position in this file and resume there on restart.")
-@click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when any record was malformed; exit 2 when a rule file does not load.")
+@click.option("--fail-on", type=LevelChoice(), help="Exit 1 when an alert at or above this level was raised.")
 @click.option("--evidence", is_flag=True,
               help="Add to each JSON alert where it came from: evidence.origin (file:line) and evidence.event.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
@@ -177,9 +183,14 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @filter_options
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
            rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, from_start: bool, state_path: str | None,
-           strict: bool, evidence: bool, quiet: bool, max_line_mib: int, **filters: Any) -> None:
-    """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
+           strict: bool, fail_on: str | None, evidence: bool, quiet: bool, max_line_mib: int,
+           **filters: Any) -> None:
+    """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts.
+
+    Exit 0: done; 1: an alert at or above --fail-on (or a bad record with --strict); 2: a
+    wrong option, config or path, or input in which no audit event was recognised."""
     from kubehawk.detect import Detector
+    from kubehawk.outcome import exit_code, missing_paths
     from kubehawk.sources.files import ReadStats, read_paths
     from kubehawk.sources.follow import follow_paths
 
@@ -188,13 +199,22 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if sys.stdin.isatty():  # else a user waits for output that needs their typing
             click.echo("kubehawk: reading audit events from standard input (Ctrl-D ends it); "
                        "give a file or folder to read instead", err=True)
+    missing = [] if follow else missing_paths(paths)  # a follower may wait for its file to appear
+    if missing:
+        _fail(f"{missing[0]}: no such file or directory" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
+                                                             else ""))
     try:
         event_filter = build_filter(**filters)
     except FilterError as e:
         _fail(str(e))
+    if (from_start or state_path) and not follow:
+        _fail("--from-start and --state go with --follow")
     config = _load_config(config_path)
-    ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
-    detector = Detector(ruleset, config, min_level=min_level)
+    sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
+    ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin, strict=strict)
+    _warn_unused(config, ruleset, "detect")
+    detector = Detector(ruleset, config, min_level=min_level,
+                        on_note=lambda msg: click.echo(f"kubehawk: {msg}", err=True))
     stats = ReadStats(max_line_bytes=max_line_mib << 20)
 
     progress = None
@@ -209,8 +229,6 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
 
     detector.on_warning = warn
     stop = threading.Event()
-    if (from_start or state_path) and not follow:
-        _fail("--from-start and --state go with --follow")
     checkpoints = _follow_checkpoints(state_path, output, paths, lambda: sink.flush()) if follow else None
     events: Iterator = (
         follow_paths(list(paths), stats, on_warning=warn, stop=stop, from_start=from_start,
@@ -222,7 +240,6 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if checkpoints is not None:  # Ctrl-C too, so the position saved is the last one processed
             signal.signal(signal.SIGINT, lambda *_: stop.set())
     events = event_filter.apply(events)
-    sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
     progress = _progress(quiet, follow, sink, stats, detector)
     try:
         for alert in detector.alerts(events):
@@ -238,9 +255,18 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if progress is not None:
             progress.stop()
         sink.close()
-    s = _summary(stats, detector, strict)
-    if strict and s.get("bad", 0):
-        sys.exit(1)
+    s = _summary(stats, detector)
+    code, why = exit_code(s, detector.alerts_by_level, fail_on=fail_on, strict=strict, follow=follow)
+    if code:
+        _fail(why or "failed", code)
+
+
+def _warn_unused(config, ruleset, command: str) -> None:
+    """Settings that do nothing for this command, one warning each (see kubehawk.unused)."""
+    from kubehawk.unused import unused_settings
+
+    for line in unused_settings(config, ruleset, command):
+        click.echo(f"kubehawk: warning: {line}", err=True)
 
 
 def _progress(quiet: bool, follow: bool, sink: _Sink, stats, detector):
@@ -279,7 +305,17 @@ def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple
 
 @main.group()
 def rules() -> None:
-    """List and show detection rules."""
+    """List, show, validate and test detection rules."""
+
+
+def _add_rule_ci() -> None:
+    from kubehawk.rules_cli import rules_test, rules_validate
+
+    rules.add_command(rules_validate)
+    rules.add_command(rules_test)
+
+
+_add_rule_ci()
 
 
 @rules.command("list")
@@ -288,9 +324,14 @@ def rules() -> None:
 @click.option("--config", "config_path", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | None, fmt: str) -> None:
-    """Every rule: id, title, level, techniques and the audit level it needs."""
-    ruleset = _load_rules(_load_config(config_path), rule_dirs, builtin=not no_builtin)
-    rows = [_rule_row(r) for r in ruleset.rules]
+    """Every rule: id, title, level, techniques, the audit level it needs and the config's tuning."""
+    from kubehawk.rules.tuning import Tuning
+
+    config = _load_config(config_path)
+    ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
+    _warn_unused(config, ruleset, "rules")
+    tuned = Tuning.from_config(config).resolve(ruleset)
+    rows = [_rule_row(r, tuned.get(r.id)) for r in ruleset.rules]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -301,10 +342,11 @@ def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | 
     print_rules(Console(), rows)
 
 
-def _rule_row(r) -> dict[str, Any]:
+def _rule_row(r, tuning=None) -> dict[str, Any]:
+    """A rule as ``rules list`` shows it; ``tuning`` (the config's, if any) e.g. "disabled, level high"."""
     return {"id": r.id, "name": r.name, "title": r.title, "level": r.level, "kind": r.kind,
             "techniques": list(r.techniques), "attack": list(r.attack), "audit_level": r.audit_level,
-            "source": str(r.source)}
+            "source": str(r.source), "tuning": tuning.describe() if tuning is not None else None}
 
 
 @rules.command("show")
@@ -321,7 +363,7 @@ def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None
     try:
         rule = find_rule(ruleset, rule_id)
     except RuleNotFound as e:
-        _fail(str(e), 1)
+        _fail(str(e))
     row = _rule_row(rule)
     for key in ("id", "name", "title", "level", "kind", "audit_level", "source"):
         click.echo(f"{key + ':':13}{row[key]}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, NoReturn
 
 import click
 
@@ -13,7 +13,13 @@ if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.rules import RuleSet
 
-__all__ = ["fail", "load_config", "load_rules"]
+__all__ = ["InputError", "fail", "load_config", "load_rules", "open_output"]
+
+
+class InputError(click.ClickException):
+    """A mistake in what the user gave (a config, a path): one line, exit 2 like a usage error."""
+
+    exit_code = 2
 
 
 def fail(prog: str, msg: str, code: int = 2) -> NoReturn:
@@ -24,18 +30,32 @@ def fail(prog: str, msg: str, code: int = 2) -> NoReturn:
 def load_config(path: str | None, prog: str = "kubehawk") -> Config | None:
     """The config at ``path`` (None when no path is given); a ConfigError ends the command."""
     from kubehawk.config import Config, ConfigError
+    from kubehawk.rules.baseline import baseline_config
+    from kubehawk.rules.tuning import Tuning
 
     if not path:
         return None
     try:
-        return Config.load(path)
+        config = Config.load(path)
+        baseline_config(config)  # checked now: a wrong value is one line, not a traceback mid-run
+        Tuning.from_config(config)  # the `rules:` tuning too, for every command that reads a config
     except ConfigError as e:
         fail(prog, str(e))
+    return config
+
+
+def open_output(path: str, prog: str = "kubehawk") -> IO[str]:
+    """``path`` opened for appending alerts; a path that cannot be written ends the command."""
+    try:
+        return open(path, "a", encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    except OSError as e:
+        fail(prog, f"{path}: cannot write: {e.strerror or e}")
 
 
 def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bool = True,
-               prog: str = "kubehawk") -> RuleSet:
-    """The enabled rules; a broken rule file is a warning naming it, the others still load."""
+               prog: str = "kubehawk", strict: bool = False) -> RuleSet:
+    """The enabled rules; a broken rule file is a warning naming it, the others still load
+    (with ``strict`` it is an error: each is named, then the command ends with exit 2)."""
     from kubehawk.detect import load_ruleset
     from kubehawk.rules import RuleLoadError
 
@@ -43,8 +63,11 @@ def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bo
         ruleset = load_ruleset(config, rule_dirs, builtin=builtin, collect_errors=True)
     except (RuleLoadError, OSError) as e:
         fail(prog, str(e))
-    for err in getattr(ruleset, "errors", None) or []:
-        click.echo(f"{prog}: warning: rule not loaded: {err}", err=True)
+    errors = getattr(ruleset, "errors", None) or []
+    for err in errors:
+        click.echo(f"{prog}: {'error' if strict else 'warning'}: rule not loaded: {err}", err=True)
     for warning in getattr(ruleset, "warnings", None) or []:
         click.echo(f"{prog}: warning: rule can never match: {warning}", err=True)
+    if strict and errors:
+        fail(prog, f"{len(errors)} rule file problem(s) (--strict)")
     return ruleset

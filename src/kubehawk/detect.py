@@ -35,11 +35,18 @@ class Detector:
     """One compiled engine plus alert shaping (level filter, counts)."""
 
     def __init__(self, rules: RuleSet | None = None, config: Config | None = None, *,
-                 min_level: str | None = None):
+                 min_level: str | None = None, on_note: Callable[[str], None] | None = None):
+        """``on_note``: told things worth a line on stderr (first-seen rules learning in memory
+        only, once, when one first matches); without it the library says nothing."""
         from kubehawk.rules import Engine
+        from kubehawk.rules.tuning import Tuning
 
         self.config = config
-        self.rules = rules if rules is not None else load_ruleset(config)
+        rules = rules if rules is not None else load_ruleset(config)
+        # the config's `rules:` tuning (levels, disabled rules, exceptions), on copies of the rules
+        self.tuning = Tuning.from_config(config)
+        self.rules = self.tuning.apply(rules) if self.tuning else rules
+        exceptions = self.tuning.exceptions(self.rules) if self.tuning else {}
         self.engine = Engine(self.rules, config)
         self.min_rank = level_rank(min_level) if min_level else 0
         self.alerts_by_level: Counter[str] = Counter()
@@ -52,15 +59,26 @@ class Detector:
         # --- first-seen baselines (rulepack2): a baseline rule's match alerts only when its value is new ---
         from kubehawk.rules.baseline import Baselines
 
-        self.baselines = Baselines.for_rules(self.rules, config)
-        if self.baselines is not None:
-            # the engine asks the baselines before it builds a Match: most first-seen matches are known
-            self.engine.set_gates(self.baselines.gates())
+        self.baselines = Baselines.for_rules(self.rules, config, note=on_note)
+        # the engine asks the gates before it builds a Match: most first-seen matches are known,
+        # and an event an exception covers neither alerts nor teaches a baseline
+        gates = self.baselines.gates() if self.baselines is not None else {}
+        kinds = {r.id: r.kind for r in self.rules}
+        for rid, excepted in exceptions.items():
+            if kinds.get(rid) == "event":
+                gates[rid] = _except(excepted, gates.get(rid))
+        if gates:
+            self.engine.set_gates(gates)
+        # correlations: their exceptions are asked about the event that completes them
+        self._suppress = {rid: f for rid, f in exceptions.items() if kinds.get(rid) == "correlation"}
 
     def _shape(self, matches: list) -> list[Alert]:
         out = []
+        suppress = self._suppress
         for m in matches:
             if level_rank(m.rule.level) < self.min_rank:
+                continue
+            if suppress and m.rule.id in suppress and suppress[m.rule.id](m.event):
                 continue
             alert = Alert.from_match(m)
             if alert.warnings and alert.event is not self._odd_event:  # once per record
@@ -108,6 +126,14 @@ class Detector:
         """Release the baseline store (also done at exit); the Detector is not used afterwards."""
         if self.baselines is not None:
             self.baselines.close()
+
+
+def _except(excepted: Callable[[AuditEvent], bool],
+            then: Callable[[AuditEvent], bool] | None) -> Callable[[AuditEvent], bool]:
+    """A gate that drops what an exception covers, then asks ``then`` (a baseline), if any."""
+    if then is None:
+        return lambda event: not excepted(event)
+    return lambda event: not excepted(event) and then(event)
 
 
 def detect(events: Iterable[AuditEvent], rules: RuleSet | None = None, config: Config | None = None, *,

@@ -43,7 +43,8 @@ def print_rules(console: Console, rows: list[dict[str, Any]]) -> None:
         table.add_column(name, width=width, no_wrap=name != "techniques", style="dim" if name == "id" else None)
     for r in rows:
         level = r["level"] if r["level"] != "informational" else "info"
-        cells = [fold(r["name"] or "-", name_w), f"[{LEVEL_STYLE.get(r['level'], '')}]{level}[/]", r["title"]]
+        title = r["title"] + (f"\n[yellow]tuned: {r['tuning']}[/]" if r.get("tuning") else "")  # the config's tuning
+        cells = [fold(r["name"] or "-", name_w), f"[{LEVEL_STYLE.get(r['level'], '')}]{level}[/]", title]
         if wide:
             cells += [" ".join(r["techniques"] + r["attack"]), r["audit_level"]]
         cells.append(short[r["id"]])

@@ -8,7 +8,6 @@ import sqlite3
 import pytest
 from tests.rules.builtin_events import ev, sa
 
-import kubehawk.rules.baseline as baseline_mod
 import kubehawk.rules.baseline_spec as baseline_spec
 from kubehawk.config import Config, ConfigError
 from kubehawk.detect import Detector
@@ -128,17 +127,30 @@ def test_writes_are_batched_and_memory_is_bounded(tmp_path, ruleset):
     det.close()
 
 
-def test_without_a_path_runs_in_memory_and_says_so_once(ruleset, capsys, monkeypatch):
-    monkeypatch.setattr(baseline_mod, "_warned_memory", False)
+def test_without_a_path_runs_in_memory_and_says_so_once_when_asked(ruleset, capsys):
     cfg = Config.from_dict({"baseline": {"learning_days": 0}})
-    det = Detector(ruleset, cfg)
-    Detector(ruleset, cfg).close()
-    err = capsys.readouterr().err
-    assert err.count("no baseline.path") == 1 and "memory" in err
+    notes: list[str] = []
+    det = Detector(ruleset, cfg, on_note=notes.append)
+    Detector(ruleset, cfg).close()  # the library API says nothing unless asked
     assert det.baselines.store.path is None
+    assert notes == []  # nothing matched a first-seen rule yet
+    assert _names(det, ev("get", "pods", user="alice", time=DAY0)) == []
+    assert notes == []
     # learning_days 0: the very first value is already new.
     assert _names(det, _exec("alice", DAY0)).count(EXEC) == 1
     assert EXEC not in _names(det, _exec("alice", DAY1))
+    assert _names(det, _exec("bob", DAY1)).count(EXEC) == 1
+    assert len(notes) == 1 and "no baseline.path" in notes[0] and "memory" in notes[0]
+    assert capsys.readouterr().err == ""
+    det.close()
+
+
+def test_with_a_path_there_is_no_memory_note(tmp_path):
+    rules = load_rules(builtin=False, paths=[_rule_file(tmp_path, "learn_days: 0")])
+    notes: list[str] = []
+    det = Detector(rules, _cfg(tmp_path, learning_days=0), on_note=notes.append)
+    assert _names(det, ev("delete", "configmaps", name="a", time=DAY0)) == ["test-first-deleter"]
+    assert notes == []
     det.close()
 
 

@@ -523,3 +523,13 @@ def test_exec_gives_one_alert_per_audit_id(ruleset):
     complete = dict(started, stage="ResponseComplete")
     names = [a.rule.name for d in (started, complete) for a in detector.process(event_from_dict(d))]
     assert names == ["pod-exec-shell"]
+
+
+def test_denied_secret_burst_alerts_once_per_identity_in_its_ten_minutes(ruleset):
+    """Issue 15: twelve denied reads by one identity within ten minutes gave two alerts."""
+    det = Detector(ruleset)
+    events = [event_from_dict(ev("get", "secrets", ns="shop", name=f"s{i}", user="mallory", decision="forbid",
+                                 code=403, time=f"2025-06-03T10:{i // 2:02d}:{(i % 2) * 30:02d}.000000Z"))
+              for i in range(12)]
+    alerts = [a for a in det.alerts(events) if a.rule.name == "secret-access-denied-burst"]
+    assert len(alerts) == 1 and alerts[0].correlation["count"] == 5

@@ -90,8 +90,21 @@ def test_identities_are_counted_apart():
 def test_burst_alerts_once_per_window_not_per_event():
     eng = Engine(ruleset(FORBIDDEN, BURST))
     matches = run(eng, [forbid(i) for i in range(35)])
-    assert [m.count for m in matches] == [10, 10, 10]
-    assert len(eng.correlations[0]) == 1  # one live group, holding the last 5 events
+    assert [m.count for m in matches] == [10]  # 35 events inside one 5-minute window: one alert
+    assert len(eng.correlations[0]) == 1
+
+
+def test_continuing_burst_alerts_once_per_timespan_and_never_reuses_an_event():
+    eng = Engine(ruleset(FORBIDDEN, BURST))
+    # one forbidden request every 10 s for 20 minutes
+    matches = run(eng, [forbid(i * 10) for i in range(120)])
+    starts = [m.window_start for m in matches]
+    ends = [dt.datetime.fromisoformat(m.window_end) for m in matches]
+    assert len(matches) == 4  # at 90 s, then the first event more than 5 minutes after each alert
+    assert all(b - a > dt.timedelta(minutes=5) for a, b in zip(ends, ends[1:], strict=False))
+    assert all(dt.datetime.fromisoformat(s) > e for s, e in zip(starts[1:], ends[:-1], strict=True))
+    # other identities are not muted by mallory's alert
+    assert len(run(eng, [forbid(1200 + i, user="eve") for i in range(10)])) == 1
 
 
 def test_same_request_counts_once():

@@ -39,6 +39,7 @@ def falco_payload(alert: dict[str, Any], hostname: str) -> dict[str, Any]:
         "ka.sourceips": [alert["sourceIP"]] if alert.get("sourceIP") else [],
         "ka.useragent": alert.get("userAgent"),
         "kubehawk.rule.id": rule.get("id"),
+        "kubehawk.rule.name": rule.get("name") or rule.get("id"),
         "kubehawk.level": alert_level(alert),
         "kubehawk.techniques": alert.get("techniques") or [],
         "kubehawk.attack": alert.get("attack") or [],

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.levels import LevelChoice
 from kubehawk.policy.model import LEVELS, Policy, PolicyError
 
 FORMATS = click.Choice(["table", "json"])
@@ -178,7 +179,7 @@ def validate(policy_files: tuple[str, ...], fmt: str) -> None:
 @click.argument("policy_file", type=click.Path(dir_okay=False))
 @click.option("--apiserver-manifest", type=click.Path(dir_okay=False),
               help="kube-apiserver static Pod manifest (or a file of --flags) for the flag checks.")
-@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical"]), default="high",
+@click.option("--fail-on", type=LevelChoice(), default="high",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
 @click.option("--admin-group", multiple=True, help="Administrator group (PCI 10.2.1.2); system:masters always.")
 @click.option("--admin-user", multiple=True, help="Administrator user (PCI 10.2.1.2).")
@@ -209,7 +210,7 @@ def lint(policy_file: str, apiserver_manifest: str | None, fail_on: str, admin_g
                 where = f"{policy_file}:{f.line}" if f.line else policy_file
                 click.echo(f"kubehawk policy: error: {where}: {f.message}", err=True)
         sys.exit(2)
-    if report.at_or_above(fail_on):
+    if report.at_or_above("info" if fail_on == "informational" else fail_on):
         sys.exit(1)
 
 

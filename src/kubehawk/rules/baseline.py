@@ -31,21 +31,21 @@ Knowledge lives in a SQLite file (WAL) named by the config::
       flush_every: 500          # pending writes before a commit (also every 5 s and at the end)
 
 Without ``path`` the same store runs in memory (SQLite ``:memory:``): baselines learn
-within one run and forget at exit, which still suits a long archive; kubehawk says so
-once on stderr. Memory is bounded by ``cache_entries`` plus ``flush_every`` pending rows
+within one run and forget at exit, which still suits a long archive. Whoever passes a
+``note`` callback (the CLI does; the library is silent unless asked) hears so once, when a
+first-seen rule first matches something. Memory is bounded by ``cache_entries`` plus ``flush_every`` pending rows
 (the in-memory store excepted, which holds every value it learned).
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from kubehawk.config import ConfigError
 from kubehawk.rules.baseline_spec import _MISSING, BaselineSpec, _reader, _utc_day, spec_of
@@ -63,7 +63,8 @@ __all__ = ["CONFIG_KEYS", "BaselineConfig", "BaselineSpec", "BaselineStore", "Ba
 DAY = 86400.0
 CONFIG_KEYS = ("path", "learning_days", "cache_entries", "flush_every")
 
-_warned_memory = False
+MEMORY_NOTE = ("baseline: no baseline.path in the config; first-seen rules learn in memory and forget at exit "
+               "(set baseline.path to keep what they learned)")
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -117,7 +118,8 @@ def baseline_config(config: Config | None) -> BaselineConfig:
 class Baselines:
     """Decides whether a baseline rule's match is new (an alert) or known (learned, dropped)."""
 
-    def __init__(self, rules: Iterable[Rule], config: Config | None = None, *, warn: TextIO | None = None):
+    def __init__(self, rules: Iterable[Rule], config: Config | None = None, *,
+                 note: Callable[[str], None] | None = None):
         self.config = baseline_config(config)
         self.specs: dict[str, BaselineSpec] = {}
         self.learn: dict[str, float] = {}
@@ -143,12 +145,8 @@ class Baselines:
         # per rule: what to read (key fields, then the value field), and raw values -> (rule, key, value)
         self._readers = {rid: tuple(_reader(p) for p in (*spec.key, spec.value)) for rid, spec in self.specs.items()}
         self._entries: dict[str, dict[tuple[Any, ...], Any]] = {rid: {} for rid in self.specs}
-        if self.config.path is None and self.specs:
-            global _warned_memory
-            if not _warned_memory:
-                _warned_memory = True
-                print(f"kubehawk: baseline: no baseline.path in the config; {len(self.specs)} first-seen rules "
-                      "learn in memory and forget at exit", file=warn or sys.stderr)
+        # told once, at the first match a first-seen rule judges (see decide), and only when in memory
+        self._note = note if self.config.path is None else None
 
     @classmethod
     def for_rules(cls, rules: Iterable[Rule], config: Config | None = None, **kw: Any) -> Baselines | None:
@@ -222,6 +220,9 @@ class Baselines:
         remembered time it is within a day of the store's too, and the store would answer
         "known" without writing anything (the key, if ``per_key``, was recorded on first sight).
         """
+        if self._note is not None:
+            note, self._note = self._note, None
+            note(MEMORY_NOTE)
         spec = self.specs[rid]
         k = self._entry(rid, spec, ev)
         if k is None:

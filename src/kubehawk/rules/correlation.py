@@ -3,8 +3,13 @@
 Windows slide over event time (``stageTimestamp``), per group-by key, in stream order.
 Memory stays bounded: events older than the timespan are dropped from a group's
 window, groups idle longer than the timespan are dropped (groups are kept in
-least-recently-active order so expiry only looks at the front), and a group is reset
-when its correlation fires, so a continuous burst alerts once per window.
+least-recently-active order so expiry only looks at the front).
+
+One alert per (rule, group) per window: when a correlation fires for a group, that group is
+quiet for one timespan after the alert (events are still counted, none alerts). The first
+event after the quiet period alerts again only if the condition holds over the events of the
+window that ends at it, which by then holds none of the events of the previous alert; so a
+continuing burst alerts once per timespan and no event is counted in two alerts.
 
 Supported: ``event_count``, ``value_count`` (gt/gte/eq), ``temporal`` (all referenced
 rules seen in the window) and ``temporal_ordered`` (seen in the written order).
@@ -62,10 +67,12 @@ def _hashable(v: Any) -> Any:
 
 
 class _Group:
-    __slots__ = ("last", "items", "ids", "chain", "values")
+    __slots__ = ("last", "items", "ids", "chain", "values", "quiet_until")
 
     def __init__(self) -> None:
         self.last = 0.0
+        # the group alerted: no other alert while the event time is at or before this
+        self.quiet_until = float("-inf")
         # event_count: auditID -> time (insertion ordered); temporal: rule id -> (time, auditID)
         self.items: dict[Any, Any] = {}
         # value_count: value -> time seen last (moved to the end when seen again)
@@ -143,7 +150,7 @@ class CorrelationState:
             count = self._temporal(g, base_id, aid, t, horizon)
         else:
             count = self._ordered(g, base_id, aid, t, horizon)
-        if count is None or not self._ok(count):
+        if count is None or not self._ok(count) or t <= g.quiet_until:
             return None
         ids = g.ids
         start = min((x[0] for x in ids), default=t)
@@ -156,7 +163,7 @@ class CorrelationState:
             window_end=_iso(t),
             events=[x[1] for x in ids[:MAX_LISTED_EVENTS]],
         )
-        del self.groups[values]  # reset: a continuing burst alerts again in a new window
+        g.quiet_until = t + self.span  # one alert per group per window (see the module docstring)
         return match
 
     @staticmethod

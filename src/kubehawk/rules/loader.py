@@ -31,6 +31,8 @@ __all__ = ["BUILTIN_DIR", "RuleSet", "load_rules"]
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 RULE_SUFFIXES = (".yml", ".yaml")
+# example events kept beside a rule file (``rules test``), never read as rules
+TEST_SUFFIXES = (".tests.yml", ".tests.yaml")
 
 
 class RuleSet:
@@ -150,7 +152,8 @@ def load_rules(
 
 
 def _rule_files(d: Path) -> list[Path]:
-    return sorted(p for p in d.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+    return sorted(p for p in d.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()
+                  and not p.name.endswith(TEST_SUFFIXES))
 
 
 # --- building -----------------------------------------------------------------------------

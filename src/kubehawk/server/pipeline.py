@@ -74,6 +74,7 @@ class Processor(threading.Thread):
     def _process(self, db: Any, rows: list[tuple[int, str, bytes, float]]) -> None:
         found: list[NewAlert] = []
         levels: dict[str, str] = {}
+        names: dict[str, str] = {}
         now = time.time()
         for seq, source, payload, received in rows:
             origin = f"journal seq {seq} ({source})"
@@ -103,10 +104,12 @@ class Processor(threading.Thread):
                 key = audit_id or f"seq:{seq}"
                 found.append(NewAlert(rule_id, key, msgspec.json.encode(d), received))
                 levels[rule_id] = d.get("rule", {}).get("level", "unknown")
+                names[rule_id] = d.get("rule", {}).get("name") or rule_id
         fresh = self.journal.commit_processed(db, rows[-1][0], found, len(rows))
         self.metrics.events_processed.inc(len(rows))
         for a in fresh:
-            self.metrics.alerts.inc(rule=a.rule_id, level=levels.get(a.rule_id, "unknown"))
+            # the label is the rule's name, the short word users type (`rules show NAME`)
+            self.metrics.alerts.inc(rule=names.get(a.rule_id, a.rule_id), level=levels.get(a.rule_id, "unknown"))
         if len(fresh) != len(found):
             self.metrics.alerts_deduplicated.inc(len(found) - len(fresh))
         if fresh and self.on_alerts is not None:

@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 
 from kubehawk.config import ConfigError
 from kubehawk.formats import ALERT_FORMATS
-from kubehawk.sinks.base import LEVEL_RANK, Sink
+from kubehawk.levels import level_names, parse_level
+from kubehawk.sinks.base import Sink
 from kubehawk.sinks.falcosidekick import FalcosidekickSink
 from kubehawk.sinks.file import FileSink
 from kubehawk.sinks.stdout import StdoutSink
@@ -165,7 +166,9 @@ def _build_one(raw: Any, where: str, i: int, names: set[str], spool_dir: str | P
     if name in names:
         raise o.fail("name", f"duplicate output name {name!r}")
     names.add(name)
-    level = o.choice("min_level", tuple(LEVEL_RANK), "informational")
+    level = parse_level(raw.get("min_level", "informational"))
+    if level is None:
+        raise o.fail("min_level", f"expected one of {level_names()}, got {raw.get('min_level')!r}")
     fmt = o.choice("format", ALERT_FORMATS, "json") if kind in FORMATTED else "json"
     sink = _build_kind(o, kind, raw, where, name, level, spool_dir)
     sink.fmt = fmt

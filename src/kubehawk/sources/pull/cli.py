@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 import click
 
+from kubehawk.cliutil import InputError, open_output
+from kubehawk.levels import LevelChoice
 from kubehawk.sources import _cloud
 from kubehawk.sources.pull.base import MissingExtra, PullStats, Sink
 from kubehawk.sources.pull.state import PullState
@@ -20,7 +22,6 @@ __all__ = ["build_sink", "parse_since", "pull"]
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-LEVELS = ("informational", "low", "medium", "high", "critical")
 
 
 def parse_since(value: str | None, now: float | None = None) -> float | None:
@@ -79,7 +80,7 @@ def _common(f: Callable) -> Callable:
         click.option("--config", "config_path", type=click.Path(exists=True), help="kubehawk.yaml (business context)."),
         click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules."),
         click.option("--no-builtin", is_flag=True, help="Do not load the built-in rule pack."),
-        click.option("--min-level", type=click.Choice(LEVELS), help="Drop alerts below this level."),
+        click.option("--min-level", type=LevelChoice(), help="Drop alerts below this level."),
         click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted)."),
     ]
     for opt in reversed(options):
@@ -97,14 +98,16 @@ class _Run:
         try:
             self.state = PullState(opts["state_path"])
         except ValueError as e:
-            raise click.ClickException(str(e)) from None
-        self.out = open(opts["output"], "a", encoding="utf-8") if opts.get("output") else sys.stdout  # noqa: SIM115
+            raise InputError(str(e)) from None
+        except OSError as e:
+            raise InputError(f"{opts['state_path']}: cannot open the state file: {e.strerror or e}") from None
+        self.out = open_output(opts["output"]) if opts.get("output") else sys.stdout
         try:
             self.sink, self.close_sink = build_sink(opts["emit"], self.out, opts.get("config_path"),
                                                     tuple(opts.get("rule_dirs") or ()), not opts.get("no_builtin"),
                                                     opts.get("min_level"))
         except Exception as e:  # noqa: BLE001 - config/rule errors carry their own location
-            raise click.ClickException(f"cannot load rules/config: {e}") from None
+            raise InputError(f"cannot load rules/config: {e}") from None
 
     def warn(self, msg: str) -> None:
         if not self.opts.get("quiet"):
