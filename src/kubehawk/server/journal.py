@@ -231,11 +231,29 @@ class Journal:
             self._pending -= n
 
     # --- the processor's side ----------------------------------------------------------
-    @staticmethod
-    def fetch(db: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, str, bytes, float]]:
+    def next_events(self, db: sqlite3.Connection, limit: int) -> list[tuple[int, str, bytes, float]]:
+        """Events after the ``processed`` cursor that the writer has counted in the backlog.
+
+        A batch is visible in SQLite as soon as it commits, a moment before the writer adds it
+        to the backlog; reading only up to :attr:`last_seq` (published with that addition) keeps
+        the backlog equal to the journal's rows between the two cursors, instead of drifting.
+        """
+        with self.new_events:
+            after, upto = self.processed, self.last_seq
         return db.execute(
-            "SELECT seq, source, payload, received FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-        ).fetchall()
+            "SELECT seq, source, payload, received FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, upto, limit)).fetchall()
+
+    def recount_backlog(self, db: sqlite3.Connection) -> int:
+        """Derive the backlog from the journal (rows between the two cursors) and adopt it."""
+        with self.new_events:  # the writer publishes under this lock: the range is stable meanwhile
+            n = db.execute("SELECT count(*) FROM events WHERE seq > ? AND seq <= ?",
+                           (self.processed, self.last_seq)).fetchone()[0]
+            if n != self._backlog:
+                log.warning("journal: backlog counter said %d, the journal holds %d; using the journal",
+                            self._backlog, n)
+                self._backlog = n
+        return n
 
     def commit_processed(self, db: sqlite3.Connection, upto: int, alerts: list[NewAlert],
                          count: int = 0) -> list[NewAlert]:
@@ -262,7 +280,7 @@ class Journal:
             raise
         with self.new_events:
             self.processed = upto
-            self._backlog = max(0, self._backlog - count)
+            self._backlog -= count
         return fresh
 
     def prune(self, db: sqlite3.Connection, *, dedup_window: float, alert_window: float, sinks: list[str]) -> int:

@@ -58,7 +58,7 @@ class Processor(threading.Thread):
                 if time.monotonic() - last_prune > 60:  # also under constant load
                     last_prune = time.monotonic()
                     self._prune(db)
-                rows = self.journal.fetch(db, self.journal.processed, self.chunk)
+                rows = self.journal.next_events(db, self.chunk)
                 if not rows:
                     with self.journal.new_events:
                         if self.journal.last_seq <= self.journal.processed and not self._stop_evt.is_set():
@@ -114,6 +114,7 @@ class Processor(threading.Thread):
 
     def _prune(self, db: Any) -> None:
         try:
+            self.journal.recount_backlog(db)
             n = self.journal.prune(db, dedup_window=self.dedup_window, alert_window=self.alert_window,
                                    sinks=self.sink_names)
             if n:
