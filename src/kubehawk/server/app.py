@@ -93,10 +93,30 @@ class Service:
             with contextlib.suppress(Exception):
                 s.close()
 
+    def alive(self) -> str | None:
+        """None while detection and delivery run or may still recover; else why not (liveness fails).
+
+        A worker that keeps failing (a full disk) retries by itself; past ``liveness_timeout``
+        seconds the probe fails so that the orchestrator restarts the process and says so.
+        """
+        if not self.started:
+            return None
+        limit = self.settings.liveness_timeout
+        for worker in (self.processor, *self.feeders):
+            if not worker.is_alive():
+                return f"{worker.trouble.what} stopped: {worker.error!r}"
+            if worker.trouble.failing_for() > limit:
+                return (f"{worker.trouble.what} failing for {worker.trouble.failing_for():.0f} s "
+                        f"(limit {limit:g} s): {worker.trouble.error}")
+        return None
+
     def ready(self) -> str | None:
         """None when ready, else why not."""
-        if self.started and not self.processor.is_alive():
-            return f"detection stopped: {self.processor.error!r}"
+        why = self.alive()
+        if why is not None:
+            return why
+        if self.processor.trouble.since is not None:
+            return f"detection failing, retrying: {self.processor.trouble.error}"
         if self.journal.backlog > self.settings.max_backlog:
             return f"journal backlog {self.journal.backlog} events exceeds {self.settings.max_backlog}"
         return None
@@ -206,7 +226,10 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         return JSONResponse(response)
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
+        why = service.alive()
+        if why is None:
+            return PlainTextResponse("ok\n")
+        return PlainTextResponse(f"not alive: {why}\n", status_code=503)
 
     async def readyz(request: Request) -> Response:
         why = service.ready()

@@ -5,10 +5,16 @@ commits the alerts together with the new cursor (see :mod:`kubehawk.server.journ
 One :class:`Feeder` per output reads alerts after that output's cursor and hands them
 to the sink; a slow or dead output lags behind on its own and never blocks detection
 or the other outputs, and its backlog waits on disk in the journal, not in memory.
+
+Neither gives up on an error (a full disk, a locked or failing journal, an output file that
+cannot grow): each keeps its place, waits a growing backoff (:class:`Trouble`) and tries again,
+so detection and delivery resume by themselves when space returns. The server's liveness
+probe fails when one has been failing for longer than ``server.liveness_timeout``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -23,7 +29,41 @@ from kubehawk.sinks.base import Sink, alert_key
 
 log = logging.getLogger("kubehawk.server")
 
-__all__ = ["Feeder", "Processor"]
+__all__ = ["Feeder", "Processor", "Trouble"]
+
+
+class Trouble:
+    """A worker's failing spell: since when, the last error, the backoff before the next try."""
+
+    def __init__(self, what: str, first_delay: float = 0.5, max_delay: float = 30.0) -> None:
+        self.what = what
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        self.since: float | None = None  # monotonic start of the current spell, None when healthy
+        self.error: BaseException | None = None
+        self.attempts = 0
+        self._last_log = 0.0
+
+    def failed(self, e: BaseException) -> float:
+        """Note a failure; the seconds to wait before the next try. Logged once per spell and minute."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        self.error = e
+        self.attempts += 1
+        if self.attempts == 1 or now - self._last_log >= 60:
+            self._last_log = now
+            log.error("%s failed (attempt %d, retrying with backoff): %s", self.what, self.attempts, e)
+        return min(self.max_delay, self.first_delay * 2 ** min(self.attempts - 1, 10))
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.warning("%s recovered after %d failed attempt(s) in %.0f s", self.what, self.attempts,
+                        time.monotonic() - self.since)
+        self.since, self.error, self.attempts = None, None, 0
+
+    def failing_for(self) -> float:
+        return 0.0 if self.since is None else time.monotonic() - self.since
 
 _decode = msgspec.json.Decoder()
 
@@ -44,6 +84,7 @@ class Processor(threading.Thread):
         self.on_alerts = on_alerts
         self._stop_evt = threading.Event()
         self.error: BaseException | None = None
+        self.trouble = Trouble("detection")
 
     def stop(self) -> None:
         self._stop_evt.set()
@@ -51,27 +92,46 @@ class Processor(threading.Thread):
             self.journal.new_events.notify_all()
 
     def run(self) -> None:
-        db = self.journal.connect()
+        db: Any = None
         last_prune = time.monotonic()
+        # (upto, alerts, levels, count) detected but not yet committed: after a failed commit
+        # only the commit is retried; detection must not run twice (its state has moved on).
+        result: tuple[int, list[NewAlert], dict[str, str], int] | None = None
         try:
             while not self._stop_evt.is_set():
-                if time.monotonic() - last_prune > 60:  # also under constant load
-                    last_prune = time.monotonic()
-                    self._prune(db)
-                rows = self.journal.next_events(db, self.chunk)
-                if not rows:
-                    with self.journal.new_events:
-                        if self.journal.last_seq <= self.journal.processed and not self._stop_evt.is_set():
-                            self.journal.new_events.wait(0.5)
-                    continue
-                self._process(db, rows)
-        except BaseException as e:  # the server reports not-ready; events stay in the journal
+                try:
+                    if db is None:
+                        db = self.journal.connect()
+                    if result is None:
+                        if time.monotonic() - last_prune > 60:  # also under constant load
+                            last_prune = time.monotonic()
+                            self._prune(db)
+                        rows = self.journal.next_events(db, self.chunk)
+                        if not rows:
+                            self.trouble.ok()
+                            with self.journal.new_events:
+                                if self.journal.last_seq <= self.journal.processed and not self._stop_evt.is_set():
+                                    self.journal.new_events.wait(0.5)
+                            continue
+                        result = self._detect(rows)
+                    self._commit(db, *result)
+                    result = None
+                    self.trouble.ok()
+                except Exception as e:  # a full disk, a journal error: keep the place, back off, retry
+                    self.metrics.event_errors.inc(stage="journal")
+                    self._stop_evt.wait(self.trouble.failed(e))
+                    if db is not None:
+                        with contextlib.suppress(Exception):
+                            db.close()
+                    db = None
+        except BaseException as e:  # not an error to retry (interpreter exit): not-ready, not alive
             self.error = e
             log.exception("detection stopped: %s", e)
         finally:
-            db.close()
+            if db is not None:
+                db.close()
 
-    def _process(self, db: Any, rows: list[tuple[int, str, bytes, float]]) -> None:
+    def _detect(self, rows: list[tuple[int, str, bytes, float]]) -> tuple[int, list[NewAlert], dict[str, str], int]:
         found: list[NewAlert] = []
         levels: dict[str, str] = {}
         now = time.time()
@@ -103,8 +163,11 @@ class Processor(threading.Thread):
                 key = audit_id or f"seq:{seq}"
                 found.append(NewAlert(rule_id, key, msgspec.json.encode(d), received))
                 levels[rule_id] = d.get("rule", {}).get("level", "unknown")
-        fresh = self.journal.commit_processed(db, rows[-1][0], found, len(rows))
-        self.metrics.events_processed.inc(len(rows))
+        return rows[-1][0], found, levels, len(rows)
+
+    def _commit(self, db: Any, upto: int, found: list[NewAlert], levels: dict[str, str], count: int) -> None:
+        fresh = self.journal.commit_processed(db, upto, found, count)
+        self.metrics.events_processed.inc(count)
         for a in fresh:
             self.metrics.alerts.inc(rule=a.rule_id, level=levels.get(a.rule_id, "unknown"))
         if len(fresh) != len(found):
@@ -137,6 +200,8 @@ class Feeder(threading.Thread):
         self._stop_evt = threading.Event()
         self.cursor = 0
         self.lag = 0
+        self.error: BaseException | None = None
+        self.trouble = Trouble(f"output {sink.name}")
 
     def prepare(self) -> None:
         """Load (or create) this output's cursor; call before detection starts."""
@@ -166,25 +231,40 @@ class Feeder(threading.Thread):
         self.wake.set()
 
     def run(self) -> None:
-        db = self.journal.connect()
+        db: Any = None
         try:
             while not self._stop_evt.is_set():
-                rows = self.journal.alerts_after(db, self.cursor, self.batch)
-                if not rows:
-                    self.lag = 0
-                    if not self.wake.wait(1.0):
-                        self.sink.tick()
-                    self.wake.clear()
-                    continue
-                alerts = [_decode.decode(p) for _, p, _ in rows]
-                self.sink.deliver(alerts)
-                now = time.time()
-                for _, _, received in rows:
-                    self.metrics.alert_latency.observe(now - received, sink=self.sink.name)
-                self.cursor = rows[-1][0]
-                self.journal.set_state(db, self.state_key, self.cursor)
-                self.lag = self.journal.last_alert_id(db) - self.cursor
+                try:
+                    if db is None:
+                        db = self.journal.connect()
+                    self._step(db)
+                    self.trouble.ok()
+                except Exception as e:  # a full disk under the output or the journal: retry, keep the place
+                    self._stop_evt.wait(self.trouble.failed(e))
+                    if db is not None:
+                        with contextlib.suppress(Exception):
+                            db.close()
+                    db = None
         except BaseException as e:
+            self.error = e
             log.exception("output %s: feeder stopped: %s", self.sink.name, e)
         finally:
-            db.close()
+            if db is not None:
+                db.close()
+
+    def _step(self, db: Any) -> None:
+        rows = self.journal.alerts_after(db, self.cursor, self.batch)
+        if not rows:
+            self.lag = 0
+            if not self.wake.wait(1.0):
+                self.sink.tick()
+            self.wake.clear()
+            return
+        alerts = [_decode.decode(p) for _, p, _ in rows]
+        self.sink.deliver(alerts, keep_on_failure=True)  # DeliveryDeferred: nothing written, retry
+        now = time.time()
+        for _, _, received in rows:
+            self.metrics.alert_latency.observe(now - received, sink=self.sink.name)
+        self.cursor = rows[-1][0]
+        self.journal.set_state(db, self.state_key, self.cursor)
+        self.lag = self.journal.last_alert_id(db) - self.cursor

@@ -17,7 +17,7 @@ __all__ = ["ServerSettings"]
 KEYS = {
     "listen", "port", "tls_cert", "tls_key", "client_ca", "client_names", "tokens", "token_file",
     "max_body_bytes", "journal", "journal_sync", "max_backlog", "max_pending_batches", "max_inflight",
-    "dedup_window", "alert_window", "admission", "admission_auth", "metrics_auth",
+    "dedup_window", "alert_window", "admission", "admission_auth", "metrics_auth", "liveness_timeout",
 }
 
 
@@ -44,6 +44,8 @@ class ServerSettings:
     # gives it a kubeconfig; false accepts /admission unauthenticated (protect it with a NetworkPolicy).
     admission_auth: bool = True
     metrics_auth: bool = False
+    # seconds detection or an output may keep failing (and retrying) before /healthz answers 503
+    liveness_timeout: float = 120.0
 
     @property
     def tls(self) -> bool:
