@@ -160,14 +160,14 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
            rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
-    from kubehawk.detect import Detector
+    from kubehawk.cliutil import make_detector
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
 
     if not paths:
         paths = ("-",)
     config = _load_config(config_path)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
-    detector = Detector(ruleset, config, min_level=min_level)
+    detector = make_detector(ruleset, config, min_level=min_level)
     stats = ReadStats()
 
     def warn(msg: str) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
     from kubehawk.config import Config
+    from kubehawk.detect import Detector
     from kubehawk.rules import RuleSet
 
-__all__ = ["fail", "load_config", "load_rules"]
+__all__ = ["fail", "load_config", "load_rules", "make_detector"]
 
 
 def fail(prog: str, msg: str, code: int = 2) -> NoReturn:
@@ -29,6 +30,17 @@ def load_config(path: str | None, prog: str = "kubehawk") -> Config | None:
         return None
     try:
         return Config.load(path)
+    except ConfigError as e:
+        fail(prog, str(e))
+
+
+def make_detector(ruleset: RuleSet, config: Config | None, prog: str = "kubehawk", **kw: Any) -> Detector:
+    """The Detector; a store it cannot open (a damaged baseline file) ends the command with one line."""
+    from kubehawk.config import ConfigError
+    from kubehawk.detect import Detector
+
+    try:
+        return Detector(ruleset, config, **kw)
     except ConfigError as e:
         fail(prog, str(e))
 

@@ -125,7 +125,7 @@ def test_admission_always_allows_and_feeds_detection(tmp_path: Path, rules_dir: 
             assert bad.status_code == 400 and "uid" in bad.json()["message"]
             await wait_until(lambda: service.metrics.events_processed.total() == 4 and service.journal.backlog == 0)
             await wait_until(lambda: (tmp_path / "alerts.jsonl").exists())
-            metrics = (await c.get("/metrics")).text
+            metrics = (await c.get("/metrics", headers=h)).text
             assert 'kubehawk_events_received_total{endpoint="admission"} 4' in metrics
             assert 'kubehawk_events_duplicate_total{endpoint="admission"} 1' in metrics
 
@@ -163,3 +163,31 @@ def test_metrics_exposition_is_prometheus_text(tmp_path: Path, rules_dir: Path) 
             name, value = line.rsplit(" ", 1)
             float(value)
             assert name.startswith("kubehawk_")
+
+
+def test_a_handler_that_raises_is_counted_as_500() -> None:
+    """The error handler outside the app answers an exception with 500: the request metrics count it
+    (they used to count only the answers the handlers wrote themselves)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from kubehawk.server.metrics import CountRequests, Metrics
+
+    m = Metrics()
+
+    async def broken(request):
+        raise RuntimeError("a bug in a handler")
+
+    app = Starlette(routes=[Route("/audit", broken, methods=["POST"])],
+                    middleware=[Middleware(CountRequests, metrics=m, endpoints={"audit"})])
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kubehawk") as c:
+            assert (await c.post("/audit", content=b"{}")).status_code == 500
+            assert (await c.get("/nowhere")).status_code == 404
+
+    asyncio.run(scenario())
+    assert m.requests.value(endpoint="audit", code="500") == 1
+    assert m.requests.value(endpoint="other", code="404") == 1

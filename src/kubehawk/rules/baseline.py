@@ -308,6 +308,11 @@ class BaselineStore:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=5000")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(5)").fetchall()]
+            if problems != ["ok"]:
+                self._db.close()
+                raise ConfigError(f"baseline.path: {target} is damaged (SQLite quick_check: {'; '.join(problems)}); "
+                                  "move it aside to learn afresh")
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")

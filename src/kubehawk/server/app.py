@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -26,7 +27,7 @@ from starlette.routing import Route
 from kubehawk.server.auth import Authenticator
 from kubehawk.server.ingest import BadRequest, parse_admission_body, parse_audit_body
 from kubehawk.server.journal import Journal, Record
-from kubehawk.server.metrics import Metrics
+from kubehawk.server.metrics import CountRequests, Metrics
 from kubehawk.server.pipeline import Feeder, Processor
 from kubehawk.server.settings import ServerSettings
 from kubehawk.sinks.base import Sink
@@ -81,7 +82,7 @@ class Service:
                  self.settings.journal, self.journal.backlog, len(self.sinks))
 
     def stop(self) -> None:
-        self.journal.close()
+        self.journal.close(release=False)  # no new batches; detection may still commit
         if self.started:
             self.processor.stop()
             self.processor.join(30)
@@ -92,6 +93,7 @@ class Service:
         for s in self.sinks:
             with contextlib.suppress(Exception):
                 s.close()
+        self.journal.release()
 
     def alive(self) -> str | None:
         """None while detection and delivery run or may still recover; else why not (liveness fails).
@@ -134,7 +136,6 @@ class Service:
 
 def _error(endpoint: str, metrics: Metrics, code: int, reason: str, message: str,
            headers: dict[str, str] | None = None) -> JSONResponse:
-    metrics.requests.inc(endpoint=endpoint, code=str(code))
     if code == 429:
         metrics.overload.inc(endpoint=endpoint, reason=reason)
     else:
@@ -196,7 +197,6 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
             m.events_received.inc(result.accepted, endpoint=ep)
             if result.duplicates:
                 m.events_duplicate.inc(result.duplicates, endpoint=ep)
-            m.requests.inc(endpoint=ep, code="200")
             body_out: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates}
             if parsed.rejected_count:
                 body_out["rejected_count"] = parsed.rejected_count
@@ -222,7 +222,6 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
             return Response(status_code=400)
         # Always allow, and never wait for the disk: journal in the background.
         _journal_admission(service, review, response["response"]["uid"])
-        m.requests.inc(endpoint=ep, code="200")
         return JSONResponse(response)
 
     async def healthz(request: Request) -> Response:
@@ -238,11 +237,11 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         return PlainTextResponse(f"not ready: {why}\n", status_code=503)
 
     async def metrics(request: Request) -> Response:
-        if s.metrics_auth:
-            why = service.auth.check(request.scope)
-            if why is not None:
-                return _error("metrics", m, 401, "unauthenticated", why)
-        return PlainTextResponse(m.render(), media_type="text/plain; version=0.0.4")
+        why = service.auth.check(request.scope)
+        if why is not None and s.metrics_auth:
+            return _error("metrics", m, 401, "unauthenticated", why, {"WWW-Authenticate": "Bearer"})
+        # Callers who may post events see everything; anonymous ones (metrics_auth: false) no rule names.
+        return PlainTextResponse(m.render(rules=why is None), media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -261,7 +260,9 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(CountRequests, metrics=m, endpoints={"audit", "admission", "healthz",
+                                                                                  "readyz", "metrics"})])
 
 
 def _journal_admission(service: Service, review: dict[str, Any], uid: str) -> None:

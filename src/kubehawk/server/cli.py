@@ -64,13 +64,15 @@ def serve(config_path: str | None, host: str | None, port: int | None, tls_cert:
     except OSError as e:
         _fail(f"cannot create the journal directory: {e}")
 
-    from kubehawk.cliutil import load_rules
-    from kubehawk.detect import Detector
+    from kubehawk.cliutil import load_rules, make_detector
+    from kubehawk.server.journal import JournalUnusable
 
     ruleset = load_rules(config, rule_dirs, not no_builtin, "kubehawk serve")
-    detector = Detector(ruleset, config)
+    detector = make_detector(ruleset, config, "kubehawk serve")
     try:
         service = Service(settings, detector, sinks, config)
+    except JournalUnusable as e:
+        _fail(f"journal: {e}")
     except (OSError, ValueError) as e:
         _fail(f"cannot open the journal {settings.journal}: {e}")
     except ConfigError as e:

@@ -26,8 +26,10 @@ numbers become visible in order (the processor never skips a row committed late)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -35,10 +37,11 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("kubehawk.server")
 
-__all__ = ["AppendResult", "Journal", "JournalClosed", "Record"]
+__all__ = ["AppendResult", "Journal", "JournalClosed", "JournalUnusable", "Record"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -95,6 +98,30 @@ class JournalClosed(RuntimeError):
     pass
 
 
+class JournalUnusable(OSError):
+    """The journal cannot be opened: damaged, not SQLite, or held by another process. One line says why."""
+
+
+def _take_lock(path: Path) -> Any:
+    """An exclusive lock beside the journal, held while it is open: two servers on one journal
+    would both process (and alert on) every event."""
+    lock_path = path.with_name(path.name + ".lock")
+    fh = open(lock_path, "a+")  # noqa: SIM115 - held for the journal's life
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise JournalUnusable(f"{path} is in use by another kubehawk serve (pid {holder}); "
+                              "two processes on one journal would both process every event") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
 @dataclass(frozen=True, slots=True)
 class NewAlert:
     rule_id: str
@@ -113,8 +140,33 @@ class Journal:
         self.sync = sync
         self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self.connect()
+        self._lock_fh = _take_lock(self.path)
         try:
+            self._open()
+        except BaseException:
+            self._lock_fh.close()
+            raise
+        self._q: queue.Queue[tuple[list[Record], float, Future[AppendResult]] | None] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self.new_events = threading.Condition()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
+        self._writer.start()
+
+    def _open(self) -> None:
+        """Check the file (one clear line when it is damaged), create the tables, read the cursors."""
+        db = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            try:
+                problems = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+            except sqlite3.Error as e:
+                raise JournalUnusable(f"{self.path} is not a usable SQLite journal ({e}); "
+                                      "move it aside to start a new one") from None
+            if problems != ["ok"]:
+                raise JournalUnusable(f"{self.path} is damaged (SQLite quick_check: {'; '.join(problems)}); "
+                                      "move it aside to start a new one")
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise OSError(f"{self.path}: SQLite cannot use WAL mode here (got {mode})")
@@ -123,15 +175,10 @@ class Journal:
             self.processed = self.read_state(db, "processed")
             # Seq numbers have gaps (an ignored duplicate still consumes one), so count.
             self._backlog = db.execute("SELECT count(*) FROM events WHERE seq > ?", (self.processed,)).fetchone()[0]
+        except sqlite3.Error as e:
+            raise JournalUnusable(f"{self.path}: {e}") from None
         finally:
             db.close()
-        self._q: queue.Queue[tuple[list[Record], float, Future[AppendResult]] | None] = queue.Queue()
-        self._pending = 0
-        self._pending_lock = threading.Lock()
-        self.new_events = threading.Condition()
-        self._closed = False
-        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
-        self._writer.start()
 
     # --- connections -----------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -321,10 +368,16 @@ class Journal:
         return db.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
 
     # --- shutdown ------------------------------------------------------------------------
-    def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
-        if self._closed:
-            return
-        self._closed = True
-        self._q.put(None)
-        self._writer.join(30)
+    def close(self, *, release: bool = True) -> None:
+        """Commit what is queued, then stop the writer; ``release``: also give up the lock
+        (the server does that last, after detection has stopped writing, see :meth:`release`)."""
+        if not self._closed:
+            self._closed = True
+            self._q.put(None)
+            self._writer.join(30)
+        if release:
+            self.release()
+
+    def release(self) -> None:
+        """Give up the journal's lock: another process may open it now."""
+        self._lock_fh.close()

@@ -43,7 +43,9 @@ class ServerSettings:
     # The apiserver sends admission webhooks without credentials unless its AdmissionConfiguration
     # gives it a kubeconfig; false accepts /admission unauthenticated (protect it with a NetworkPolicy).
     admission_auth: bool = True
-    metrics_auth: bool = False
+    # /metrics asks for the same credentials as /audit; false lets anyone scrape the counters
+    # without rule names (which rules fired would tell an intruder whether they were seen)
+    metrics_auth: bool = True
     # seconds detection or an output may keep failing (and retrying) before /healthz answers 503
     liveness_timeout: float = 120.0
 
