@@ -93,6 +93,10 @@ class Service:
         for s in self.sinks:
             with contextlib.suppress(Exception):
                 s.close()
+        if self.started and not self.processor.is_alive():
+            close = getattr(self.detector, "close", None)
+            if close is not None:
+                close()  # the baselines learned since the last commit go to disk (SIGTERM, not only exit)
         self.journal.release()
 
     def alive(self) -> str | None:

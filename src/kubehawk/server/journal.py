@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     UNIQUE (rule_id, audit_key)
 );
 CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created);
+CREATE TABLE IF NOT EXISTS snapshots (
+    name  TEXT PRIMARY KEY,
+    upto  INTEGER NOT NULL,
+    data  BLOB NOT NULL
+);
 INSERT OR IGNORE INTO state (name, value) VALUES ('processed', 0);
 """
 
@@ -278,7 +283,8 @@ class Journal:
             self._pending -= n
 
     # --- the processor's side ----------------------------------------------------------
-    def next_events(self, db: sqlite3.Connection, limit: int) -> list[tuple[int, str, bytes, float]]:
+    def next_events(self, db: sqlite3.Connection, limit: int,
+                    after: int | None = None) -> list[tuple[int, str, bytes, float]]:
         """Events after the ``processed`` cursor that the writer has counted in the backlog.
 
         A batch is visible in SQLite as soon as it commits, a moment before the writer adds it
@@ -286,7 +292,9 @@ class Journal:
         the backlog equal to the journal's rows between the two cursors, instead of drifting.
         """
         with self.new_events:
-            after, upto = self.processed, self.last_seq
+            upto = self.last_seq
+            if after is None:  # else: replaying from a snapshot, behind the cursor
+                after = self.processed
         return db.execute(
             "SELECT seq, source, payload, received FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
             (after, upto, limit)).fetchall()
@@ -303,8 +311,10 @@ class Journal:
         return n
 
     def commit_processed(self, db: sqlite3.Connection, upto: int, alerts: list[NewAlert],
-                         count: int = 0) -> list[NewAlert]:
-        """Record alerts and advance the cursor past ``count`` events in one transaction.
+                         count: int = 0, snapshot: tuple[str, bytes] | None = None) -> list[NewAlert]:
+        """Record alerts and advance the cursor past ``count`` events in one transaction, with the
+        detection state ``snapshot`` (name, data) as of ``upto`` if given. The cursor never moves
+        back (a replay after a restart commits behind it).
 
         Returns the alerts that were new.
         """
@@ -319,24 +329,36 @@ class Journal:
                 )
                 if cur.rowcount == 1:
                     fresh.append(a)
-            db.execute("UPDATE state SET value = ? WHERE name = 'processed'", (upto,))
+            db.execute("UPDATE state SET value = max(value, ?) WHERE name = 'processed'", (upto,))
+            if snapshot is not None:
+                db.execute("INSERT INTO snapshots (name, upto, data) VALUES (?, ?, ?) ON CONFLICT(name) DO "
+                           "UPDATE SET upto = excluded.upto, data = excluded.data", (snapshot[0], upto, snapshot[1]))
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
         with self.new_events:
-            self.processed = upto
+            self.processed = max(self.processed, upto)
             self._backlog -= count
         return fresh
+
+    @staticmethod
+    def load_snapshot(db: sqlite3.Connection, name: str) -> tuple[int, bytes] | None:
+        """(upto, data) of the last detection-state snapshot ``name``, if any."""
+        row = db.execute("SELECT upto, data FROM snapshots WHERE name = ?", (name,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
 
     def prune(self, db: sqlite3.Connection, *, dedup_window: float, alert_window: float, sinks: list[str]) -> int:
         """Forget processed events older than the dedup window and alerts every output has."""
         now = time.time()
         db.execute("BEGIN IMMEDIATE")
         try:
+            # Events after the oldest snapshot are replayed at the next start: keep them.
+            keep = db.execute("SELECT min(upto) FROM snapshots").fetchone()[0]
+            done = self.processed if keep is None else min(self.processed, keep)
             n = db.execute("DELETE FROM events WHERE seq <= ? AND received < ?",
-                           (self.processed, now - dedup_window)).rowcount
+                           (done, now - dedup_window)).rowcount
             floor = min((self.read_state(db, f"sink:{s}") for s in sinks), default=0)
             n += db.execute("DELETE FROM alerts WHERE id <= ? AND created < ?", (floor, now - alert_window)).rowcount
             db.execute("COMMIT")

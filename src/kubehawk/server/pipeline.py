@@ -25,6 +25,13 @@ import msgspec
 from kubehawk.event import EventDecodeError, decode_event
 from kubehawk.server.journal import Journal, NewAlert
 from kubehawk.server.metrics import Metrics
+from kubehawk.server.state import (
+    SNAPSHOT_NAME,
+    SNAPSHOT_SECONDS,
+    has_correlations,
+    restore_correlations,
+    snapshot_correlations,
+)
 from kubehawk.sinks.base import Sink, alert_key
 
 log = logging.getLogger("kubehawk.server")
@@ -85,6 +92,8 @@ class Processor(threading.Thread):
         self._stop_evt = threading.Event()
         self.error: BaseException | None = None
         self.trouble = Trouble("detection")
+        self.position: int | None = None  # last seq run through detection (behind the cursor while replaying)
+        self._next_snapshot = 0.0  # monotonic time of the next correlation snapshot (the first commit takes one)
 
     def stop(self) -> None:
         self._stop_evt.set()
@@ -94,7 +103,7 @@ class Processor(threading.Thread):
     def run(self) -> None:
         db: Any = None
         last_prune = time.monotonic()
-        # (upto, alerts, levels, count) detected but not yet committed: after a failed commit
+        # (upto, alerts, levels, new events) detected but not yet committed: after a failed commit
         # only the commit is retried; detection must not run twice (its state has moved on).
         result: tuple[int, list[NewAlert], dict[str, str], int] | None = None
         try:
@@ -102,11 +111,13 @@ class Processor(threading.Thread):
                 try:
                     if db is None:
                         db = self.journal.connect()
+                    if self.position is None:
+                        self.position = self._restore(db)
                     if result is None:
                         if time.monotonic() - last_prune > 60:  # also under constant load
                             last_prune = time.monotonic()
                             self._prune(db)
-                        rows = self.journal.next_events(db, self.chunk)
+                        rows = self.journal.next_events(db, self.chunk, after=self.position)
                         if not rows:
                             self.trouble.ok()
                             with self.journal.new_events:
@@ -115,6 +126,7 @@ class Processor(threading.Thread):
                             continue
                         result = self._detect(rows)
                     self._commit(db, *result)
+                    self.position = result[0]
                     result = None
                     self.trouble.ok()
                 except Exception as e:  # a full disk, a journal error: keep the place, back off, retry
@@ -124,12 +136,40 @@ class Processor(threading.Thread):
                         with contextlib.suppress(Exception):
                             db.close()
                     db = None
+            if db is not None and result is None and self.position is not None:
+                self._final_snapshot(db)
         except BaseException as e:  # not an error to retry (interpreter exit): not-ready, not alive
             self.error = e
             log.exception("detection stopped: %s", e)
         finally:
             if db is not None:
                 db.close()
+
+    def _restore(self, db: Any) -> int:
+        """Reopen the correlation windows of the last snapshot; where detection resumes (the
+        snapshot's position: the events after it are detected again, their alerts deduplicated)."""
+        processed = self.journal.processed
+        if not has_correlations(self.detector):
+            return processed
+        snap = self.journal.load_snapshot(db, SNAPSHOT_NAME)
+        if snap is None or snap[0] > processed:
+            return processed
+        upto, blob = snap
+        groups = restore_correlations(self.detector, blob, f"journal {self.journal.path}")
+        if processed > upto:
+            log.info("correlations: %d open window(s) restored as of event #%d; replaying events #%d-#%d",
+                     groups, upto, upto + 1, processed)
+        return upto
+
+    def _final_snapshot(self, db: Any) -> None:
+        """At shutdown: the windows as of the last committed event, so the next start replays nothing."""
+        snap = snapshot_correlations(self.detector)
+        if snap is None:
+            return
+        try:
+            self.journal.commit_processed(db, self.position or 0, [], 0, snapshot=(SNAPSHOT_NAME, snap))
+        except Exception as e:  # the next start replays from the previous snapshot instead
+            log.warning("correlation windows not saved at shutdown: %s", e)
 
     def _detect(self, rows: list[tuple[int, str, bytes, float]]) -> tuple[int, list[NewAlert], dict[str, str], int]:
         found: list[NewAlert] = []
@@ -163,10 +203,21 @@ class Processor(threading.Thread):
                 key = audit_id or f"seq:{seq}"
                 found.append(NewAlert(rule_id, key, msgspec.json.encode(d), received))
                 levels[rule_id] = d.get("rule", {}).get("level", "unknown")
-        return rows[-1][0], found, levels, len(rows)
+        new = sum(1 for r in rows if r[0] > self.journal.processed)  # not replayed after a restart
+        return rows[-1][0], found, levels, new
 
     def _commit(self, db: Any, upto: int, found: list[NewAlert], levels: dict[str, str], count: int) -> None:
-        fresh = self.journal.commit_processed(db, upto, found, count)
+        baselines = getattr(self.detector, "baselines", None)
+        if baselines is not None:
+            baselines.flush()  # learned values on disk before the cursor passes them (never raises)
+        snapshot = None
+        if time.monotonic() >= self._next_snapshot:
+            blob = snapshot_correlations(self.detector)
+            if blob is not None:
+                snapshot = (SNAPSHOT_NAME, blob)
+        fresh = self.journal.commit_processed(db, upto, found, count, snapshot=snapshot)
+        if snapshot is not None:
+            self._next_snapshot = time.monotonic() + SNAPSHOT_SECONDS
         self.metrics.events_processed.inc(count)
         for a in fresh:
             self.metrics.alerts.inc(rule=a.rule_id, level=levels.get(a.rule_id, "unknown"))
