@@ -13,6 +13,7 @@ import pytest
 from servetools import event, event_list, read_alerts
 
 BURST_ID = "33333333-2222-4333-8444-555555555555"
+ANY_LIST_ID = "55555555-2222-4333-8444-555555555555"
 NEW_IP_ID = "44444444-2222-4333-8444-555555555555"
 RULES = {
     "secret.yml": """
@@ -49,6 +50,16 @@ detection:
   condition: sel
 level: medium
 baseline: {{key: [user.username], value: x.source_ip, learn_days: 0}}
+""",
+    "anylist.yml": f"""
+title: Any list by alice (test rule beside the baseline)
+id: {ANY_LIST_ID}
+status: test
+logsource: {{product: kubernetes, service: audit}}
+detection:
+  sel: {{verb: list, user.username: alice}}
+  condition: sel
+level: low
 """,
 }
 
@@ -136,3 +147,35 @@ def test_first_seen_values_survive_a_restart(serve, rules: Path, tmp_path: Path,
     _post(sp, _list_from("l-2", "10.0.0.1"), _list_from("l-3", "10.9.9.9"))
     _wait(lambda: "l-3" in new_ip_alerts(), "the alert for the address never seen")
     assert new_ip_alerts() == ["l-1", "l-3"]  # 10.0.0.1 was learned before the restart
+
+
+def test_baseline_store_error_keeps_the_events_other_alerts(serve, rules: Path, tmp_path: Path) -> None:
+    """The baseline file refuses every write (a real SQLite error from a trigger another connection
+    put there): the event still gets all its alerts, and what was learned is saved once it can be."""
+    import sqlite3
+
+    from kubehawk.rules.baseline import BaselineStore
+
+    path = tmp_path / "state" / "baseline.sqlite"
+    BaselineStore(str(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TRIGGER fail_seen BEFORE INSERT ON seen BEGIN SELECT RAISE(ABORT, 'write refused'); END")
+    alerts = tmp_path / "alerts.jsonl"
+    sp = serve(rules=rules, extra={"baseline": {"path": str(path), "flush_every": 1}}).start()
+    _post(sp, _list_from("e-1", "10.0.0.1"))
+    _wait(lambda: alerts.exists() and len(read_alerts(alerts)) == 2, "both alerts of the event")
+    assert sorted(a["rule"]["id"] for a in read_alerts(alerts)) == sorted([ANY_LIST_ID, NEW_IP_ID])
+    assert "baseline: cannot save" in sp.log.read_text()
+    assert httpx.get(sp.url + "/readyz", timeout=5).status_code == 200
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TRIGGER fail_seen")
+
+    def saved() -> int:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT count(*) FROM seen WHERE value = '10.0.0.1'").fetchone()[0]
+
+    deadline = time.monotonic() + 30
+    while not saved():  # the retry backoff passes; each new event's commit tries again
+        assert time.monotonic() < deadline, sp.log.read_text()
+        _post(sp, _list_from(f"e-{time.monotonic()}", "10.0.0.1"))
+        time.sleep(0.5)
