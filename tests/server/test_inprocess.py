@@ -191,3 +191,62 @@ def test_a_handler_that_raises_is_counted_as_500() -> None:
     asyncio.run(scenario())
     assert m.requests.value(endpoint="audit", code="500") == 1
     assert m.requests.value(endpoint="other", code="404") == 1
+
+
+def _configmap_review(uid: str, size: int) -> dict:
+    """An AdmissionReview creating a ConfigMap of ``size`` bytes of data (built here, not a sample)."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": f"big-{uid}", "namespace": "default",
+                       "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]},
+          "data": {"blob": "x" * size}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"}, "name": cm["metadata"]["name"],
+        "namespace": "default", "operation": "CREATE",
+        "userInfo": {"username": "intruder", "groups": ["system:authenticated"]},
+        "object": cm, "oldObject": None, "dryRun": False}}
+
+
+def test_admission_reviews_are_journaled_within_a_size_bound(tmp_path: Path, rules_dir: Path) -> None:
+    """Twenty reviews of 2 MiB objects used to put 40 MiB into the journal: each review is now kept
+    within admission_max_bytes (bookkeeping and object contents go first) and still detected."""
+    service = make_service(tmp_path, rules_dir, tokens=["tok"], admission_max_bytes="64KiB")
+    app = create_app(service, manage_lifecycle=False)
+    service.start()
+    h = {"Authorization": "Bearer tok"}
+
+    async def scenario() -> None:
+        async with client(app) as c:
+            for i in range(20):
+                r = await c.post("/admission", json=_configmap_review(f"cm-{i}", 2 * 1024 * 1024), headers=h)
+                assert r.status_code == 200 and r.json()["response"]["allowed"] is True
+            await wait_until(lambda: service.metrics.events_processed.total() == 20)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        service.stop()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "j" / "journal.db") as db:
+        sizes = [n for (n,) in db.execute("SELECT length(payload) FROM events WHERE source = 'admission'")]
+    assert len(sizes) == 20 and max(sizes) <= 64 * 1024
+    assert service.metrics.admission_trimmed.total() == 20
+    alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert len(alerts) == 20 and {a["rule"]["id"] for a in alerts} == {RULE_ID}  # the marker rule: user intruder
+
+
+def test_admission_bodies_count_against_the_memory_budget(tmp_path: Path, rules_dir: Path) -> None:
+    service = make_service(tmp_path, rules_dir, max_inflight_bytes="1MiB", max_body_bytes="1MiB")
+    app = create_app(service, manage_lifecycle=False)
+    service.budget.take(900 * 1024)  # bodies of other requests being read
+
+    async def scenario() -> None:
+        async with client(app) as c:
+            r = await c.post("/admission", json=_configmap_review("cm-budget", 200 * 1024))
+            assert r.status_code == 429 and r.json()["error"] == "memory"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        service.stop()

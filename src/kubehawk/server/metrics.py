@@ -114,6 +114,8 @@ class Metrics:
                                 ("endpoint", "reason"))
         self.admission_dropped = Counter(p + "admission_events_dropped_total",
                                          "Admission events not journaled (overload or journal error).")
+        self.admission_trimmed = Counter(p + "admission_reviews_trimmed_total",
+                                         "Admission reviews journaled without parts of their objects (size limit).")
         self.events_processed = Counter(p + "events_processed_total", "Events run through detection.")
         self.event_errors = Counter(p + "event_errors_total", "Events detection could not handle.", ("stage",))
         self.alerts = Counter(p + "alerts_total", "Alerts raised, by rule and level.", ("rule", "level"))
@@ -134,7 +136,7 @@ class Metrics:
         an intruder must not learn from /metrics whether they were seen)."""
         lines: list[str] = []
         for m in (self.requests, self.events_received, self.events_duplicate, self.bad_requests, self.overload,
-                  self.admission_dropped, self.events_processed, self.event_errors, self.alerts,
+                  self.admission_dropped, self.admission_trimmed, self.events_processed, self.event_errors, self.alerts,
                   self.alerts_deduplicated, self.processing_latency, self.alert_latency):
             if m is self.alerts and not rules:
                 continue
