@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # names in annotations only: at run time the event module imports this one
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
@@ -98,7 +98,7 @@ DERIVED_DEPS: dict[str, tuple[str, ...]] = {
 # Derived values read from the pod spec of a body (the request's when it has one, else the
 # response's): (the body key each value is written under, None when the rest of the path names
 # it; what turns that written value into the derived one, None: as written). The compiler's
-# raw-body prefilters (kubehawk.rules.compiler.leaf_guard) rely on it; tests/rules/test_guards.py
+# raw-body prefilters (kubehawk.rules.guards.leaf_guard) rely on it; tests/rules/test_guards.py
 # checks it.
 SPEC_DERIVED: dict[str, tuple[str | None, Callable[[str], Any] | None]] = {
     "pod_spec": (None, None),
