@@ -70,6 +70,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, tls_cert:
 
     ruleset = load_rules(config, rule_dirs, not no_builtin, "kubehawk serve")
     detector = make_detector(ruleset, config, "kubehawk serve")
+    detector.on_warning = logging.getLogger("kubehawk.server").warning  # a wrong-typed value in an alerted event
     try:
         service = Service(settings, detector, sinks, config)
     except JournalUnusable as e:
