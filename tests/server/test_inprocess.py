@@ -221,6 +221,8 @@ def test_admission_reviews_are_journaled_within_a_size_bound(tmp_path: Path, rul
                 r = await c.post("/admission", json=_configmap_review(f"cm-{i}", 2 * 1024 * 1024), headers=h)
                 assert r.status_code == 200 and r.json()["response"]["allowed"] is True
             await wait_until(lambda: service.metrics.events_processed.total() == 20)
+            alerts = tmp_path / "alerts.jsonl"
+            await wait_until(lambda: alerts.exists() and len(alerts.read_text().splitlines()) == 20)
 
     try:
         asyncio.run(scenario())
