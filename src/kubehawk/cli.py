@@ -189,7 +189,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
 
     Exit 0: done; 1: an alert at or above --fail-on (or a bad record with --strict); 2: a
     wrong option, config or path, or input in which no audit event was recognised."""
-    from kubehawk.detect import Detector
+    from kubehawk.cliutil import make_detector
     from kubehawk.outcome import exit_code, missing_paths
     from kubehawk.sources.files import ReadStats, read_paths
     from kubehawk.sources.follow import follow_paths
@@ -213,8 +213,8 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin, strict=strict)
     _warn_unused(config, ruleset, "detect")
-    detector = Detector(ruleset, config, min_level=min_level,
-                        on_note=lambda msg: click.echo(f"kubehawk: {msg}", err=True))
+    detector = make_detector(ruleset, config, min_level=min_level,
+                             on_note=lambda msg: click.echo(f"kubehawk: {msg}", err=True))
     stats = ReadStats(max_line_bytes=max_line_mib << 20)
 
     progress = None

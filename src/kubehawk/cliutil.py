@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
     from kubehawk.config import Config
+    from kubehawk.detect import Detector
     from kubehawk.rules import RuleSet
 
-__all__ = ["InputError", "fail", "load_config", "load_rules", "open_output"]
+__all__ = ["InputError", "fail", "load_config", "load_rules", "make_detector", "open_output"]
 
 
 class InputError(click.ClickException):
@@ -50,6 +51,17 @@ def open_output(path: str, prog: str = "kubehawk") -> IO[str]:
         return open(path, "a", encoding="utf-8")  # noqa: SIM115 - the caller closes it
     except OSError as e:
         fail(prog, f"{path}: cannot write: {e.strerror or e}")
+
+
+def make_detector(ruleset: RuleSet, config: Config | None, prog: str = "kubehawk", **kw: Any) -> Detector:
+    """The Detector; a store it cannot open (a damaged baseline file) ends the command with one line."""
+    from kubehawk.config import ConfigError
+    from kubehawk.detect import Detector
+
+    try:
+        return Detector(ruleset, config, **kw)
+    except ConfigError as e:
+        fail(prog, str(e))
 
 
 def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bool = True,

@@ -84,13 +84,13 @@ class ServerProcess:
     """`kubehawk serve` in a subprocess on a loopback port."""
 
     def __init__(self, workdir: Path, rules_dir: Path, server: dict[str, Any], outputs: list[dict[str, Any]],
-                 *, tls: Pki | None = None) -> None:
+                 *, tls: Pki | None = None, extra: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.tls = tls
         cfg = {"server": {"listen": "127.0.0.1", "port": self.port, "journal": str(workdir / "journal" / "j.db"),
                           **server},
-               "outputs": outputs}
+               "outputs": outputs, **(extra or {})}
         self.config = workdir / "kubehawk.yaml"
         self.config.write_text(yaml.safe_dump(cfg))
         self.rules_dir = rules_dir
@@ -101,20 +101,21 @@ class ServerProcess:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 20.0, *, wait_for: str = "/readyz", preexec_fn: Any = None) -> ServerProcess:
+        """Start and wait until ``wait_for`` answers 200; ``preexec_fn`` runs in the child (resource limits)."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", "from kubehawk.cli import main; main()", "serve", "--config",
                  str(self.config), "--no-builtin", "--rules", str(self.rules_dir), "--log-level", "warning"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir)
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.workdir, preexec_fn=preexec_fn)
         deadline = time.monotonic() + timeout
         verify: Any = ssl.create_default_context(cafile=str(self.tls.ca)) if self.tls else True
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.url + "/readyz", verify=verify, timeout=1).status_code == 200:
+                if httpx.get(self.url + wait_for, verify=verify, timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -141,10 +142,11 @@ def serve(tmp_path: Path, rules_dir: Path) -> Iterator[Any]:
     started: list[ServerProcess] = []
 
     def make(server: dict[str, Any] | None = None, outputs: list[dict[str, Any]] | None = None,
-             tls: Pki | None = None, workdir: Path | None = None) -> ServerProcess:
-        sp = ServerProcess(workdir or tmp_path, rules_dir, server or {},
+             tls: Pki | None = None, workdir: Path | None = None, extra: dict[str, Any] | None = None,
+             rules: Path | None = None) -> ServerProcess:
+        sp = ServerProcess(workdir or tmp_path, rules or rules_dir, server or {},
                            outputs if outputs is not None else [{"type": "file", "path": str(tmp_path / "alerts.jsonl")}],
-                           tls=tls)
+                           tls=tls, extra=extra)
         started.append(sp)
         return sp
 

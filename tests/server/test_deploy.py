@@ -20,6 +20,11 @@ def test_manifests_parse_and_name_kinds() -> None:
         kinds += [d["kind"] for d in yaml.safe_load_all(path.read_text()) if d]
     assert {"Namespace", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "NetworkPolicy",
             "ValidatingWebhookConfiguration", "Kustomization"} <= set(kinds)
+    adm = yaml.safe_load((DEPLOY / "apiserver" / "admission-config.yaml").read_text())
+    kubeconfig = adm["plugins"][0]["configuration"]["kubeConfigFile"]
+    assert adm["kind"] == "AdmissionConfiguration" and kubeconfig.endswith("admission-webhook.kubeconfig")
+    users = yaml.safe_load((DEPLOY / "apiserver" / "admission-webhook.kubeconfig").read_text())["users"]
+    assert users[0]["name"] == "kubehawk.kubehawk.svc:8443"
     kc = yaml.safe_load((DEPLOY / "apiserver" / "audit-webhook.kubeconfig").read_text())
     assert kc["kind"] == "Config" and kc["clusters"][0]["cluster"]["server"].endswith("/audit")
     hook = yaml.safe_load((DEPLOY / "kubernetes" / "validatingwebhook.yaml").read_text())["webhooks"][0]
@@ -37,7 +42,10 @@ def test_configmap_config_is_valid(tmp_path: Path) -> None:
         f.write_text("token\n")
         server[key] = str(f)
     s = ServerSettings.build(server)
-    assert s.port == 8443 and s.max_body_bytes == 32 * 1024 * 1024 and s.admission_auth is False
+    assert s.port == 8443 and s.max_body_bytes == 32 * 1024 * 1024
+    assert s.admission_auth is True and s.metrics_auth is True  # as /audit: no anonymous admission or metrics
+    # Memory at the limits fits the Deployment's (see the README's guarantees): ~2.5 x the body budget.
+    assert 2.5 * s.max_inflight_bytes + 200 * 1024 * 1024 < 1024 * 1024 * 1024
 
 
 @pytest.mark.parametrize(("server", "message"), [

@@ -125,7 +125,7 @@ def test_admission_always_allows_and_feeds_detection(tmp_path: Path, rules_dir: 
             assert bad.status_code == 400 and "uid" in bad.json()["message"]
             await wait_until(lambda: service.metrics.events_processed.total() == 4 and service.journal.backlog == 0)
             await wait_until(lambda: (tmp_path / "alerts.jsonl").exists())
-            metrics = (await c.get("/metrics")).text
+            metrics = (await c.get("/metrics", headers=h)).text
             assert 'kubehawk_events_received_total{endpoint="admission"} 4' in metrics
             assert 'kubehawk_events_duplicate_total{endpoint="admission"} 1' in metrics
 
@@ -163,3 +163,92 @@ def test_metrics_exposition_is_prometheus_text(tmp_path: Path, rules_dir: Path) 
             name, value = line.rsplit(" ", 1)
             float(value)
             assert name.startswith("kubehawk_")
+
+
+def test_a_handler_that_raises_is_counted_as_500() -> None:
+    """The error handler outside the app answers an exception with 500: the request metrics count it
+    (they used to count only the answers the handlers wrote themselves)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from kubehawk.server.metrics import CountRequests, Metrics
+
+    m = Metrics()
+
+    async def broken(request):
+        raise RuntimeError("a bug in a handler")
+
+    app = Starlette(routes=[Route("/audit", broken, methods=["POST"])],
+                    middleware=[Middleware(CountRequests, metrics=m, endpoints={"audit"})])
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kubehawk") as c:
+            assert (await c.post("/audit", content=b"{}")).status_code == 500
+            assert (await c.get("/nowhere")).status_code == 404
+
+    asyncio.run(scenario())
+    assert m.requests.value(endpoint="audit", code="500") == 1
+    assert m.requests.value(endpoint="other", code="404") == 1
+
+
+def _configmap_review(uid: str, size: int) -> dict:
+    """An AdmissionReview creating a ConfigMap of ``size`` bytes of data (built here, not a sample)."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": f"big-{uid}", "namespace": "default",
+                       "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:data": {}}}]},
+          "data": {"blob": "x" * size}}
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+        "resource": {"group": "", "version": "v1", "resource": "configmaps"}, "name": cm["metadata"]["name"],
+        "namespace": "default", "operation": "CREATE",
+        "userInfo": {"username": "intruder", "groups": ["system:authenticated"]},
+        "object": cm, "oldObject": None, "dryRun": False}}
+
+
+def test_admission_reviews_are_journaled_within_a_size_bound(tmp_path: Path, rules_dir: Path) -> None:
+    """Twenty reviews of 2 MiB objects used to put 40 MiB into the journal: each review is now kept
+    within admission_max_bytes (bookkeeping and object contents go first) and still detected."""
+    service = make_service(tmp_path, rules_dir, tokens=["tok"], admission_max_bytes="64KiB")
+    app = create_app(service, manage_lifecycle=False)
+    service.start()
+    h = {"Authorization": "Bearer tok"}
+
+    async def scenario() -> None:
+        async with client(app) as c:
+            for i in range(20):
+                r = await c.post("/admission", json=_configmap_review(f"cm-{i}", 2 * 1024 * 1024), headers=h)
+                assert r.status_code == 200 and r.json()["response"]["allowed"] is True
+            await wait_until(lambda: service.metrics.events_processed.total() == 20)
+            alerts = tmp_path / "alerts.jsonl"
+            await wait_until(lambda: alerts.exists() and len(alerts.read_text().splitlines()) == 20)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        service.stop()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "j" / "journal.db") as db:
+        sizes = [n for (n,) in db.execute("SELECT length(payload) FROM events WHERE source = 'admission'")]
+    assert len(sizes) == 20 and max(sizes) <= 64 * 1024
+    assert service.metrics.admission_trimmed.total() == 20
+    alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert len(alerts) == 20 and {a["rule"]["id"] for a in alerts} == {RULE_ID}  # the marker rule: user intruder
+
+
+def test_admission_bodies_count_against_the_memory_budget(tmp_path: Path, rules_dir: Path) -> None:
+    service = make_service(tmp_path, rules_dir, max_inflight_bytes="1MiB", max_body_bytes="1MiB")
+    app = create_app(service, manage_lifecycle=False)
+    service.budget.take(900 * 1024)  # bodies of other requests being read
+
+    async def scenario() -> None:
+        async with client(app) as c:
+            r = await c.post("/admission", json=_configmap_review("cm-budget", 200 * 1024))
+            assert r.status_code == 429 and r.json()["error"] == "memory"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        service.stop()

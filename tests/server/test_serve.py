@@ -34,8 +34,9 @@ def wait_for(cond, timeout: float = 15.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def metric(url: str, name: str, verify=True, **labels: str) -> float:
-    text = httpx.get(url + "/metrics", verify=verify).text
+def metric(url: str, name: str, verify=True, token: str | None = None, **labels: str) -> float:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    text = httpx.get(url + "/metrics", verify=verify, headers=headers).text
     want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
     for line in text.splitlines():
         if line.startswith(want + " "):
@@ -80,7 +81,8 @@ def test_tls_client_certificates_and_tokens(serve, pki, tmp_path: Path) -> None:
     wait_for(lambda: alerts.exists() and read_alerts(alerts), what="the alert")
     [alert] = read_alerts(alerts)
     assert alert["rule"]["id"] == RULE_ID and alert["auditID"] == "tls-1"
-    assert metric(srv.url, "kubehawk_bad_requests_total", verify=ca, endpoint="audit", reason="unauthenticated") == 2
+    assert metric(srv.url, "kubehawk_bad_requests_total", verify=ca, token=TOKEN, endpoint="audit",
+                  reason="unauthenticated") == 2
 
 
 def test_bad_requests_are_rejected_with_a_reason_and_counted(serve, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ first-seen rule first matches something. Memory is bounded by ``cache_entries`` 
 from __future__ import annotations
 
 import functools
+import sqlite3
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -164,7 +165,10 @@ class Baselines:
         if t is None:
             return
         for rid in self.pending_start:
-            self.store.set_start(rid, t)
+            try:
+                self.store.set_start(rid, t)
+            except sqlite3.Error as e:  # learning still starts now; the next run records its own start
+                self.store.read_failed(f"learning start of {rid}", e)
             self.started[rid] = t
         self.pending_start = []
 
@@ -237,8 +241,13 @@ class Baselines:
         if last is not None and t - last < DAY:
             self.stats["known"] += 1
             return False
-        key_first = self.store.key_first(rid, key, t) if spec.per_key else None
-        last = self.store.last_seen(rid, key, value)
+        try:
+            key_first = self.store.key_first(rid, key, t) if spec.per_key else None
+            last = self.store.last_seen(rid, key, value)
+        except sqlite3.Error as e:  # unknown, not new: this rule stays quiet, every other rule alerts
+            self.store.read_failed(f"rule {rid}", e)
+            self.stats["undecided"] += 1
+            return False
         if len(hot) >= self._hot_size:
             hot.clear()
             self._hot_day.clear()

@@ -7,6 +7,8 @@ every few seconds, not one per event.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["BaselineStore"]
 
 FLUSH_SECONDS = 5.0
+log = logging.getLogger("kubehawk.baseline")
 
 
 class BaselineStore:
@@ -43,6 +46,11 @@ class BaselineStore:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=5000")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(5)").fetchall()]
+            if problems != ["ok"]:
+                self._db.close()
+                raise ConfigError(f"baseline.path: {target} is damaged (SQLite quick_check: {'; '.join(problems)}); "
+                                  "move it aside to learn afresh")
             if path is not None:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -60,6 +68,11 @@ class BaselineStore:
         self._key_cache: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._pending_keys: dict[tuple[str, str], float] = {}
         self._last_flush = time.monotonic()
+        self._retry_at = 0.0  # after a failed flush: no new try before this (monotonic)
+        self._last_warning = 0.0
+        self.failures = 0  # consecutive failed flushes
+        self.errors = 0  # failed flushes and reads, ever
+        self.lost = 0  # pending values dropped to bound memory while flushes failed
         self.closed = False
 
     # rule learning starts
@@ -113,7 +126,9 @@ class BaselineStore:
             p = self._pending.get(k)
             self._pending[k] = (min(p[0], t), max(p[1], t)) if p else (t, t)
             self._remember(k, max(t, self._cache.get(k, t)))
-            due = len(self._pending) >= self.flush_every or time.monotonic() - self._last_flush > FLUSH_SECONDS
+            now = time.monotonic()
+            due = (len(self._pending) >= self.flush_every or now - self._last_flush > FLUSH_SECONDS) \
+                and now >= self._retry_at
         if due:
             self.flush()
 
@@ -123,17 +138,21 @@ class BaselineStore:
         while len(self._cache) > self.cache_entries:
             self._cache.popitem(last=False)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Commit the pending rows; True when nothing is left pending.
+
+        A failure (disk full, I/O error, a locked file) keeps every pending row for the next
+        try, which waits a growing backoff; it is logged once per failing spell and never raised:
+        the alerts of the event that triggered the flush, and of every other rule, go on.
+        """
         with self._lock:
             self._last_flush = time.monotonic()
             if not (self._pending or self._pending_keys) or self.closed:
-                return
+                return True
             rows = [(*k, first, last) for k, (first, last) in self._pending.items()]
             keys = [(*k, first) for k, first in self._pending_keys.items()]
-            self._pending.clear()
-            self._pending_keys.clear()
-            self._db.execute("BEGIN")
             try:
+                self._db.execute("BEGIN")
                 self._db.executemany(
                     "INSERT INTO seen (rule, key, value, first, last) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (rule, key, value) DO UPDATE SET first=min(first, excluded.first), "
@@ -142,9 +161,50 @@ class BaselineStore:
                     "INSERT INTO keys (rule, key, first) VALUES (?, ?, ?) "
                     "ON CONFLICT (rule, key) DO UPDATE SET first=min(first, excluded.first)", keys)
                 self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            except (sqlite3.Error, OSError) as e:
+                # SQLite may have rolled back already (SQLITE_FULL does): a second error is not news.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                self._failed(len(rows) + len(keys), e)
+                return False
+            # Only now, committed, are the rows no longer pending.
+            self._pending.clear()
+            self._pending_keys.clear()
+            if self.failures:
+                log.warning("baseline: saved %d learned value(s) to %s after %d failed attempt(s)",
+                            len(rows) + len(keys), self.path, self.failures)
+                self.failures = 0
+            self._retry_at = 0.0
+            return True
+
+    def _failed(self, n: int, e: BaseException) -> None:
+        """Back off, bound the rows kept for the retry, and say so (once per failing spell and a minute)."""
+        self.failures += 1
+        self.errors += 1
+        self._retry_at = time.monotonic() + min(60.0, 0.5 * 2 ** min(self.failures, 7))
+        lost = 0
+        while len(self._pending) > self.cache_entries:  # memory stays bounded while the disk is gone
+            self._pending.pop(next(iter(self._pending)))
+            lost += 1
+        while len(self._pending_keys) > self.cache_entries:
+            self._pending_keys.pop(next(iter(self._pending_keys)))
+            lost += 1
+        self.lost += lost
+        now = time.monotonic()
+        if self.failures == 1 or lost or now - self._last_warning >= 60:
+            self._last_warning = now
+            extra = f"; {self.lost} value(s) forgotten to bound memory" if self.lost else ""
+            log.warning("baseline: cannot save %d learned value(s) to %s: %s (kept, retrying%s)",
+                        n, self.path or ":memory:", e, extra)
+
+    def read_failed(self, what: str, e: BaseException) -> None:
+        """A read the caller could not do (it decides without the store); counted, said once a minute."""
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._last_warning >= 60:
+            self._last_warning = now
+            log.warning("baseline: cannot read %s (%s): %s; such matches do not alert until it can",
+                        self.path or ":memory:", what, e)
 
     def count(self, rule_id: str | None = None) -> int:
         self.flush()
@@ -157,7 +217,9 @@ class BaselineStore:
         if self.closed:
             return
         try:
-            self.flush()
+            if not self.flush():
+                log.warning("baseline: %d learned value(s) not saved to %s at exit",
+                            len(self._pending) + len(self._pending_keys), self.path)
         finally:
             with self._lock:
                 self.closed = True

@@ -116,6 +116,41 @@ class CorrelationState:
     def __len__(self) -> int:
         return len(self.groups)
 
+    # --- persistence (``serve`` keeps windows across restarts); matching never calls these ---
+
+    def fingerprint(self) -> str:
+        """What a snapshot is valid for: the correlation as loaded (its type, rules, window, condition)."""
+        return repr(self.spec)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The open windows as plain JSON-able data, oldest group first (see :meth:`restore`)."""
+        n = next(self._counter)
+        self._counter = itertools.count(n)
+        groups = [[list(key), g.last, [[k, v] for k, v in g.items.items()], [[k, v] for k, v in g.values.items()],
+                   g.ids, g.chain, None if g.quiet_until == float("-inf") else g.quiet_until]
+                  for key, g in self.groups.items()]
+        return {"fingerprint": self.fingerprint(), "counter": n, "groups": groups}
+
+    def restore(self, data: dict[str, Any]) -> bool:
+        """Reopen the windows of a :meth:`snapshot`; False (nothing restored) when it was taken for a
+        correlation that has changed since."""
+        if data.get("fingerprint") != self.fingerprint():
+            return False
+        temporal = self.spec.type == "temporal"
+        self.groups = {}
+        for key, last, items, values, ids, chain, *rest in data["groups"]:
+            g = _Group()
+            g.last = last
+            if rest and rest[0] is not None:  # the quiet time after an alert (one per group per window)
+                g.quiet_until = rest[0]
+            g.items = {k: (tuple(v) if temporal else v) for k, v in items}
+            g.values = {k: v for k, v in values}
+            g.ids = [tuple(x) for x in ids]
+            g.chain = [None if c is None else (c[0], [tuple(x) for x in c[1]]) for c in chain]
+            self.groups[tuple(key)] = g
+        self._counter = itertools.count(data.get("counter", 0))
+        return True
+
     def _expire_groups(self, now: float) -> None:
         groups = self.groups
         horizon = now - self.span

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from kubehawk.server.auth import Authenticator
-from kubehawk.server.ingest import BadRequest, parse_admission_body, parse_audit_body
-from kubehawk.server.journal import Journal, Record
-from kubehawk.server.metrics import Metrics
+from kubehawk.server.ingest import Admission, BadRequest, parse_audit_body, prepare_admission
+from kubehawk.server.journal import Journal
+from kubehawk.server.limits import BodyRefused, ByteBudget, quiet_accept_errors, read_body
+from kubehawk.server.metrics import CountRequests, Metrics
 from kubehawk.server.pipeline import Feeder, Processor
 from kubehawk.server.settings import ServerSettings
 from kubehawk.sinks.base import Sink
@@ -34,10 +34,6 @@ from kubehawk.sinks.base import Sink
 log = logging.getLogger("kubehawk.server")
 
 __all__ = ["Service", "create_app"]
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class Service:
@@ -56,12 +52,14 @@ class Service:
                                    dedup_window=settings.dedup_window, alert_window=settings.alert_window,
                                    sink_names=[s.name for s in sinks], on_alerts=self._wake_feeders)
         self.inflight = 0
+        self.budget = ByteBudget(settings.max_inflight_bytes)  # request bodies in memory at once
         self.started = False
         m = self.metrics
         m.gauge("journal_backlog_events", "Events stored but not yet through detection.", lambda: self.journal.backlog)
         m.gauge("journal_pending_batches", "Batches waiting for the journal writer.",
                 lambda: self.journal.pending_appends)
         m.gauge("inflight_requests", "Requests being handled.", lambda: self.inflight)
+        m.gauge("inflight_body_bytes", "Bytes of request bodies in memory.", lambda: self.budget.used)
         m.gauge("output_backlog_alerts", "Alerts not yet handed to the slowest output.",
                 lambda: max((f.lag for f in self.feeders), default=0))
         m.sink_stats = lambda: {s.name: s.stats.as_dict() for s in self.sinks}
@@ -81,7 +79,7 @@ class Service:
                  self.settings.journal, self.journal.backlog, len(self.sinks))
 
     def stop(self) -> None:
-        self.journal.close()
+        self.journal.close(release=False)  # no new batches; detection may still commit
         if self.started:
             self.processor.stop()
             self.processor.join(30)
@@ -92,11 +90,36 @@ class Service:
         for s in self.sinks:
             with contextlib.suppress(Exception):
                 s.close()
+        if self.started and not self.processor.is_alive():
+            close = getattr(self.detector, "close", None)
+            if close is not None:
+                close()  # the baselines learned since the last commit go to disk (SIGTERM, not only exit)
+        self.journal.release()
+
+    def alive(self) -> str | None:
+        """None while detection and delivery run or may still recover; else why not (liveness fails).
+
+        A worker that keeps failing (a full disk) retries by itself; past ``liveness_timeout``
+        seconds the probe fails so that the orchestrator restarts the process and says so.
+        """
+        if not self.started:
+            return None
+        limit = self.settings.liveness_timeout
+        for worker in (self.processor, *self.feeders):
+            if not worker.is_alive():
+                return f"{worker.trouble.what} stopped: {worker.error!r}"
+            if worker.trouble.failing_for() > limit:
+                return (f"{worker.trouble.what} failing for {worker.trouble.failing_for():.0f} s "
+                        f"(limit {limit:g} s): {worker.trouble.error}")
+        return None
 
     def ready(self) -> str | None:
         """None when ready, else why not."""
-        if self.started and not self.processor.is_alive():
-            return f"detection stopped: {self.processor.error!r}"
+        why = self.alive()
+        if why is not None:
+            return why
+        if self.processor.trouble.since is not None:
+            return f"detection failing, retrying: {self.processor.trouble.error}"
         if self.journal.backlog > self.settings.max_backlog:
             return f"journal backlog {self.journal.backlog} events exceeds {self.settings.max_backlog}"
         return None
@@ -114,26 +137,11 @@ class Service:
 
 def _error(endpoint: str, metrics: Metrics, code: int, reason: str, message: str,
            headers: dict[str, str] | None = None) -> JSONResponse:
-    metrics.requests.inc(endpoint=endpoint, code=str(code))
     if code == 429:
         metrics.overload.inc(endpoint=endpoint, reason=reason)
     else:
         metrics.bad_requests.inc(endpoint=endpoint, reason=reason)
     return JSONResponse({"error": reason, "message": message}, status_code=code, headers=headers)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise _TooLarge(f"body of {length} bytes exceeds the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
@@ -150,12 +158,13 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         if busy is not None:
             return _error(ep, m, 429, busy[0], busy[1], {"Retry-After": "5"})
         service.inflight += 1
+        held = [0]  # body bytes taken from the memory budget, given back when the batch is stored
         try:
             received = time.time()
             try:
-                body = await _read_body(request, s.max_body_bytes)
-            except _TooLarge as e:
-                return _error(ep, m, 413, "too_large", str(e))
+                body = await read_body(request, s.max_body_bytes, service.budget, s.body_timeout, held)
+            except BodyRefused as e:
+                return _error(ep, m, e.status, e.reason, e.message, {"Retry-After": "5"} if e.status == 429 else None)
             except ClientDisconnect:
                 m.bad_requests.inc(endpoint=ep, reason="client_disconnect")
                 return Response(status_code=400)
@@ -176,7 +185,6 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
             m.events_received.inc(result.accepted, endpoint=ep)
             if result.duplicates:
                 m.events_duplicate.inc(result.duplicates, endpoint=ep)
-            m.requests.inc(endpoint=ep, code="200")
             body_out: dict[str, Any] = {"accepted": result.accepted, "duplicates": result.duplicates}
             if parsed.rejected_count:
                 body_out["rejected_count"] = parsed.rejected_count
@@ -184,29 +192,40 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
             return JSONResponse(body_out)
         finally:
             service.inflight -= 1
+            service.budget.give(held[0])
 
     async def admission(request: Request) -> Response:
         ep = "admission"
         why = service.auth.check(request.scope) if s.admission_auth else None
         if why is not None:
             return _error(ep, m, 401, "unauthenticated", why, {"WWW-Authenticate": "Bearer"})
+        if service.inflight >= s.max_inflight:  # the apiserver's failurePolicy (Ignore) lets the request pass
+            return _error(ep, m, 429, "inflight", f"{service.inflight} requests in progress (limit {s.max_inflight})")
+        service.inflight += 1
+        held = [0]
         try:
-            body = await _read_body(request, s.max_body_bytes)
-            response, review = parse_admission_body(body)
-        except _TooLarge as e:
-            return _error(ep, m, 413, "too_large", str(e))
+            body = await read_body(request, s.max_body_bytes, service.budget, s.body_timeout, held)
+            # Decoding a large review takes time: off the event loop, like /audit's batches.
+            ready = await run_in_threadpool(prepare_admission, body, s.admission_max_bytes, s.admission)
+        except BodyRefused as e:
+            return _error(ep, m, e.status, e.reason, e.message)
         except BadRequest as e:
             return _error(ep, m, 400, e.reason, e.message)
         except ClientDisconnect:
             m.bad_requests.inc(endpoint=ep, reason="client_disconnect")
             return Response(status_code=400)
+        finally:
+            service.inflight -= 1
+            service.budget.give(held[0])
         # Always allow, and never wait for the disk: journal in the background.
-        _journal_admission(service, review, response["response"]["uid"])
-        m.requests.inc(endpoint=ep, code="200")
-        return JSONResponse(response)
+        _journal_admission(service, ready)
+        return JSONResponse(ready.response)
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
+        why = service.alive()
+        if why is None:
+            return PlainTextResponse("ok\n")
+        return PlainTextResponse(f"not alive: {why}\n", status_code=503)
 
     async def readyz(request: Request) -> Response:
         why = service.ready()
@@ -215,14 +234,15 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         return PlainTextResponse(f"not ready: {why}\n", status_code=503)
 
     async def metrics(request: Request) -> Response:
-        if s.metrics_auth:
-            why = service.auth.check(request.scope)
-            if why is not None:
-                return _error("metrics", m, 401, "unauthenticated", why)
-        return PlainTextResponse(m.render(), media_type="text/plain; version=0.0.4")
+        why = service.auth.check(request.scope)
+        if why is not None and s.metrics_auth:
+            return _error("metrics", m, 401, "unauthenticated", why, {"WWW-Authenticate": "Bearer"})
+        # Callers who may post events see everything; anonymous ones (metrics_auth: false) no rule names.
+        return PlainTextResponse(m.render(rules=why is None), media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        quiet_accept_errors(asyncio.get_running_loop())
         if manage_lifecycle:
             service.start()
         try:
@@ -238,32 +258,31 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(CountRequests, metrics=m, endpoints={"audit", "admission", "healthz",
+                                                                                  "readyz", "metrics"})])
 
 
-def _journal_admission(service: Service, review: dict[str, Any], uid: str) -> None:
+def _journal_admission(service: Service, ready: Admission) -> None:
     m = service.metrics
-    if not service.settings.admission:
+    uid = ready.uid
+    if ready.trimmed:
+        m.admission_trimmed.inc()
+    if ready.problem == "unconvertible":  # still allowed; counted and logged
+        m.bad_requests.inc(endpoint="admission", reason="unconvertible")
+        log.warning("admission request %s: %s", uid, ready.detail)
+        return
+    if ready.problem is not None:
+        m.admission_dropped.inc()
+        log.warning("admission request %s not journaled: %s", uid, ready.detail)
+        return
+    if ready.record is None:  # server.admission: false
         return
     if service.journal.pending_appends >= service.settings.max_pending_batches:
         m.admission_dropped.inc()
         log.warning("admission request %s not journaled: journal busy", uid)
         return
-    # Stamp the receipt time (like kube-audit-rest) and store the review itself, so the
-    # processor rebuilds the event with everything the converter keeps beside it.
-    review.setdefault("requestReceivedTimestamp",
-                      dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"))
-    try:
-        from kubehawk.sources.admission import admission_review_to_event
-
-        admission_review_to_event(review, f"POST /admission uid {uid}")  # validate now, not in the processor
-    except Exception as e:  # a review we cannot convert is still allowed; count and log it
-        m.bad_requests.inc(endpoint="admission", reason="unconvertible")
-        log.warning("admission request %s: cannot turn it into an event: %s", uid, e)
-        return
-    records = [Record.make(uid, "", "admission", msgspec.json.encode(review))]
-    if not records:
-        return
+    records = [ready.record]
     fut = service.journal.submit(records)
 
     def done(f: Any) -> None:

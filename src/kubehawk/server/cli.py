@@ -47,6 +47,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, tls_cert:
     from kubehawk.config import Config, ConfigError
     from kubehawk.server.app import Service, create_app
     from kubehawk.server.auth import peer_cert_protocol
+    from kubehawk.server.limits import connection_limits, guarded_protocol
     from kubehawk.server.settings import ServerSettings
     from kubehawk.sinks import build_sink_list
 
@@ -64,14 +65,16 @@ def serve(config_path: str | None, host: str | None, port: int | None, tls_cert:
     except OSError as e:
         _fail(f"cannot create the journal directory: {e}")
 
-    from kubehawk.cliutil import load_rules
-    from kubehawk.detect import Detector
+    from kubehawk.cliutil import load_rules, make_detector
+    from kubehawk.server.journal import JournalUnusable
 
     ruleset = load_rules(config, rule_dirs, not no_builtin, "kubehawk serve")
-    detector = Detector(ruleset, config)
+    detector = make_detector(ruleset, config, "kubehawk serve")
     detector.on_warning = logging.getLogger("kubehawk.server").warning  # a wrong-typed value in an alerted event
     try:
         service = Service(settings, detector, sinks, config)
+    except JournalUnusable as e:
+        _fail(f"journal: {e}")
     except (OSError, ValueError) as e:
         _fail(f"cannot open the journal {settings.journal}: {e}")
     except ConfigError as e:
@@ -81,10 +84,14 @@ def serve(config_path: str | None, host: str | None, port: int | None, tls_cert:
             "no client_ca and no tokens configured: anyone who can reach %s:%d may post events",
             settings.listen, settings.port)
     app = create_app(service)
-    protocol = peer_cert_protocol(import_from_string(HTTP_PROTOCOLS["auto"]))
+    cap, backlog = connection_limits(settings.max_connections)
+    protocol = guarded_protocol(peer_cert_protocol(import_from_string(HTTP_PROTOCOLS["auto"])), cap,
+                                settings.header_timeout)
     uv = uvicorn.Config(
         app, host=settings.listen, port=settings.port, http=protocol, lifespan="on", log_level=log_level,
         access_log=log_level == "debug", timeout_keep_alive=75, timeout_graceful_shutdown=30,
+        limit_concurrency=cap + 1,  # requests beyond the connections' own: 503 (guarded_protocol caps those)
+        backlog=backlog,
         ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key, ssl_ca_certs=settings.client_ca,
         ssl_cert_reqs=ssl.CERT_OPTIONAL if settings.client_ca else ssl.CERT_NONE,
     )

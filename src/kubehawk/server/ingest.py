@@ -9,6 +9,7 @@ not discovered later by the processor.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from kubehawk.jsonsplit import split
 from kubehawk.server.journal import Record
 from kubehawk.sources.normalize import SkipRecord, to_events
 
-__all__ = ["BadRequest", "Parsed", "parse_audit_body", "parse_admission_body"]
+__all__ = ["Admission", "BadRequest", "Parsed", "parse_admission_body", "parse_audit_body", "prepare_admission"]
 
 MAX_REJECTS_SHOWN = 20
 
@@ -189,3 +190,78 @@ def parse_admission_body(body: bytes) -> tuple[dict[str, Any], Any]:
         "response": {"uid": uid, "allowed": True},
     }
     return response, review
+
+
+@dataclass
+class Admission:
+    """A posted AdmissionReview, ready: the answer, and the record to journal (None: not journaled, why)."""
+
+    response: dict[str, Any]
+    uid: str
+    record: Record | None = None
+    problem: str | None = None  # "unconvertible" or "too_large", with ``detail``
+    detail: str = ""
+    trimmed: bool = False
+
+
+# Object fields dropped, in this order, from a review larger than the journal keeps per review:
+# the apiserver's bookkeeping, then the contents of Secrets and ConfigMaps (never needed by a rule,
+# and better not kept on disk), then everything but the object's identity.
+_BOOKKEEPING = ("managedFields",)
+_CONTENT = ("data", "binaryData", "stringData")
+_IDENTITY = ("apiVersion", "kind", "metadata")
+
+
+def prepare_admission(body: bytes, max_bytes: int, journal: bool = True) -> Admission:
+    """Decode, validate and shrink one review (run off the event loop: decoding a large body takes
+    time). Raises BadRequest for a body that is no AdmissionReview."""
+    response, review = parse_admission_body(body)
+    uid = response["response"]["uid"]
+    out = Admission(response, uid)
+    if not journal:
+        return out
+    # Stamp the receipt time (like kube-audit-rest) and store the review itself, so the
+    # processor rebuilds the event with everything the converter keeps beside it.
+    review.setdefault("requestReceivedTimestamp",
+                      dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"))
+    payload = msgspec.json.encode(review)
+    if len(payload) > max_bytes:
+        payload = _shrink(review, max_bytes)
+        out.trimmed = True
+        if payload is None:
+            out.problem, out.detail = "too_large", f"more than {max_bytes} bytes even without its objects' contents"
+            return out
+    try:
+        from kubehawk.sources.admission import admission_review_to_event
+
+        admission_review_to_event(review, f"POST /admission uid {uid}")  # validate now, not in the processor
+    except Exception as e:  # a review we cannot convert is still allowed; counted and logged
+        out.problem, out.detail = "unconvertible", f"cannot turn it into an event: {e}"
+        return out
+    out.record = Record.make(uid, "", "admission", payload)
+    return out
+
+
+def _shrink(review: dict[str, Any], max_bytes: int) -> bytes | None:
+    req = review.get("request")
+    objects = [req.get(k) for k in ("object", "oldObject")] if isinstance(req, dict) else []
+    objects = [o for o in objects if isinstance(o, dict)]
+    for step in range(3):
+        for obj in objects:
+            meta = obj.get("metadata")
+            if step == 0 and isinstance(meta, dict):
+                for k in _BOOKKEEPING:
+                    meta.pop(k, None)
+                ann = meta.get("annotations")
+                if isinstance(ann, dict):
+                    ann.pop("kubectl.kubernetes.io/last-applied-configuration", None)
+            elif step == 1:
+                for k in _CONTENT:
+                    obj.pop(k, None)
+            elif step == 2:
+                for k in [k for k in obj if k not in _IDENTITY]:
+                    del obj[k]
+        payload = msgspec.json.encode(review)
+        if len(payload) <= max_bytes:
+            return payload
+    return None

@@ -26,8 +26,10 @@ numbers become visible in order (the processor never skips a row committed late)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -35,10 +37,11 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("kubehawk.server")
 
-__all__ = ["AppendResult", "Journal", "JournalClosed", "Record"]
+__all__ = ["AppendResult", "Journal", "JournalClosed", "JournalUnusable", "Record"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -65,6 +68,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     UNIQUE (rule_id, audit_key)
 );
 CREATE INDEX IF NOT EXISTS alerts_created ON alerts (created);
+CREATE TABLE IF NOT EXISTS snapshots (
+    name  TEXT PRIMARY KEY,
+    upto  INTEGER NOT NULL,
+    data  BLOB NOT NULL
+);
 INSERT OR IGNORE INTO state (name, value) VALUES ('processed', 0);
 """
 
@@ -95,6 +103,30 @@ class JournalClosed(RuntimeError):
     pass
 
 
+class JournalUnusable(OSError):
+    """The journal cannot be opened: damaged, not SQLite, or held by another process. One line says why."""
+
+
+def _take_lock(path: Path) -> Any:
+    """An exclusive lock beside the journal, held while it is open: two servers on one journal
+    would both process (and alert on) every event."""
+    lock_path = path.with_name(path.name + ".lock")
+    fh = open(lock_path, "a+")  # noqa: SIM115 - held for the journal's life
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise JournalUnusable(f"{path} is in use by another kubehawk serve (pid {holder}); "
+                              "two processes on one journal would both process every event") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
 @dataclass(frozen=True, slots=True)
 class NewAlert:
     rule_id: str
@@ -113,8 +145,33 @@ class Journal:
         self.sync = sync
         self.busy_timeout = busy_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = self.connect()
+        self._lock_fh = _take_lock(self.path)
         try:
+            self._open()
+        except BaseException:
+            self._lock_fh.close()
+            raise
+        self._q: queue.Queue[tuple[list[Record], float, Future[AppendResult]] | None] = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self.new_events = threading.Condition()
+        self._closed = False
+        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
+        self._writer.start()
+
+    def _open(self) -> None:
+        """Check the file (one clear line when it is damaged), create the tables, read the cursors."""
+        db = sqlite3.connect(str(self.path), isolation_level=None)
+        try:
+            try:
+                problems = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+            except sqlite3.Error as e:
+                raise JournalUnusable(f"{self.path} is not a usable SQLite journal ({e}); "
+                                      "move it aside to start a new one") from None
+            if problems != ["ok"]:
+                raise JournalUnusable(f"{self.path} is damaged (SQLite quick_check: {'; '.join(problems)}); "
+                                      "move it aside to start a new one")
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
             mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise OSError(f"{self.path}: SQLite cannot use WAL mode here (got {mode})")
@@ -123,15 +180,10 @@ class Journal:
             self.processed = self.read_state(db, "processed")
             # Seq numbers have gaps (an ignored duplicate still consumes one), so count.
             self._backlog = db.execute("SELECT count(*) FROM events WHERE seq > ?", (self.processed,)).fetchone()[0]
+        except sqlite3.Error as e:
+            raise JournalUnusable(f"{self.path}: {e}") from None
         finally:
             db.close()
-        self._q: queue.Queue[tuple[list[Record], float, Future[AppendResult]] | None] = queue.Queue()
-        self._pending = 0
-        self._pending_lock = threading.Lock()
-        self.new_events = threading.Condition()
-        self._closed = False
-        self._writer = threading.Thread(target=self._write_loop, name="journal-writer", daemon=True)
-        self._writer.start()
 
     # --- connections -----------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -231,15 +283,38 @@ class Journal:
             self._pending -= n
 
     # --- the processor's side ----------------------------------------------------------
-    @staticmethod
-    def fetch(db: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, str, bytes, float]]:
+    def next_events(self, db: sqlite3.Connection, limit: int,
+                    after: int | None = None) -> list[tuple[int, str, bytes, float]]:
+        """Events after the ``processed`` cursor that the writer has counted in the backlog.
+
+        A batch is visible in SQLite as soon as it commits, a moment before the writer adds it
+        to the backlog; reading only up to :attr:`last_seq` (published with that addition) keeps
+        the backlog equal to the journal's rows between the two cursors, instead of drifting.
+        """
+        with self.new_events:
+            upto = self.last_seq
+            if after is None:  # else: replaying from a snapshot, behind the cursor
+                after = self.processed
         return db.execute(
-            "SELECT seq, source, payload, received FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
-        ).fetchall()
+            "SELECT seq, source, payload, received FROM events WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (after, upto, limit)).fetchall()
+
+    def recount_backlog(self, db: sqlite3.Connection) -> int:
+        """Derive the backlog from the journal (rows between the two cursors) and adopt it."""
+        with self.new_events:  # the writer publishes under this lock: the range is stable meanwhile
+            n = db.execute("SELECT count(*) FROM events WHERE seq > ? AND seq <= ?",
+                           (self.processed, self.last_seq)).fetchone()[0]
+            if n != self._backlog:
+                log.warning("journal: backlog counter said %d, the journal holds %d; using the journal",
+                            self._backlog, n)
+                self._backlog = n
+        return n
 
     def commit_processed(self, db: sqlite3.Connection, upto: int, alerts: list[NewAlert],
-                         count: int = 0) -> list[NewAlert]:
-        """Record alerts and advance the cursor past ``count`` events in one transaction.
+                         count: int = 0, snapshot: tuple[str, bytes] | None = None) -> list[NewAlert]:
+        """Record alerts and advance the cursor past ``count`` events in one transaction, with the
+        detection state ``snapshot`` (name, data) as of ``upto`` if given. The cursor never moves
+        back (a replay after a restart commits behind it).
 
         Returns the alerts that were new.
         """
@@ -254,24 +329,36 @@ class Journal:
                 )
                 if cur.rowcount == 1:
                     fresh.append(a)
-            db.execute("UPDATE state SET value = ? WHERE name = 'processed'", (upto,))
+            db.execute("UPDATE state SET value = max(value, ?) WHERE name = 'processed'", (upto,))
+            if snapshot is not None:
+                db.execute("INSERT INTO snapshots (name, upto, data) VALUES (?, ?, ?) ON CONFLICT(name) DO "
+                           "UPDATE SET upto = excluded.upto, data = excluded.data", (snapshot[0], upto, snapshot[1]))
             db.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
             raise
         with self.new_events:
-            self.processed = upto
-            self._backlog = max(0, self._backlog - count)
+            self.processed = max(self.processed, upto)
+            self._backlog -= count
         return fresh
+
+    @staticmethod
+    def load_snapshot(db: sqlite3.Connection, name: str) -> tuple[int, bytes] | None:
+        """(upto, data) of the last detection-state snapshot ``name``, if any."""
+        row = db.execute("SELECT upto, data FROM snapshots WHERE name = ?", (name,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
 
     def prune(self, db: sqlite3.Connection, *, dedup_window: float, alert_window: float, sinks: list[str]) -> int:
         """Forget processed events older than the dedup window and alerts every output has."""
         now = time.time()
         db.execute("BEGIN IMMEDIATE")
         try:
+            # Events after the oldest snapshot are replayed at the next start: keep them.
+            keep = db.execute("SELECT min(upto) FROM snapshots").fetchone()[0]
+            done = self.processed if keep is None else min(self.processed, keep)
             n = db.execute("DELETE FROM events WHERE seq <= ? AND received < ?",
-                           (self.processed, now - dedup_window)).rowcount
+                           (done, now - dedup_window)).rowcount
             floor = min((self.read_state(db, f"sink:{s}") for s in sinks), default=0)
             n += db.execute("DELETE FROM alerts WHERE id <= ? AND created < ?", (floor, now - alert_window)).rowcount
             db.execute("COMMIT")
@@ -303,10 +390,16 @@ class Journal:
         return db.execute("SELECT coalesce(max(id), 0) FROM alerts").fetchone()[0]
 
     # --- shutdown ------------------------------------------------------------------------
-    def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
-        if self._closed:
-            return
-        self._closed = True
-        self._q.put(None)
-        self._writer.join(30)
+    def close(self, *, release: bool = True) -> None:
+        """Commit what is queued, then stop the writer; ``release``: also give up the lock
+        (the server does that last, after detection has stopped writing, see :meth:`release`)."""
+        if not self._closed:
+            self._closed = True
+            self._q.put(None)
+            self._writer.join(30)
+        if release:
+            self.release()
+
+    def release(self) -> None:
+        """Give up the journal's lock: another process may open it now."""
+        self._lock_fh.close()

@@ -10,7 +10,7 @@ import bisect
 import threading
 from collections.abc import Callable
 
-__all__ = ["Counter", "Gauge", "Histogram", "Metrics"]
+__all__ = ["Counter", "CountRequests", "Gauge", "Histogram", "Metrics"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -114,6 +114,8 @@ class Metrics:
                                 ("endpoint", "reason"))
         self.admission_dropped = Counter(p + "admission_events_dropped_total",
                                          "Admission events not journaled (overload or journal error).")
+        self.admission_trimmed = Counter(p + "admission_reviews_trimmed_total",
+                                         "Admission reviews journaled without parts of their objects (size limit).")
         self.events_processed = Counter(p + "events_processed_total", "Events run through detection.")
         self.event_errors = Counter(p + "event_errors_total", "Events detection could not handle.", ("stage",))
         self.alerts = Counter(p + "alerts_total", "Alerts raised, by rule and level.", ("rule", "level"))
@@ -129,11 +131,15 @@ class Metrics:
     def gauge(self, name: str, help: str, fn: Callable[[], float]) -> None:
         self.gauges.append(Gauge("kubehawk_" + name, help, fn))
 
-    def render(self) -> str:
+    def render(self, *, rules: bool = True) -> str:
+        """The exposition text; ``rules=False`` leaves out which rules fired (for anonymous scrapers:
+        an intruder must not learn from /metrics whether they were seen)."""
         lines: list[str] = []
         for m in (self.requests, self.events_received, self.events_duplicate, self.bad_requests, self.overload,
-                  self.admission_dropped, self.events_processed, self.event_errors, self.alerts,
+                  self.admission_dropped, self.admission_trimmed, self.events_processed, self.event_errors, self.alerts,
                   self.alerts_deduplicated, self.processing_latency, self.alert_latency):
+            if m is self.alerts and not rules:
+                continue
             lines += m.render()
         for g in self.gauges:
             lines += g.render()
@@ -145,3 +151,34 @@ class Metrics:
                 for outcome, n in sorted(counts.items()):
                     lines.append(f'kubehawk_output_alerts_total{{output="{_escape(sink)}",outcome="{outcome}"}} {n}')
         return "\n".join(lines) + "\n"
+
+
+class CountRequests:
+    """ASGI middleware: every HTTP response in ``kubehawk_http_requests_total`` by endpoint and status,
+    including the 500 of a handler that raised (the error handler outside answers it)."""
+
+    def __init__(self, app: Callable, metrics: Metrics, endpoints: set[str]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        name = scope.get("path", "").strip("/")
+        endpoint = name if name in self.endpoints else "other"
+        status = 0
+
+        async def send_counted(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        except BaseException:
+            self.metrics.requests.inc(endpoint=endpoint, code=str(status or 500))
+            raise
+        self.metrics.requests.inc(endpoint=endpoint, code=str(status or 500))

@@ -17,8 +17,10 @@ __all__ = ["ServerSettings"]
 KEYS = {
     "listen", "port", "tls_cert", "tls_key", "client_ca", "client_names", "tokens", "token_file",
     "max_body_bytes", "journal", "journal_sync", "max_backlog", "max_pending_batches", "max_inflight",
-    "dedup_window", "alert_window", "admission", "admission_auth", "metrics_auth",
+    "dedup_window", "alert_window", "admission", "admission_auth", "metrics_auth", "liveness_timeout",
+    "max_inflight_bytes", "max_connections", "header_timeout", "body_timeout", "admission_max_bytes",
 }
+SIZES = {"max_body_bytes", "max_inflight_bytes", "admission_max_bytes"}
 
 
 @dataclass
@@ -36,14 +38,25 @@ class ServerSettings:
     journal_sync: str = "full"
     max_backlog: int = 200_000  # events stored but not yet detected before answering 429
     max_pending_batches: int = 256  # batches waiting for the journal writer before answering 429
-    max_inflight: int = 128  # concurrent /audit requests before answering 429
+    max_inflight: int = 1024  # concurrent /audit and /admission requests before answering 429
+    # bytes of request bodies in memory at once (memory is bounded by bytes, not by requests);
+    # a body that would pass it is answered 429. serve's memory at this limit: see the README
+    max_inflight_bytes: int = 128 * 1024 * 1024
+    max_connections: int = 1024  # open connections (kept below the process's file-descriptor limit)
+    header_timeout: float = 10.0  # seconds for a new connection to send its request headers
+    body_timeout: float = 30.0  # seconds for a request body to arrive (then 408)
+    admission_max_bytes: int = 256 * 1024  # journaled per admission review (larger: objects trimmed)
     dedup_window: float = 3600.0  # seconds an auditID+stage is remembered after processing
     alert_window: float = 86400.0  # seconds a (rule, auditID) alert is remembered
     admission: bool = True
     # The apiserver sends admission webhooks without credentials unless its AdmissionConfiguration
     # gives it a kubeconfig; false accepts /admission unauthenticated (protect it with a NetworkPolicy).
     admission_auth: bool = True
-    metrics_auth: bool = False
+    # /metrics asks for the same credentials as /audit; false lets anyone scrape the counters
+    # without rule names (which rules fired would tell an intruder whether they were seen)
+    metrics_auth: bool = True
+    # seconds detection or an output may keep failing (and retrying) before /healthz answers 503
+    liveness_timeout: float = 120.0
 
     @property
     def tls(self) -> bool:
@@ -96,6 +109,9 @@ class ServerSettings:
                 raise ConfigError(f"server.{key}: file not found: {p}")
         if self.client_ca and not self.tls_cert:
             raise ConfigError("server.client_ca: client certificates need TLS (set tls_cert and tls_key)")
+        if self.max_inflight_bytes < self.max_body_bytes:
+            raise ConfigError(f"server.max_inflight_bytes: {self.max_inflight_bytes} is less than max_body_bytes "
+                              f"({self.max_body_bytes}): the largest allowed body could never be read")
         if self.journal_sync not in ("full", "normal"):
             raise ConfigError(f"server.journal_sync: expected full or normal, got {self.journal_sync!r}")
         if any(not t for t in self.tokens):
@@ -105,7 +121,7 @@ class ServerSettings:
 
 def _check(key: str, value: Any, typ: Any) -> Any:
     typ = str(typ)
-    if key == "max_body_bytes":
+    if key in SIZES:
         return parse_size(value, f"server.{key}")
     if typ == "int":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:

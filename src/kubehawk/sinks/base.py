@@ -18,7 +18,11 @@ log = logging.getLogger("kubehawk.sinks")
 LEVELS = ("informational", "low", "medium", "high", "critical")
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
 
-__all__ = ["LEVELS", "LEVEL_RANK", "Sink", "SinkStats", "alert_key", "alert_level", "as_dict"]
+__all__ = ["LEVELS", "LEVEL_RANK", "DeliveryDeferred", "Sink", "SinkStats", "alert_key", "alert_level", "as_dict"]
+
+
+class DeliveryDeferred(Exception):
+    """Nothing of the batch was written, for a reason that may pass (a full disk): try it again later."""
 
 
 class SinkStats:
@@ -84,8 +88,13 @@ class Sink:
     def wants(self, alert: dict[str, Any]) -> bool:
         return LEVEL_RANK[alert_level(alert)] >= self.min_rank
 
-    def deliver(self, alerts: list[dict[str, Any]]) -> None:
-        """Send a batch; returns when each alert is delivered, spooled or counted as dropped."""
+    def deliver(self, alerts: list[dict[str, Any]], *, keep_on_failure: bool = False) -> None:
+        """Send a batch; returns when each alert is delivered, spooled or counted as dropped.
+
+        ``keep_on_failure``: the caller still holds the batch (the server's journal): a failure
+        that may pass raises :class:`DeliveryDeferred`, with nothing of the batch written, so the
+        caller tries again later instead of the alerts being dropped.
+        """
         batch = [a for a in alerts if self.wants(a)]
         if len(batch) != len(alerts):
             self.stats.add("filtered", len(alerts) - len(batch))
@@ -93,6 +102,11 @@ class Sink:
             return
         try:
             self._deliver(batch)
+        except DeliveryDeferred as e:
+            self.stats.add("failed_attempts")
+            if keep_on_failure:
+                raise
+            self.drop(len(batch), str(e))
         except Exception as e:  # a bug or an unexpected I/O error must not kill the worker
             self.drop(len(batch), f"unexpected error: {e!r}")
 

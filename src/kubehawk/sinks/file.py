@@ -1,20 +1,23 @@
 """Alerts as JSON lines in a file, rotated by size (``alerts.jsonl`` -> ``alerts.jsonl.1`` ...).
 
-Each batch is written with one ``write`` call and flushed, so a killed process leaves
-whole lines; ``fsync: true`` also survives power loss. After a crash the server asks
+Each batch is written with one ``write`` call, unbuffered, so a killed process leaves
+whole lines; ``fsync: true`` also survives power loss. A write that fails part-way (disk full)
+is cut back to the last whole batch and reported as :class:`DeliveryDeferred`, so a retry
+writes the batch once, whole. After a crash the server asks
 :meth:`FileSink.last_delivered_key` which alert the file already ends with, so an
 alert is never written twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from kubehawk.sinks.base import Sink, alert_key
+from kubehawk.sinks.base import DeliveryDeferred, Sink, alert_key
 
 __all__ = ["FileSink"]
 
@@ -31,7 +34,7 @@ class FileSink(Sink):
         self.fsync = fsync
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - held open for the sink's life
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open for the sink's life
         self._size = self._fh.tell()
 
     # --- writing ---------------------------------------------------------------------
@@ -40,14 +43,22 @@ class FileSink(Sink):
         try:
             if self._size and self._size + len(data) > self.max_bytes:
                 self._rotate()
-            self._fh.write(data)
-            self._fh.flush()
+        except OSError as e:
+            self._reopen()
+            raise DeliveryDeferred(f"cannot rotate {self.path}: {e.strerror or e}") from None
+        start = self._size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._fh.write(view):]
             if self.fsync:
                 os.fsync(self._fh.fileno())
         except OSError as e:
-            self.drop(len(alerts), f"cannot write {self.path}: {e.strerror or e}")
-            self._reopen()
-            return
+            try:  # no partial batch stays behind: the retry writes it whole
+                os.ftruncate(self._fh.fileno(), start)
+            except OSError:
+                self._reopen()
+            raise DeliveryDeferred(f"cannot write {self.path}: {e.strerror or e}") from None
         self._size += len(data)
         self.stats.add("delivered", len(alerts))
 
@@ -61,13 +72,15 @@ class FileSink(Sink):
                 if src.exists():
                     os.replace(src, self._backup(i + 1))
             os.replace(self.path, self._backup(1))
-        self._fh = open(self.path, "ab")  # noqa: SIM115
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115
         self._size = 0
 
     def _reopen(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._fh.close()
-            self._fh = open(self.path, "ab")  # noqa: SIM115
+        try:
+            self._repair_tail()
+            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115
             self._size = self._fh.tell()
         except OSError:
             pass
@@ -77,7 +90,6 @@ class FileSink(Sink):
 
     def close(self) -> None:
         try:
-            self._fh.flush()
             if self.fsync:
                 os.fsync(self._fh.fileno())
         except (OSError, ValueError):
