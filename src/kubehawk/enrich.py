@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from kubehawk.event import has_body
+
 if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
-__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates",
+__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "DERIVED_UNKNOWN", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates",
            "derived_possible", "image_registry", "pod_spec_of"]
 
 # The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it).
@@ -43,6 +45,7 @@ DERIVED_LEVELS: dict[str, str] = {
     "honeytoken_kind": "Metadata",
     "workload": "Metadata",
     "health_endpoint": "Metadata",
+    "labels_removed": "Request",
 }
 
 # What each field means, for `kubehawk rules fields` and the README.
@@ -76,6 +79,8 @@ DERIVED_FIELDS: dict[str, str] = {
     "x.honeytoken_kind": "secret | secret-list | serviceaccount-token-used | serviceaccount",
     "x.allowlisted.NAME": "true when the event matches an entry of the config allowlist NAME",
     "x.health_endpoint": "true for /healthz, /livez, /readyz (and sub-paths) and /version",
+    "x.labels_removed": "the label keys a patch removes: written as null (merge patch) or a JSON-patch remove "
+    "of /metadata/labels/KEY (a label merely absent from a body is not removed)",
 }
 
 # The top-level event fields each derived value is computed from, and nothing else (a leading
@@ -105,6 +110,23 @@ SPEC_DERIVED: dict[str, tuple[str | None, Callable[[str], Any] | None]] = {
     "containers": (None, None),
     "images": ("image", None),
     "registry": ("image", lambda image: image_registry(image)),
+}
+
+
+def _no_body(event: AuditEvent) -> bool:
+    """Neither body was logged (the pod spec is read from the request's, else the response's)."""
+    h = event.head
+    return not has_body(h.requestObject) and not has_body(h.responseObject)
+
+
+# Derived values read from a body, and when that body was not logged (issue 13): the value is then
+# unknown, so a rule test on it is neither a match nor, under ``not``, a non-match (the compiler's
+# unknown_test). Where the rule index settles a leaf by its gate (derived_gates, closed), the gate's
+# fields must decide the function's answer: the spec gate reads both bodies' presence. x.exec is not
+# here: an exec is known at every level, and the command a real apiserver logs is in the requestURI.
+DERIVED_UNKNOWN: dict[str, Callable[[AuditEvent], bool]] = {
+    "pod_spec": _no_body, "containers": _no_body, "images": _no_body, "registry": _no_body,
+    "labels_removed": lambda e: not has_body(e.head.requestObject),
 }
 
 
@@ -533,6 +555,20 @@ def _impersonated(ev: AuditEvent) -> Any:
     return ev.head.impersonatedUser is not None
 
 
+def _labels_removed(ev: AuditEvent) -> Any:
+    """x.labels_removed of a patch (None for other verbs)."""
+    if ev.head.verb != "patch" or not ev.has_request_object:
+        return None
+    body = ev.request_object
+    if isinstance(body, list):
+        prefix = "/metadata/labels/"
+        return [op["path"][len(prefix):].replace("~1", "/").replace("~0", "~") for op in body
+                if isinstance(op, dict) and op.get("op") == "remove" and isinstance(op.get("path"), str)
+                and op["path"].startswith(prefix)]
+    labels = _dig(body, "metadata", "labels")
+    return [k for k, v in labels.items() if v is None] if isinstance(labels, dict) else []
+
+
 def _workload(ev: AuditEvent) -> Any:
     return ev.ref("resource") in WORKLOAD_RESOURCES
 
@@ -602,6 +638,7 @@ _EVENT_FIELDS: dict[str, Callable[[AuditEvent], Any]] = {
     "source_ip": _source_ip,
     "impersonated": _impersonated,
     "workload": _workload,
+    "labels_removed": _labels_removed,
     "identity": _identity,
     "decision": _decision,
 }

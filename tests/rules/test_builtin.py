@@ -377,6 +377,13 @@ CASES: list[tuple] = [
                                              body={"metadata": {"labels": {"pod-security.kubernetes.io/enforce": None}}})),
     ("pod-security-label-weakened", False, ev("patch", "namespaces", ns=None, name="shop",
                                               body={"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
+    ("pod-security-label-weakened", True, ev("patch", "namespaces", ns=None, name="shop", body=[
+        {"op": "remove", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce"}])),
+    # a label merely absent is not removed: a plain namespace create or an unrelated label patch
+    ("pod-security-label-weakened", False, ev("create", "namespaces", ns=None, name="shop",
+                                              body={"kind": "Namespace", "metadata": {"name": "shop"}})),
+    ("pod-security-label-weakened", False, ev("patch", "namespaces", ns=None, name="shop",
+                                              body={"metadata": {"labels": {"team": "web"}}})),
     ("networkpolicy-deleted", True, ev("delete", "networkpolicies", name="deny-all", group="networking.k8s.io")),
     ("networkpolicy-deleted", True, ev("delete", "globalnetworkpolicies", ns=None, name="default-deny", group="crd.projectcalico.org")),
     ("networkpolicy-deleted", True, ev("delete", "ciliumclusterwidenetworkpolicies", ns=None, name="x", group="cilium.io")),

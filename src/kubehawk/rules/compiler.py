@@ -22,6 +22,14 @@ wildcards unless ``|cased``; a path through a list matches if any element matche
 missing field (or JSON null) never equals a value, so ``not sel`` on a missing field is
 true; ``field: null`` matches a missing field or JSON null; numbers match ints, floats
 and numeric strings; booleans match JSON booleans and the strings true/false.
+
+A body that was not logged is unknown, not empty (:func:`unknown_test`): a test on a path
+read from it (``requestObject.*``, ``responseObject.*``, the x.* fields read from a body) is
+neither true nor false, and the condition is evaluated in Kleene's three-valued logic; the
+rule matches only when the result is true. ``build`` does this without a third value: with
+negations pushed to the leaves (the polarity of each leaf), an unknown leaf counts as false
+where it is positive and true where it stands under an odd number of ``not`` -- the same
+matches as Kleene's logic (And and Or are monotone).
 """
 
 from __future__ import annotations
@@ -59,7 +67,7 @@ from kubehawk import native
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 
 __all__ = ["PRESENT", "And", "CompileError", "Leaf", "Not", "Or", "build", "dnf", "leaf_guard", "leaf_test", "leaves",
-           "make_getter", "presence_screen", "to_ir"]
+           "make_getter", "presence_screen", "to_ir", "unknown_test"]
 
 Pred = Callable[[Any], bool]
 Test = Callable[[AuditEvent], bool]
@@ -1306,6 +1314,33 @@ def _no_guard(e: AuditEvent) -> bool:  # pragma: no cover - a marker, never call
 _NO_GUARD: Test = _no_guard
 
 
+# --- a body that was not logged ------------------------------------------------------------
+
+
+def unknown_test(leaf: Leaf) -> Test | None:
+    """For a leaf read from a body: ``unknown(e)``, true when that body was not logged (the
+    leaf is then neither true nor false; see the module docstring), else None. The body
+    itself (``requestObject|exists``) is known at every level: only paths into it are not."""
+    if leaf.field is None or leaf.kind in ("const", "keyword"):
+        return None
+    parts = split_path(leaf.field)
+    if len(parts) < 2:
+        return None
+    top = parts[0]
+    if top in ("requestObject", "responseObject"):
+        slot = _REQUEST if top == "requestObject" else _RESPONSE
+        return lambda e: _body(e, slot) is None
+    if top == "x":
+        from kubehawk.enrich import DERIVED_UNKNOWN
+
+        return DERIVED_UNKNOWN.get(parts[1])
+    return None
+
+
+def _reads_body(node: Any) -> bool:
+    return any(unknown_test(lf) is not None for lf in leaves(node))
+
+
 # --- building the predicate ---------------------------------------------------------------
 
 
@@ -1543,32 +1578,37 @@ def _cost(node: Any) -> int:
 
 
 def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = True,
-          _covered: frozenset[int] | set[int] = frozenset()) -> Test:
+          _covered: frozenset[int] | set[int] = frozenset(), negated: bool = False) -> Test:
     """Closures for the IR; cheap tests first inside And/Or (the tests are pure).
 
     ``leaf`` supplies the test of each leaf (default: :func:`leaf_test`); the rule index passes
     tests shared between rules. With ``guards``, a positive body test first checks the raw body,
     and an And checks the guards of all its body tests before any of them decodes a body
-    (:func:`leaf_guard`).
+    (:func:`leaf_guard`). ``negated``: ``node`` stands under an odd number of ``not`` (a leaf on
+    a body that was not logged is then true, so that the ``not`` makes it false).
     """
     if isinstance(node, Leaf):
         test = leaf(node) if leaf is not None else leaf_test(node)
         g = _guard_of(node) if guards and id(node) not in _covered else None
-        if g is None:
-            return test
-        guarded = lambda e: g(e) and test(e)  # noqa: E731
-        guarded.keys = _keys(g)  # type: ignore[attr-defined]
-        return guarded
+        if g is not None:
+            plain = test
+            test = lambda e: g(e) and plain(e)  # noqa: E731
+            test.keys = _keys(g)  # type: ignore[attr-defined]
+        unknown = unknown_test(node)
+        if unknown is None or not (negated or node.kind == "null" or (node.kind == "exists" and not node.atoms[0])):
+            return test  # a positive value test is false on a missing body already
+        known = test
+        return lambda e: negated if unknown(e) else known(e)
     if isinstance(node, Not):
-        inner = build(node.arg, leaf, guards, _covered)
+        inner = build(node.arg, leaf, guards, _covered, not negated)
         return lambda e: not inner(e)
     pre = None
-    if guards:
+    if guards and not (negated and _reads_body(node)):  # leaf guards say "false" on a missing body
         covered = set(_covered)
         pre = _necessary(node, covered, _covered)
         if pre is not None:
             _covered = covered
-    test = _build_nary(node, leaf, guards, _covered)
+    test = _build_nary(node, leaf, guards, _covered, negated)
     if pre is None:
         return test
     guarded = lambda e: pre(e) and test(e)  # noqa: E731
@@ -1576,9 +1616,10 @@ def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = 
     return guarded
 
 
-def _build_nary(node: Any, leaf: Callable[[Leaf], Test] | None, guards: bool, covered: Any) -> Test:
+def _build_nary(node: Any, leaf: Callable[[Leaf], Test] | None, guards: bool, covered: Any,
+                negated: bool = False) -> Test:
     args = sorted(node.args, key=_cost)
-    tests = [build(a, leaf, guards, covered) for a in args]
+    tests = [build(a, leaf, guards, covered, negated) for a in args]
     if isinstance(node, And):
         if len(tests) == 2:
             a, b = tests
