@@ -346,7 +346,8 @@ def _sa_ref(user: Any) -> str | None:
 
 
 def derived_gates(config: Config | None) -> dict[str, Gate]:
-    """For derived values that are absent (or false) on most events: ``(fields, possible)``.
+    """For derived values that are absent (or false) on most events: ``(fields, possible)``, keyed by
+    the derived name or ``name.key`` for one key of a mapping (``source.ioc``).
 
     ``possible(*values of fields)`` false means the value is certainly absent (``x.honeytoken``:
     false) whatever the rest of the event holds, so the rule index can drop a rule without
@@ -372,6 +373,13 @@ def derived_gates(config: Config | None) -> dict[str, Gate]:
 
         honey = (("objectRef.resource", "user.username"), honey_possible)
     gates["honeytoken"] = gates["honeytoken_kind"] = honey
+    # x.source.<key> exists only when the config names those networks (x.source.public always does)
+    nets = getattr(config, "networks", None)
+    configured = {"ioc": nets is not None and nets.ioc_file is not None,
+                  "cluster": nets is not None and bool(nets.cluster),
+                  "trusted": nets is not None and bool(nets.trusted or nets.cluster)}
+    for key, present in configured.items():
+        gates["source." + key] = ((), (lambda: True) if present else (lambda: False))
     return gates
 
 

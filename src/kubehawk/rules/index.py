@@ -319,7 +319,9 @@ def _classify(leaf: Leaf, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
     parts = split_path(f)
     top = parts[0]
     if top == "x":
-        gate = slots.gates.get(parts[1]) if len(parts) > 1 else None
+        gate = slots.gates.get(".".join(parts[1:3])) if len(parts) > 2 else None
+        if gate is None:
+            gate = slots.gates.get(parts[1]) if len(parts) > 1 else None
         if gate is None:
             return None, ()
         fields, possible = gate
