@@ -183,20 +183,22 @@ def _cloud_ips(enrichment: dict, source_format: str) -> list[str]:
     return out
 
 
-def _config(case: dict, tmp_path_factory) -> Config | None:
+# The cluster's pod and node networks: the private ranges managed clusters use (the operator's setting).
+_PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def _config(case: dict, tmp_path_factory) -> Config:
     """Panther looks source IPs up in a Tor exit-node table and in IP-to-ASN data (p_enrichment); kubehawk
     reads the same facts from its config: an IOC list file (networks.ioc_file) and the cluster's networks
-    (networks.cluster), here made from the case's own enrichment."""
+    (networks.cluster: the private ranges, plus the provider addresses the case's own enrichment names)."""
     enrichment = (case["event"].get("p_enrichment") or {}) if isinstance(case["event"], dict) else {}
     networks: dict = {}
     if enrichment.get("tor_exit_nodes"):
         path = tmp_path_factory.mktemp("ioc") / "tor-exit-nodes.txt"
         path.write_text("# from the case's p_enrichment\n" + "\n".join(enrichment["tor_exit_nodes"]) + "\n")
         networks["ioc_file"] = str(path)
-    cloud = _cloud_ips(enrichment, case.get("source_format", ""))
-    if cloud:
-        networks["cluster"] = cloud
-    return Config.from_dict({"networks": networks}) if networks else None
+    networks["cluster"] = _PRIVATE + _cloud_ips(enrichment, case.get("source_format", ""))
+    return Config.from_dict({"networks": networks})
 
 
 @pytest.fixture(scope="module")
@@ -209,10 +211,9 @@ def measured(tmp_path_factory):
     ruleset = load_rules(builtin=True)
     assert {n for names in PANTHER_TO_RULES.values() for n in names} <= {r.name for r in ruleset.rules}
     blocks = [r for r in ruleset.rules if r.kind == "event" and not r.generate]
-    default = Config.from_dict({})
     rows = []
     for c in _cases():
-        config = _config(c, tmp_path_factory) or default
+        config = _config(c, tmp_path_factory)
         rid = c["rule_id"]
         if rid in OUT_OF_SCOPE_RULES:
             rows.append((c, "out-of-scope", OUT_OF_SCOPE_RULES[rid]))

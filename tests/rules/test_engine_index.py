@@ -314,10 +314,8 @@ def test_slot_memo_is_used_and_prunes_the_builtin_pack():
             assert [m.rule.title for m in eng.process(e)] == brute_force(rs.rules, e)
     assert len(eng.index.remembered()) == len(shapes)
     # status updates, bindings and lease renewals meet (almost) no rule of the 100+ in the pack
-    # (today: 1.2 per event: a first-seen baseline rule on every ServiceAccount request, and
-    # cluster-credential-from-outside on every request made with a cluster credential, which must look at
-    # the source address; x.source is memoised per address)
-    assert eng.stats["candidates"] / n < 1.5, eng.stats["candidates"] / n
+    # (today: 0.2 per event, a first-seen baseline rule on every ServiceAccount request)
+    assert eng.stats["candidates"] / n < 1, eng.stats["candidates"] / n
 
 
 def test_equal_but_different_values_never_share_a_memo_entry():

@@ -225,10 +225,6 @@ ALLOWED_HIGH: dict[tuple[str, str, str], tuple[set[str], str]] = {
     ("sekoia", "events.jsonl", "8cb523a6-0be6-4198-8886-ed4fa57bd375"): (
         {"privileged-container"}, "fixture: a privileged ubuntu pod named priv-shell"),
     ("sekoia", "events.jsonl", "91afc40c-f1ef-4956-b85a-7e12d09511e9"): ({"pod-exec-shell"}, "fixture: exec sh into a pod"),
-    ("sekoia", "events.jsonl", "bdeb089c-5d70-4776-b6af-88e739fb0dd5"): (
-        {"cluster-credential-from-outside"},
-        "anonymised fixture: the vendor replaced the impersonation proxy's pod IP with the public 2.2.2.2; as "
-        "logged it is a ServiceAccount token used from the internet"),
     ("falco", "k8s_audit/anonymous_creates_namespace_foo.json", "841d3e6d-90d2-43df-8da4-684738bee3d5"): (
         {"anonymous-write-allowed"}, "Falco positive fixture: anonymous user allowed to create a namespace"),
     ("falco", "k8s_audit/attach_cluster_admin_role.json", "c97244c7-4aec-4714-946a-8204d00ecdca"): (
@@ -249,18 +245,8 @@ ALLOWED_HIGH: dict[tuple[str, str, str], tuple[set[str], str]] = {
 # a match. On the cases it labels "no match" for its rule, each high alert is named here with the reason
 # kubehawk still raises it (tests/rules/test_conformance_panther.py DELIBERATE has the long form).
 _SYSTEM_NOT_EXCUSED = "a privileged/host/exec finding no controller owns alerts whoever makes it (stolen tokens)"
-_OUTSIDE = "a cluster credential used from a public address; operators list cloud node ranges in networks.cluster"
 _SHELL = "an interactive shell in a pod is a finding of its own; Panther's negative is for another rule"
 PANTHER_ALLOWED_HIGH: dict[str, tuple[set[str], str]] = {
-    **{f"Amazon.EKS.Audit.SystemNamespaceFromPublicIP: {t}": ({"cluster-credential-from-outside"}, _OUTSIDE) for t in (
-        "system username - public ip - not ResponseComplete", "system username - public ip - 403",
-        "eks:addon-manager from public ip as lambda", "legitimate EKS node from AWS IP - should not alert")},
-    **{f"Kubernetes.System.Principal.PublicIP: {t}": ({"cluster-credential-from-outside"}, _OUTSIDE) for t in (
-        "EKS Legitimate Node from AWS IP", "EKS addon-manager from AWS Lambda", "403 Response (Excluded)",
-        "AKS CSI Disk Driver from Azure Node", "AKS CSI File Driver from Azure Node",
-        "Pod with Mixed Public and Private IPs", "AKS System Node from Azure IP")},
-    "Kubernetes.Pod.SystemNamespace: EKS pod eviction in kube-system (excluded)": (
-        {"cluster-credential-from-outside"}, _OUTSIDE),
     "GCP.K8S.Pod.Create.Or.Modify.Host.Path.Volume.Mount: Pod Not Created": (
         {"sensitive-hostpath"}, "the fixture's failure carries no status code; the converter reads it as created"),
     "GCP.K8S.Privileged.Pod.Created: GCP Service Account Creating Privileged Pod (Excluded)": (
