@@ -145,3 +145,21 @@ def test_every_builtin_message_names_the_object_once():
         for r in rules:
             message = render_message(r.message_template, e)
             assert message.count("zz-object") == 1, (r.title, verb, message)
+
+
+def test_evidence_is_the_line_as_written_or_the_decoded_event():
+    import json
+
+    from kubehawk.event import decode_event
+
+    raw = json.dumps({**EXEC, "x-vendor": {"kept": True}}).encode()
+    alert = Alert.from_match(FakeMatch(FakeRule(), decode_event(raw, "audit.log:7")))
+    ev = alert.evidence()
+    assert ev["origin"] == "audit.log:7"
+    assert ev["event"] == json.loads(raw)  # every field as written, even those kubehawk does not model
+    from_dict = Alert.from_match(FakeMatch(FakeRule(), event_from_dict(EXEC, "request #3"))).evidence()
+    assert from_dict["origin"] == "request #3" and from_dict["event"]["auditID"] == "abc"
+    assert "evidence" not in alert.to_dict()  # only when asked
+    corr = FakeRule(kind="correlation")
+    match = FakeMatch(corr, event_from_dict(EXEC, "a.log:9"), count=2, events=["e1", "abc"])
+    assert Alert.from_match(match).evidence()["window_events"] == ["e1", "abc"]

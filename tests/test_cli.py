@@ -194,3 +194,16 @@ def test_follow_streams_new_lines_and_stops_on_sigterm(rules_dir, tmp_path):
     ids = [json.loads(x)["auditID"] for x in [*lines, *out.splitlines()] if x.strip()]
     assert ids == ["id-2", "id-3"]  # follow starts at the end, survives rotation
     assert b"events read" in err and proc.returncode == 0
+
+
+def test_evidence_points_at_the_record_behind_each_alert(rules_dir, tmp_path):
+    log = tmp_path / "audit.log"
+    noise = json.dumps(audit(auditID="quiet"))
+    hit = json.dumps({**exec_event(1), "x-extra": 1})
+    log.write_text(f"{noise}\n{hit}\n")
+    res = run("detect", "--evidence", "--no-builtin", "--rules", str(rules_dir), "--format", "json", str(log),
+              check=True)
+    (alert,) = [json.loads(x) for x in res.stdout.splitlines()]
+    assert alert["evidence"] == {"origin": f"{log}:2", "event": json.loads(hit)}
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), "--format", "json", str(log), check=True)
+    assert "evidence" not in json.loads(res.stdout)

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from kubehawk import native
-from kubehawk.rules.compiler import _key_searcher
+from kubehawk.rules.needles import _key_searcher
 
 pytestmark = pytest.mark.skipif(native.needles is None, reason="the compiled parts are off (KUBEHAWK_NATIVE=0)")
 
@@ -62,10 +62,10 @@ def test_bad_arguments_are_errors_not_crashes():
 
 
 def _python_values(raw: bytes, key: bytes) -> list | None:
-    """kubehawk.rules.compiler._Body._scan's loop with the compiled part off."""
-    from kubehawk.rules import compiler
+    """kubehawk.rules.body._Body._scan's loop with the compiled part off."""
+    from kubehawk.rules import body as body_module
 
-    body = compiler._Body(raw)
+    body = body_module._Body(raw)
     body._escaped = False  # the caller's test; the loop itself is compared here
     saved = native.needles
     try:
@@ -76,7 +76,7 @@ def _python_values(raw: bytes, key: bytes) -> list | None:
 
 
 def test_written_values_agree_with_the_python_loop():
-    from kubehawk.rules.compiler import _OBJECT
+    from kubehawk.rules.body import _OBJECT
 
     rng = random.Random(5)
     pieces = [b'"image":', b'"image"', b'"nginx"', b'"a\xc3\xa9"', b'"\xff"', b"true", b"false", b"null", b"{",
@@ -93,7 +93,7 @@ def test_written_values_agree_with_the_python_loop():
 def test_written_values_of_real_pod_specs(tmp_path):
     import json
 
-    from kubehawk.rules.compiler import _OBJECT
+    from kubehawk.rules.body import _OBJECT
 
     spec = {"spec": {"containers": [{"name": "a", "image": "nginx:1.27", "securityContext": {"privileged": True}},
                                     {"name": "b", "image": "registry.example.com/x:1"}],

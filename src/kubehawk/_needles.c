@@ -143,7 +143,7 @@ static const unsigned char *find_bytes(const unsigned char *p, const unsigned ch
  * strings (decoded as UTF-8 with surrogateescape), true, false, ``obj`` for an object; nulls left out.
  * None when the bytes cannot tell: a number, a list or whitespace after the colon, a string that does
  * not end, or '"key"' written anywhere else (as a string value, or followed by whitespace). The caller
- * has already ruled out escapes. The same answers as kubehawk.rules.compiler._Body._scan's loop. */
+ * has already ruled out escapes. The same answers as kubehawk.rules.body._Body._scan's loop. */
 static PyObject *written_values(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) {
         PyErr_SetString(PyExc_TypeError, "written_values(data, key, obj)");

@@ -7,15 +7,20 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from kubehawk.event import TOP_FIELDS
 
 if TYPE_CHECKING:
     from kubehawk.event import AuditEvent
     from kubehawk.rules import Match, Rule
 
-__all__ = ["LEVELS", "Alert", "level_rank", "render_message"]
+__all__ = ["LEVELS", "LEVEL_STYLE", "Alert", "level_rank", "render_message"]
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
+# How a terminal shows each level (rich markup styles).
+LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
+               "informational": "dim"}
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 
 
@@ -183,3 +188,25 @@ class Alert:
             "userAgent": ev.head.userAgent,
             "message": self.message,
         }
+
+    def evidence(self) -> dict[str, Any]:
+        """Where the alert came from, for an analyst to open the record behind it: ``origin``
+        (``file:line``, ``request #n``) and ``event``, the event as it was read (the line as
+        written when the reader kept it, else the event as kubehawk decoded it); for a correlation,
+        ``window_events``, the auditIDs of the events in its window."""
+        ev = self.event
+        original: Any = None
+        if ev._line is not None:
+            try:
+                original = _decode_line(ev._line)
+            except msgspec.DecodeError:  # not valid JSON on its own (bad UTF-8...): the decoded event
+                original = None
+        if not isinstance(original, dict):
+            original = ev.to_dict()
+        out = {"origin": ev.origin or None, "event": original}
+        if self.correlation is not None:  # the event that completed it; the window's others by auditID
+            out["window_events"] = list(self.correlation.get("events") or [])
+        return out
+
+
+_decode_line = msgspec.json.Decoder().decode

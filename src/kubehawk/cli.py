@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import signal
 import sys
 import threading
@@ -15,11 +16,11 @@ from typing import Any
 import click
 import msgspec
 
-from kubehawk.alerts import LEVELS, Alert
+from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.filters import FilterError, build_filter, filter_options
 
-_LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
-                "informational": "dim"}
+_LEVEL_STYLE = LEVEL_STYLE  # the one table of level styles lives in kubehawk.alerts
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -41,6 +42,8 @@ _LAZY = {
     "serve": ("kubehawk.server.cli", "serve"),
     "pull": ("kubehawk.sources.pull", "pull"),
     "matrix": ("kubehawk.matrix", "matrix_command"),
+    "report": ("kubehawk.report.cli", "report_command"),
+    "investigate": ("kubehawk.investigate.cli", "investigate_command"),
 }
 
 
@@ -74,7 +77,8 @@ def main() -> None:
 class _Sink:
     """Where alerts go: JSON lines, or a rich table/stream on a terminal."""
 
-    def __init__(self, fmt: str, output: str | None, streaming: bool):
+    def __init__(self, fmt: str, output: str | None, streaming: bool, evidence: bool = False):
+        self.evidence = evidence
         self.fh = open(output, "a", encoding="utf-8") if output else None  # noqa: SIM115
         out_is_tty = self.fh is None and sys.stdout.isatty()
         self.fmt = fmt if fmt != "auto" else ("table" if out_is_tty else "json")
@@ -89,8 +93,17 @@ class _Sink:
                 Console() if sys.stdout.isatty() else Console(width=160))
 
     def emit(self, alert: Alert) -> None:
-        if self.fmt == "json":
-            line = msgspec.json.encode(alert.to_dict()).decode()
+        if self.fmt != "table":  # JSON lines: our contract, or ECS, OCSF, Falco (kubehawk.formats)
+            from kubehawk.formats import alert_parts, render
+
+            if self.fmt == "json":
+                doc = alert.to_dict()
+                if self.evidence:
+                    doc["evidence"] = alert.evidence()
+            else:
+                d, event = alert_parts(alert)
+                doc = render(d, self.fmt, event)
+            line = msgspec.json.encode(doc).decode()
             if self.fh:
                 self.fh.write(line + "\n")
             else:
@@ -98,39 +111,29 @@ class _Sink:
                 if self.streaming:
                     sys.stdout.flush()
         elif self.streaming:
-            d = alert.to_dict()
-            style = _LEVEL_STYLE.get(alert.level, "")
-            self.console.print(f"[{style}]{alert.level.upper():8}[/] {d['time'] or '-'} "
-                               f"[bold]{alert.rule.title}[/] {alert.message}", highlight=False)
+            from kubehawk.alerttable import print_alert
+
+            print_alert(self.console, alert, evidence=self.evidence)
         else:
             self.rows.append(alert)
 
+    def flush(self) -> int | None:
+        """Written alerts reach the file (its length is returned) or the pipe, before a follow
+        state says they were written."""
+        if self.fh is None:
+            sys.stdout.flush()
+            return None
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        return self.fh.tell()
+
     def close(self) -> None:
         if self.fmt == "table" and not self.streaming:
-            _print_table(self.console, self.rows)
+            from kubehawk.alerttable import print_table
+
+            print_table(self.console, self.rows, evidence=self.evidence)
         if self.fh:
             self.fh.close()
-
-
-def _print_table(console, alerts: list[Alert]) -> None:
-    from rich.table import Table
-
-    if not alerts:
-        console.print("[green]No alerts.[/]")
-        return
-    table = Table(title=f"kubehawk: {len(alerts)} alert(s)", expand=True, show_lines=True)
-    table.add_column("level", no_wrap=True)
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("rule", ratio=2)
-    table.add_column("who", ratio=1)
-    table.add_column("message", ratio=4)
-    for a in alerts:
-        d = a.to_dict()
-        tags = " ".join(d["techniques"] + d["attack"])
-        table.add_row(f"[{_LEVEL_STYLE.get(a.level, '')}]{a.level}[/]", (d["time"] or "-")[:19].replace("T", " "),
-                      f"{a.rule.title}\n[dim]{tags}[/]", f"{d['user'] or '-'}\n[dim]{d['sourceIP'] or ''}[/]",
-                      a.message)
-    console.print(table)
 
 
 def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
@@ -148,52 +151,118 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--config", "config_path", type=click.Path(), help="kubehawk.yaml with the cluster's business context.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "table", "json"]), default="auto", show_default=True,
-              help="auto: a table on a terminal, JSON lines when piped.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "table", "json", "ecs", "ocsf", "falco"]), default="auto",
+              show_default=True, help="auto: a table on a terminal, JSON lines when piped; ecs, ocsf (Detection "
+              "Finding), falco: JSON lines in the shape those SIEMs and tools read.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Append alerts to this file.")
 @click.option("--min-level", type=click.Choice(LEVELS), help="Drop alerts below this level.")
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True), help="More Sigma rules (repeatable).")
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in rule pack.")
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")
+@click.option("--from-start", is_flag=True, help="With --follow: read what the files hold first, then follow.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False),
+              help="With --follow: keep each file's position in this file and resume there on restart.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
+@click.option("--evidence", is_flag=True,
+              help="Add to each JSON alert where it came from: evidence.origin (file:line) and evidence.event.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
+@filter_options
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
-           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
+           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, from_start: bool, state_path: str | None,
+           strict: bool, evidence: bool, quiet: bool, **filters: Any) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
-    from kubehawk.sources.files import ReadStats, follow_paths, read_paths
+    from kubehawk.sources.files import ReadStats, read_paths
+    from kubehawk.sources.follow import follow_paths
 
     if not paths:
         paths = ("-",)
+        if sys.stdin.isatty():  # else a user waits for output that needs their typing
+            click.echo("kubehawk: reading audit events from standard input (Ctrl-D ends it); "
+                       "give a file or folder to read instead", err=True)
+    try:
+        event_filter = build_filter(**filters)
+    except FilterError as e:
+        _fail(str(e))
     config = _load_config(config_path)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
     detector = Detector(ruleset, config, min_level=min_level)
     stats = ReadStats()
 
+    progress = None
+
     def warn(msg: str) -> None:
-        if not quiet:
+        if quiet:
+            return
+        if progress is not None:
+            progress.note(f"kubehawk: warning: {msg}")
+        else:
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
     stop = threading.Event()
-    events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
-                        else read_paths(list(paths), stats, on_warning=warn, screen=detector.engine.line_screen))
+    if (from_start or state_path) and not follow:
+        _fail("--from-start and --state go with --follow")
+    checkpoints = _follow_checkpoints(state_path, output, paths, lambda: sink.flush()) if follow else None
+    events: Iterator = (
+        follow_paths(list(paths), stats, on_warning=warn, stop=stop, from_start=from_start,
+                     saved=checkpoints.state.positions if checkpoints else None, checkpoint=checkpoints)
+        if follow else read_paths(list(paths), stats, on_warning=warn, screen=detector.engine.line_screen))
     if follow:
         # systemd and kubectl stop us with SIGTERM: finish the current record and print the summary.
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sink = _Sink(fmt, output, streaming=follow)
+        if checkpoints is not None:  # Ctrl-C too, so the position saved is the last one processed
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+    events = event_filter.apply(events)
+    sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
+    progress = _progress(quiet, follow, sink, stats, detector)
     try:
         for alert in detector.alerts(events):
             sink.emit(alert)
+        if checkpoints is not None:
+            checkpoints.final()
     except KeyboardInterrupt:
         stop.set()
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
     finally:
+        if progress is not None:
+            progress.stop()
         sink.close()
     s = _summary(stats, detector, strict)
     if strict and s.get("bad", 0):
         sys.exit(1)
+
+
+def _progress(quiet: bool, follow: bool, sink: _Sink, stats, detector):
+    """The progress line (kubehawk.progress), when stderr is a terminal that no alert is streamed to."""
+    from kubehawk.progress import Progress
+
+    streams_to_terminal = sink.fh is None and sink.fmt == "json" and sys.stdout.isatty()
+    if follow or streams_to_terminal or not Progress.wanted(quiet):
+        return None
+    return Progress(lambda: stats.events, detector.alerts_by_level, tuple(reversed(LEVELS))).start()
+
+
+def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple[str, ...], flush):
+    """The saved follow state (``--state``), with the alert file cut back to its saved length."""
+    from kubehawk.followstate import Checkpoints, FollowState, StateError
+
+    if not state_path:
+        return None
+    if "-" in paths:
+        _fail("--state cannot resume standard input: give the log files")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(state_path))):
+        _fail(f"{state_path}: cannot save the follow state there: no such folder")
+    try:
+        state = FollowState.load(state_path)
+        cut = state.rewind_output(output) if output else 0
+    except StateError as e:
+        _fail(str(e))
+    if cut:
+        click.echo(f"kubehawk: {output}: removed {cut} bytes of alerts written after the last saved position "
+                   "(their events are read again)", err=True)
+    return Checkpoints(state, output, flush, lambda m: click.echo(f"kubehawk: warning: {m}", err=True))
 
 
 # --- rules --------------------------------------------------------------------------------
@@ -217,15 +286,10 @@ def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | 
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"{len(rows)} rules")
-    for col in ("id", "name", "title", "level", "techniques", "audit level"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["id"], r["name"] or "", r["title"], f"[{_LEVEL_STYLE.get(r['level'], '')}]{r['level']}[/]",
-                      " ".join(r["techniques"] + r["attack"]), r["audit_level"])
-    Console().print(table)
+    from kubehawk.ruletable import print_rules
+
+    print_rules(Console(), rows)
 
 
 def _rule_row(r) -> dict[str, Any]:
@@ -239,11 +303,16 @@ def _rule_row(r) -> dict[str, Any]:
 @click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True))
 @click.option("--config", "config_path", type=click.Path())
 def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None) -> None:
-    """One rule in full: why it matters, how to triage, false positives, and its Sigma source."""
+    """One rule in full: why it matters, how to triage, false positives, and its Sigma source.
+
+    RULE_ID is a rule's name or id, or a unique start of either."""
+    from kubehawk.rulefind import RuleNotFound, find_rule
+
     ruleset = _load_rules(_load_config(config_path), rule_dirs)
-    rule = ruleset.get(rule_id)
-    if rule is None:
-        _fail(f"no rule with id or name {rule_id!r} (see `kubehawk rules list`)", 1)
+    try:
+        rule = find_rule(ruleset, rule_id)
+    except RuleNotFound as e:
+        _fail(str(e), 1)
     row = _rule_row(rule)
     for key in ("id", "name", "title", "level", "kind", "audit_level", "source"):
         click.echo(f"{key + ':':13}{row[key]}")

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from kubehawk.enrich import EVENT_ONLY, Derived
+
 __all__ = [
     "AuditEvent",
     "EventDecodeError",
@@ -144,7 +146,7 @@ class AuditEvent(msgspec.Struct, eq=False):
         cache = self._x
         if cache is None:
             cache = self._x = {}
-        return _derived_class()(self, self._ctx, cache)
+        return Derived(self, self._ctx, cache)
 
     def derived_value(self, name: str) -> Any:
         """``x.<name>`` (None when absent): the fast path rules use."""
@@ -156,13 +158,11 @@ class AuditEvent(msgspec.Struct, eq=False):
                 return cache[name]
             except KeyError:
                 pass
-        if not _DERIVED:
-            _derived_class()
-        f = _DERIVED[1].get(name)
+        f = EVENT_ONLY.get(name)
         if f is not None:  # no Derived view needed (see kubehawk.enrich.EVENT_ONLY)
             value = cache[name] = f(self)
             return value
-        return _DERIVED[0](self, self._ctx, cache).get(name)
+        return Derived(self, self._ctx, cache).get(name)
 
     def bind_context(self, context: Any) -> None:
         """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""
@@ -261,18 +261,6 @@ class AuditEvent(msgspec.Struct, eq=False):
     def __repr__(self) -> str:
         h = self.head
         return f"AuditEvent({h.verb} {h.requestURI} by {self.username} @ {self.origin})"
-
-
-_DERIVED: list[Any] = []
-
-
-def _derived_class() -> Any:
-    """:class:`kubehawk.enrich.Derived`, imported on first use (enrich imports this module)."""
-    if not _DERIVED:
-        from kubehawk.enrich import EVENT_ONLY, Derived
-
-        _DERIVED[:] = [Derived, EVENT_ONLY]
-    return _DERIVED[0]
 
 
 class _Metadata(msgspec.Struct):

@@ -159,3 +159,20 @@ def test_console_script_registers_the_group(good_file):
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "CIS-3.2.2a" in json.loads(r.stdout)["passed"]
+
+
+def test_lint_table_numbers_its_links_and_prints_each_whole_once(tmp_path):
+    import os
+    import re
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [ResponseStarted]\nrules:\n"
+                   "- level: None\n  userGroups: [system:authenticated]\n"
+                   "- level: Request\n  verbs: [create]\n  resources: [{group: '', resources: [pods/exec]}]\n")
+    res = subprocess.run([str(BIN / "kubehawk"), "policy", "lint", str(bad)], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "80"})
+    notes = re.findall(r"(?m)^\[(\d+)\] (https://\S+)", res.stdout)
+    assert notes and [int(n) for n, _ in notes] == list(range(1, len(notes) + 1))
+    assert len({u for _, u in notes}) == len(notes) and all("kubernetes" in u for _, u in notes)
+    table = res.stdout.split("\n[1] ")[0]
+    assert "https://" not in table and "[1]" in table

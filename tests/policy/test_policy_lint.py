@@ -11,7 +11,8 @@ from policy_fixtures import GOOD
 
 from kubehawk.policy import Policy
 from kubehawk.policy.flags import ApiserverFlags, ManifestError, parse_args
-from kubehawk.policy.lint import LintOptions, lint_file, lint_policy, shadows
+from kubehawk.policy.lint import LintOptions, lint_file, lint_policy
+from kubehawk.policy.lint_structure import shadows
 
 LAST = -1  # index of the catch-all in GOOD
 
@@ -260,3 +261,61 @@ def test_flags_from_plain_arguments_and_errors(tmp_path):
         ApiserverFlags.load(bad)
     with pytest.raises(ManifestError, match="cannot read"):
         ApiserverFlags.load(tmp_path / "missing.yaml")
+
+
+# --- citations: sources a user can open, never files kubehawk does not ship -----------------
+
+_PUBLIC = __import__("re").compile(
+    r"https://(kubernetes\.io|github\.com/kubernetes)/|CIS Kubernetes \d|DISA STIG V-\d|NSA/CISA Kubernetes Hardening"
+    r"|PCI DSS v4\.0 \d|NIST SP 800-190 \d")
+_INTERNAL = __import__("re").compile(r"\.md\b|\.go\b|policy\.md|reference policy|checker|reader")
+
+
+def _public(reference: str) -> bool:
+    parts = reference.split("; ")
+    return all(_PUBLIC.search(p) and not _INTERNAL.search(p) for p in parts)
+
+
+def test_every_reference_in_the_linter_is_a_public_source():
+    """Every reference the linter can give (each call site, read from its source, with the
+    constants it names resolved), not only those a test policy happens to trigger."""
+    import ast
+    import inspect
+
+    from kubehawk.policy import citations, findings, lint, lint_flags, lint_probes, lint_structure
+
+    tree = ast.Module(body=[n for m in (lint, findings, lint_structure, lint_probes, lint_flags)
+                            for n in ast.parse(inspect.getsource(m)).body], type_ignores=[])
+    env = {"C": citations, "cite": citations.cite}
+    refs: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+        pos = {"add": 5, "_fail_below": 7, "need_int": 3, "_failed_authn": 2, "Finding": 5}.get(name)
+        if pos is None or len(node.args) <= pos:
+            continue
+        arg = node.args[pos]
+        if isinstance(arg, ast.Name):  # a parameter or a local prefix: checked where it is given
+            continue
+        if isinstance(arg, ast.BinOp):  # ref + "4.3.1 ...": the NIST prefix
+            arg = arg.right
+            refs.append("NIST SP 800-190 " + eval(compile(ast.Expression(arg), "<ref>", "eval"), env))
+            continue
+        refs.append(eval(compile(ast.Expression(arg), "<ref>", "eval"), env))
+    assert len(refs) > 50
+    bad = [r for r in refs if not _public(r)]
+    assert bad == []
+
+
+def test_findings_of_a_bad_policy_cite_public_sources():
+    bad = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["ResponseStarted", "Panic"],
+           "rules": [{"level": "None", "userGroups": ["system:authenticated"]},
+                     {"level": "RequestResponse", "resources": [{"group": "", "resources": ["secrets", "*/*"],
+                                                                  "resourceNames": ["a*"]}]},
+                     {"level": "Request", "verbs": ["create"], "resources": [{"resources": ["pods/exec"]}]},
+                     {"level": "Metadata", "nonResourceURLs": ["/healthz"]}]}
+    report = run(bad)
+    assert len(report.findings) >= 8
+    assert [f.reference for f in report.findings if not _public(f.reference)] == []
+    assert any("kubernetes.io/docs" in f.reference for f in report.findings)

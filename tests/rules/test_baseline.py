@@ -9,6 +9,7 @@ import pytest
 from tests.rules.builtin_events import ev, sa
 
 import kubehawk.rules.baseline as baseline_mod
+import kubehawk.rules.baseline_spec as baseline_spec
 from kubehawk.config import Config, ConfigError
 from kubehawk.detect import Detector
 from kubehawk.event import event_from_dict
@@ -224,7 +225,7 @@ def test_no_baseline_rules_no_store(tmp_path):
     ("2001:db8:1:2::7", 16, "2001:db8:1::/48"), ("300.1.1.1", 16, "300.1.1.1"), ("api.example", 16, "api.example"),
 ])
 def test_network_of_an_address(ip, prefix, want):
-    assert baseline_mod._network(ip, prefix, 48) == want
+    assert baseline_spec._network(ip, prefix, 48) == want
 
 
 def test_a_key_first_seen_later_learns_on_its_own(tmp_path, ruleset):

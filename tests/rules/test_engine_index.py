@@ -10,8 +10,8 @@ from ruletools import ev, rule_yaml, ruleset
 from kubehawk.config import Config
 from kubehawk.event import event_from_dict
 from kubehawk.rules import Engine
-from kubehawk.rules.compiler import leaves
-from kubehawk.rules.index import choose_index_keys
+from kubehawk.rules.index_keys import choose_index_keys
+from kubehawk.rules.ir import leaves
 
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete", "GET", "Create"]
 RESOURCES = ["pods", "secrets", "configmaps", "nodes", "deployments", "clusterrolebindings", "Pods", None]

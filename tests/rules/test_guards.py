@@ -13,9 +13,11 @@ from ruletools import rule_yaml, ruleset
 
 from kubehawk.config import Config
 from kubehawk.event import decode_event
-from kubehawk.rules import Engine
-from kubehawk.rules import compiler as C
-from kubehawk.rules.compiler import build, regex_literals
+from kubehawk.rules import Engine, needles
+from kubehawk.rules.compiler import build
+from kubehawk.rules.guards import _guard_of
+from kubehawk.rules.ir import leaves
+from kubehawk.rules.regex import regex_literals
 
 CFG = Config.from_dict({"allowlists": {"privileged": [{"namespace": "kube-system"}],
                                        "trusted_images": [{"image": "registry.k8s.io/*"}],
@@ -229,7 +231,7 @@ def test_guarded_rules_equal_unguarded_on_adversarial_bodies(config):
     plain = [(r.title, build(r.ir, guards=False)) for r in rs.rules]
     eng = Engine(rs, config)
     unlined_eng = Engine(rs, config)  # its own, so that the same auditIDs are not deduplicated
-    guarded = sum(1 for r in rs.rules for lf in C.leaves(r.ir) if C._guard_of(lf) is not None)
+    guarded = sum(1 for r in rs.rules for lf in leaves(r.ir) if _guard_of(lf) is not None)
     assert guarded >= 20  # the guards this test is about are in place
     rng = random.Random(5)
     hits: dict[str, int] = {}
@@ -318,7 +320,7 @@ def test_presence_screen_drops_body_rules_at_once_and_decides_as_they_do(monkeyp
 
     if not with_re2:
         monkeypatch.setitem(sys.modules, "re2", None)  # `import re2` fails: one `in` per key
-    monkeypatch.setattr(C, "_searchers", {})
+    monkeypatch.setattr(needles, "_searchers", {})
     rs = ruleset(*[rule_yaml(d, title=f"s{i}") for i, d in enumerate([
         "sel: {verb: create, x.containers.securityContext.privileged: true}\ncondition: sel",
         "sel: {verb: create, x.pod_spec.hostPID: true}\nh: {x.pod_spec.hostIPC: true}\ncondition: sel or h",

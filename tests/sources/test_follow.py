@@ -12,7 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from kubehawk.sources.files import ReadStats, follow_paths
+from kubehawk.sources.files import ReadStats
+from kubehawk.sources.follow import follow_paths
 
 from helpers import REPO, audit
 
@@ -209,7 +210,8 @@ def test_stop_in_the_middle_of_a_backlog(tmp_path):
 
 _STDIN_FOLLOW = """
 import json, sys
-from kubehawk.sources.files import ReadStats, follow_paths
+from kubehawk.sources.files import ReadStats
+from kubehawk.sources.follow import follow_paths
 stats = ReadStats()
 for ev in follow_paths(['-'], stats, poll_interval=0.02):
     print(ev.head.auditID, ev.origin, flush=True)

@@ -213,6 +213,17 @@ def lint(policy_file: str, apiserver_manifest: str | None, fail_on: str, admin_g
         sys.exit(1)
 
 
+def _footnoted(reference: str, links: dict[str, int]) -> str:
+    """A finding's reference with each link replaced by its number in ``links`` (added if new)."""
+    parts = []
+    for part in reference.split("; "):
+        if part.startswith("https://"):
+            parts.append(f"[{links.setdefault(part, len(links) + 1)}]")
+        else:
+            parts.append(part)
+    return "; ".join(parts)
+
+
 def _print_lint(report: Any) -> None:
     from rich.table import Table
 
@@ -223,13 +234,16 @@ def _print_lint(report: Any) -> None:
     t.add_column("rule", justify="right")
     t.add_column("finding", overflow="fold")
     t.add_column("fix", overflow="fold")
+    links: dict[str, int] = {}  # each documentation link once, whole, under the table
     for f in report.findings:
         rule = "-" if f.rule_index is None else f"{f.rule_index}"
         if f.line:
             rule += f" (L{f.line})"
         t.add_row(f"[{_SEV_STYLE[f.severity]}]{f.severity}[/]", f.id, rule, _e(f.message),
-                  f"{_e(f.fix)}\n[dim]{_e(f.reference)}[/]")
+                  f"{_e(f.fix)}\n[dim]{_e(_footnoted(f.reference, links))}[/]")
     con.print(t)
+    for url, n in links.items():
+        con.print(_e(f"[{n}] {url}"), soft_wrap=True)  # never folded: it stays one line to copy
     counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
     con.print(f"{len(report.findings)} findings ({counts or 'none'}); {len(report.passed)} checks passed"
               + (f"; {len(report.skipped)} skipped (no --apiserver-manifest)" if report.skipped else ""))

@@ -11,9 +11,13 @@ ending in ``*`` are plain string prefixes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kubehawk.policy.model import Policy, PolicyRule
+from kubehawk.policy.parts import PolicyRule
 from kubehawk.policy.request import Request
+
+if TYPE_CHECKING:  # in annotations only: the Policy evaluates itself with this module
+    from kubehawk.policy.model import Policy
 
 DEFAULT_LEVEL = "None"
 

@@ -222,7 +222,7 @@ def _detail_entries(rules: list[Any], profile: str) -> list[Entry]:
 
 def _drop_shadowed(entries: list[Entry]) -> list[Entry]:
     """Fold an entry into an earlier one that already decides all of its requests (at >= level)."""
-    from kubehawk.policy.lint import shadows
+    from kubehawk.policy.lint_structure import shadows
 
     kept: list[Entry] = []
     for e in entries:

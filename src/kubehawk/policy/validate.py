@@ -8,16 +8,12 @@ they would find in the apiserver's start-up log.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from kubehawk.policy.model import (
-    API_VERSION,
-    LEVELS,
-    REMOVED_VERSIONS,
-    STAGES,
-    Policy,
-    PolicyError,
-    PolicyRule,
-)
+from kubehawk.policy.parts import API_VERSION, LEVELS, REMOVED_VERSIONS, STAGES, PolicyError, PolicyRule
+
+if TYPE_CHECKING:  # in annotations only: the Policy checks itself with this module
+    from kubehawk.policy.model import Policy
 
 _DNS1123_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_SUBDOMAIN = re.compile(rf"^{_DNS1123_LABEL}(\.{_DNS1123_LABEL})*$")

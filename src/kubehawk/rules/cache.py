@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kubehawk.rules.compiler import Leaf
+from kubehawk.rules.ir import Leaf
 
 try:  # hashlib loads OpenSSL (~4 ms of every start-up); its blake2b is this very type
     from _blake2 import blake2b

@@ -25,7 +25,7 @@ import msgspec
 
 from kubehawk import native
 from kubehawk.event import _CheckedHead, split_path
-from kubehawk.rules.index import PRESENT_BODY, PRESENT_HEAD, VALUE, inline_key
+from kubehawk.rules.slots import PRESENT_BODY, PRESENT_HEAD, VALUE, inline_key
 
 __all__ = ["LineScreen", "line_screen"]
 

@@ -139,3 +139,12 @@ class Match:
     def __repr__(self) -> str:
         extra = f", group={self.group}, count={self.count}" if self.group is not None else ""
         return f"Match({self.rule.id!r}, {self.event.head.auditID!r}{extra})"
+
+
+def _sigma_message(e: BaseException) -> str:
+    """A pySigma error without its absolute-path location suffix (we prefix the file)."""
+    from sigma.exceptions import SigmaError
+
+    if isinstance(e, SigmaError) and e.args:
+        return str(e.args[0])
+    return str(e)

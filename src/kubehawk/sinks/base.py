@@ -71,6 +71,8 @@ class Sink:
     """Base class; subclasses implement :meth:`_deliver` (and maybe :meth:`tick`)."""
 
     type_name = "sink"
+    # The alert format this sink writes (``format:`` of the output; kubehawk.formats).
+    fmt = "json"
 
     def __init__(self, name: str, min_level: str = "informational") -> None:
         self.name = name
@@ -96,6 +98,15 @@ class Sink:
 
     def _deliver(self, alerts: list[dict[str, Any]]) -> None:
         raise NotImplementedError
+
+    def shape(self, alert: dict[str, Any]) -> dict[str, Any]:
+        """The alert as this sink writes it: the JSON contract, or ECS / OCSF / Falco JSON."""
+        if self.fmt == "json":
+            return alert
+        from kubehawk.formats import alert_parts, render
+
+        d, event = alert_parts(alert)
+        return render(d, self.fmt, event)
 
     def tick(self) -> None:
         """Called when idle (about once a second): retry spooled alerts, flush buffers."""

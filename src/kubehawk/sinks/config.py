@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kubehawk.config import ConfigError
+from kubehawk.formats import ALERT_FORMATS
 from kubehawk.sinks.base import LEVEL_RANK, Sink
 from kubehawk.sinks.falcosidekick import FalcosidekickSink
 from kubehawk.sinks.file import FileSink
@@ -23,6 +24,9 @@ from kubehawk.sinks.webhook import WebhookSink
 __all__ = ["OUTPUT_TYPES", "build_sink_list", "parse_size"]
 
 COMMON = {"type", "name", "min_level"}
+# Outputs that write alert documents whose shape may be chosen (kubehawk.formats); falcosidekick
+# always takes Falco's shape and syslog its RFC 5424 one.
+FORMATTED = {"stdout", "file", "webhook"}
 KEYS = {
     "stdout": set(),
     "file": {"path", "max_bytes", "backups", "fsync"},
@@ -153,14 +157,23 @@ def _build_one(raw: Any, where: str, i: int, names: set[str], spool_dir: str | P
         raise o.fail("type", f"required (one of {', '.join(OUTPUT_TYPES)})")
     if kind not in KEYS:
         raise o.fail("type", f"unknown output type {kind!r} (expected one of {', '.join(OUTPUT_TYPES)})")
-    unknown = sorted(set(raw) - COMMON - KEYS[kind])
+    unknown = sorted(set(raw) - COMMON - KEYS[kind] - ({"format"} if kind in FORMATTED else set()))
     if unknown:
-        raise o.fail(unknown[0], f"unknown key for a {kind} output (known: {', '.join(sorted(KEYS[kind] | COMMON))})")
+        known = KEYS[kind] | COMMON | ({"format"} if kind in FORMATTED else set())
+        raise o.fail(unknown[0], f"unknown key for a {kind} output (known: {', '.join(sorted(known))})")
     name = o.str("name", f"{kind}-{i}") or f"{kind}-{i}"
     if name in names:
         raise o.fail("name", f"duplicate output name {name!r}")
     names.add(name)
     level = o.choice("min_level", tuple(LEVEL_RANK), "informational")
+    fmt = o.choice("format", ALERT_FORMATS, "json") if kind in FORMATTED else "json"
+    sink = _build_kind(o, kind, raw, where, name, level, spool_dir)
+    sink.fmt = fmt
+    return sink
+
+
+def _build_kind(o: _Out, kind: str, raw: dict[str, Any], where: str, name: str, level: str,
+                spool_dir: str | Path | None) -> Sink:
     if kind == "stdout":
         return StdoutSink(name, level)
     if kind == "file":

@@ -36,7 +36,7 @@ class FileSink(Sink):
 
     # --- writing ---------------------------------------------------------------------
     def _deliver(self, alerts: list[dict[str, Any]]) -> None:
-        data = b"".join(msgspec.json.encode(a) + b"\n" for a in alerts)
+        data = b"".join(msgspec.json.encode(self.shape(a)) + b"\n" for a in alerts)
         try:
             if self._size and self._size + len(data) > self.max_bytes:
                 self._rotate()
@@ -112,7 +112,13 @@ class FileSink(Sink):
                 obj = msgspec.json.decode(line)
             except msgspec.DecodeError:
                 return None
-            return alert_key(obj) if isinstance(obj, dict) else None
+            if not isinstance(obj, dict):
+                return None
+            if self.fmt == "json":
+                return alert_key(obj)
+            from kubehawk.formats import key_of
+
+            return key_of(obj, self.fmt)
         return None
 
 

@@ -22,7 +22,7 @@ class StdoutSink(Sink):
     def _deliver(self, alerts: list[dict[str, Any]]) -> None:
         stream = self._stream or sys.stdout
         try:
-            stream.write("".join(msgspec.json.encode(a).decode() + "\n" for a in alerts))
+            stream.write("".join(msgspec.json.encode(self.shape(a)).decode() + "\n" for a in alerts))
             stream.flush()
         except (OSError, ValueError) as e:  # closed pipe (| head), closed stream
             self.drop(len(alerts), f"cannot write to stdout: {e}")

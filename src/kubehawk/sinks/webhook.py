@@ -49,7 +49,7 @@ class WebhookSink(Sink):
 
     def payload(self, alert: dict[str, Any]) -> bytes:
         """The request body for one alert; subclasses reshape it (falcosidekick)."""
-        return msgspec.json.encode(alert)
+        return msgspec.json.encode(self.shape(alert))
 
     # --- delivery ------------------------------------------------------------------
     def _deliver(self, alerts: list[dict[str, Any]]) -> None:

@@ -392,6 +392,8 @@ _MAGIC: tuple[tuple[bytes, Callable[[IO[bytes]], IO[bytes]]], ...] = (
 def _decompressed(fh: io.BufferedReader) -> IO[bytes]:
     """The stream itself, or its decompressed view when the magic bytes say so."""
     head = fh.peek(6)[:6]
+    if not head:  # at its end: a terminal's Ctrl-D is read once, so never read it again
+        return io.BytesIO()
     for magic, opener in _MAGIC:
         if head.startswith(magic):
             return opener(fh)
@@ -574,11 +576,3 @@ def iter_files(root: str) -> list[str]:
     """The files of a directory in reading order (see :func:`order_files`)."""
     return order_files(walk_files(root))
 
-
-def __getattr__(name: str) -> Any:
-    """``follow_paths`` lives in :mod:`kubehawk.sources.follow` (which imports this module)."""
-    if name == "follow_paths":
-        from kubehawk.sources.follow import follow_paths
-
-        return follow_paths
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
