@@ -120,6 +120,18 @@ def test_person_changing_a_workload_is_drift(pack):
     assert alerts(pack, d, config=GITOPS).get("gitops-namespace-drift") == "high"
 
 
+def test_pods_logged_at_metadata_are_judged_by_who_created_them(pack):
+    """Whether a pod is controller-owned is in the body; unlogged, it is unknown. A person creating one
+    is drift (and an off-hours change) either way; a workload identity's pod at Metadata is not judged."""
+    person = ev("create", "pods", ns="bank", time=NIGHT, level="Metadata")
+    operator = ev("create", "pods", ns="bank", time=NIGHT, level="Metadata", user=sa("ops", "rollouts"))
+    faked = ev("create", "pods", ns="bank", time=NIGHT, body=pod(owner=True))
+    found = alerts(pack, person, config=GITOPS)
+    assert {"gitops-namespace-drift", "workload-change-off-hours"} <= set(found)
+    assert {"gitops-namespace-drift", "workload-change-off-hours"} & set(alerts(pack, operator, config=GITOPS)) == set()
+    assert "gitops-namespace-drift" in alerts(pack, faked, config=GITOPS)  # a person's pod with an ownerReference
+
+
 def test_users_add_their_own_controllers(pack):
     mine = {"gitops": dict(GITOPS["gitops"], controllers=[
         {"user": "system:serviceaccount:*:my-operator", "resources": ["configmaps"]}])}
