@@ -207,3 +207,53 @@ def test_evidence_points_at_the_record_behind_each_alert(rules_dir, tmp_path):
     assert alert["evidence"] == {"origin": f"{log}:2", "event": json.loads(hit)}
     res = run("detect", "--no-builtin", "--rules", str(rules_dir), "--format", "json", str(log), check=True)
     assert "evidence" not in json.loads(res.stdout)
+
+
+def test_regex_redos_rule_is_refused_at_load_not_run_on_a_crafted_user_agent(tmp_path):
+    # (a+)+ then a lookbehind: RE2 cannot compile it, Python's engine takes exponential time on
+    # "aaaa…!"; the rule is refused with the file and the feature named, the run never starts it
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "redos.yml").write_text(RULE.replace("objectRef.resource: pods", "userAgent|re: '^(a+)+(?<!x)$'"))
+    log = tmp_path / "a.log"
+    log.write_text(json.dumps(exec_event(1, userAgent="a" * 40 + "!")) + "\n")
+    res = subprocess.run([str(KUBEHAWK), "detect", "--no-builtin", "--rules", str(rules), str(log)],
+                         capture_output=True, timeout=60)
+    err = res.stderr.decode()
+    assert "redos.yml" in err and "lookahead or lookbehind" in err and "RE2" in err, err
+    assert "Traceback" not in err
+
+
+def test_rule_naming_a_field_no_event_holds_is_a_load_warning_and_the_run_goes_on(rules_dir, tmp_path):
+    (rules_dir / "sigmahq.yml").write_text(RULE.replace("0b4a3f7e-8a7d-4c1e-9d55-1f1f00000001",
+                                                        "0b4a3f7e-8a7d-4c1e-9d55-1f1f00000002")
+                                           .replace("name: test-exec", "name: odd")
+                                           .replace("objectRef.resource: pods", "hostPath: '/etc'"))
+    log = tmp_path / "a.log"
+    log.write_text(json.dumps(exec_event(1)) + "\n")
+    res = run("detect", "--no-builtin", "--rules", str(rules_dir), str(log))
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    assert f"{rules_dir / 'sigmahq.yml'}: " in err and "'hostPath'" in err and "warning" in err
+    assert len(res.stdout.decode().splitlines()) == 1  # the good rule still alerts
+
+
+@pytest.mark.parametrize("value", [5, True, ["a", 1], {"ns": "web"}])
+def test_wrong_typed_object_ref_gets_a_warning_and_an_alert_and_the_run_goes_on(tmp_path, value):
+    # the default message (a rule without message:) used to stop detect with a TypeError
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "plain.yml").write_text(RULE.replace("message:", "x-message:"))
+    log = tmp_path / "a.log"
+    odd = exec_event(1)
+    odd["objectRef"]["namespace"] = value
+    log.write_text("\n".join(json.dumps(e) for e in (exec_event(0), odd, exec_event(2))) + "\n")
+    res = run("detect", "--format", "json", "--no-builtin", "--rules", str(rules), str(log))
+    err = res.stderr.decode()
+    assert res.returncode == 0 and "Traceback" not in err, err
+    alerts = [json.loads(x) for x in res.stdout.decode().splitlines()]
+    assert [a["auditID"] for a in alerts] == ["id-0", "id-1", "id-2"]
+    shown = json.dumps(value, separators=(",", ":"))
+    assert f" {shown}/api" in alerts[1]["message"] and alerts[1]["namespace"] == value
+    assert f"{log}:2: objectRef.namespace is {type(value).__name__} {shown}, not a string" in err
+    assert "1 alerted records with odd values" in err

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from kubehawk.event import AuditEvent
     from kubehawk.rules import Match, Rule
 
-__all__ = ["LEVELS", "LEVEL_STYLE", "Alert", "level_rank", "render_message"]
+__all__ = ["LEVELS", "LEVEL_STYLE", "Alert", "level_rank", "odd_values", "render_message"]
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 # How a terminal shows each level (rich markup styles).
@@ -32,12 +32,41 @@ _HEAD_DICTS = frozenset({"user", "impersonatedUser", "objectRef", "responseStatu
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][\w./-]*)\}")
 
 
+def _text(v: Any) -> str:
+    """How one value reads in a message: a string as itself, anything else as JSON (``5``,
+    ``true``, ``{"a":1}``), whatever type an odd record put where a string belongs."""
+    if v.__class__ is str:
+        return v
+    try:
+        return msgspec.json.encode(v).decode()
+    except (TypeError, ValueError, OverflowError):  # not JSON data (a library caller's object)
+        return repr(v)
+
+
 def _show(values: list[Any]) -> str | None:
     """The text of a placeholder's values, None when there is none to show."""
-    shown = [v for v in values if v not in (None, "", [])]
+    shown = [v for v in values if v is not None and not (v.__class__ in (str, list) and not v)]
     if not shown:
         return None
-    return ", ".join(str(v).lower() if isinstance(v, bool) else str(v) for v in shown[:8])
+    return ", ".join(_text(v) for v in shown[:8])
+
+
+# The dict-held head fields every alert reports (its JSON and the default message): a value of
+# another type than the audit.k8s.io/v1 schema's (kubehawk.event_schema.HEAD_SCHEMA) is worth a warning.
+_REPORTED = (("objectRef", "resource"), ("objectRef", "subresource"), ("objectRef", "namespace"),
+             ("objectRef", "name"), ("user", "username"))
+
+
+def odd_values(event: AuditEvent) -> list[str]:
+    """What an alert on ``event`` reports that is not a string where the schema says one belongs."""
+    out = []
+    h = event.head
+    for top, key in _REPORTED:
+        d = getattr(h, top)
+        v = d.get(key) if d.__class__ is dict else None
+        if v is not None and v.__class__ is not str:
+            out.append(f"{top}.{key} is {type(v).__name__} {_text(v)}, not a string")
+    return out
 
 
 def _assemble(pieces: tuple[tuple[str, tuple[str, ...] | None], ...], shown: list[str | None]) -> str:
@@ -118,7 +147,7 @@ def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | Non
             continue
         if parts == _OBJECT_NAME and event.ref("name") in (None, ""):
             name = object_name(event)
-            shown.append(None if name in (None, "") else str(name))
+            shown.append(None if name in (None, "") else _text(name))
             continue
         try:
             shown.append(_show(event.get(parts)))
@@ -129,11 +158,12 @@ def render_message(template: str, event: AuditEvent, extra: dict[str, Any] | Non
 
 def _default_message(rule: Rule, event: AuditEvent) -> str:
     h = event.head
-    obj = "/".join(p for p in (event.ref("namespace"), event.ref("name")) if p)
-    res = event.ref("resource") or h.requestURI or "?"
+    obj = "/".join(_text(p) for p in (event.ref("namespace"), event.ref("name")) if p)
+    res = _text(event.ref("resource") or h.requestURI or "?")
     if event.ref("subresource"):
-        res += "/" + event.ref("subresource")
-    return f"{rule.title}: {event.username or '-'} {h.verb or '?'} {res}{' ' + obj if obj else ''}"
+        res += "/" + _text(event.ref("subresource"))
+    user = event.username
+    return f"{rule.title}: {_text(user) if user else '-'} {h.verb or '?'} {res}{' ' + obj if obj else ''}"
 
 
 @dataclass
@@ -142,6 +172,8 @@ class Alert:
     event: AuditEvent
     message: str
     correlation: dict[str, Any] | None = field(default=None)
+    # what the record holds that is not of its schema type (odd_values): the caller warns
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_match(cls, match: Match) -> Alert:
@@ -164,7 +196,7 @@ class Alert:
                       f"{corr['window_start']} and {corr['window_end']}"
         else:
             message = _default_message(rule, event)
-        return cls(rule=rule, event=event, message=message, correlation=corr)
+        return cls(rule=rule, event=event, message=message, correlation=corr, warnings=odd_values(event))
 
     @property
     def level(self) -> str:

@@ -19,6 +19,7 @@ import msgspec
 from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
 from kubehawk.cliutil import fail, load_config, load_rules
 from kubehawk.filters import FilterError, build_filter, filter_options
+from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 _LEVEL_STYLE = LEVEL_STYLE  # the one table of level styles lives in kubehawk.alerts
 
@@ -142,14 +143,19 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
     parts = [f"{s.get('events', 0)} events read", f"{s.get('bad', 0)} bad records"]
     if s.get("skipped"):
         parts.append(f"{s['skipped']} skipped")
+    if getattr(detector, "odd_records", 0):
+        parts.append(f"{detector.odd_records} alerted records with odd values")
     parts.append("alerts: " + ", ".join(f"{n} {lvl}" for lvl, n in by_level.items() if n) if any(
         by_level.values()) else "no alerts")
     click.echo("kubehawk: " + "; ".join(parts), err=True)
+    for line in stats.problems():  # named even with -q: which files to look at
+        click.echo(f"kubehawk: {line}", err=True)
     return s
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True))
+# readable=False: an unreadable path is the reader's one warning, not the end of the run
+@click.argument("paths", nargs=-1, type=click.Path(allow_dash=True, readable=False))
 @click.option("--config", "config_path", type=click.Path(), help="kubehawk.yaml with the cluster's business context.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "table", "json", "ecs", "ocsf", "falco"]), default="auto",
               show_default=True, help="auto: a table on a terminal, JSON lines when piped; ecs, ocsf (Detection "
@@ -166,10 +172,12 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--evidence", is_flag=True,
               help="Add to each JSON alert where it came from: evidence.origin (file:line) and evidence.event.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
+@click.option("--max-line-mib", type=click.IntRange(1, 4096), default=DEFAULT_MAX_LINE_BYTES >> 20, show_default=True,
+              help="Longest line or JSON document read, in MiB; a longer one is skipped with a warning.")
 @filter_options
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
            rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, from_start: bool, state_path: str | None,
-           strict: bool, evidence: bool, quiet: bool, **filters: Any) -> None:
+           strict: bool, evidence: bool, quiet: bool, max_line_mib: int, **filters: Any) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
     from kubehawk.sources.files import ReadStats, read_paths
@@ -187,7 +195,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     config = _load_config(config_path)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
     detector = Detector(ruleset, config, min_level=min_level)
-    stats = ReadStats()
+    stats = ReadStats(max_line_bytes=max_line_mib << 20)
 
     progress = None
 
@@ -199,6 +207,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         else:
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
+    detector.on_warning = warn
     stop = threading.Event()
     if (from_start or state_path) and not follow:
         _fail("--from-start and --state go with --follow")

@@ -45,4 +45,6 @@ def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bo
         fail(prog, str(e))
     for err in getattr(ruleset, "errors", None) or []:
         click.echo(f"{prog}: warning: rule not loaded: {err}", err=True)
+    for warning in getattr(ruleset, "warnings", None) or []:
+        click.echo(f"{prog}: warning: rule can never match: {warning}", err=True)
     return ruleset

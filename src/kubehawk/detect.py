@@ -7,7 +7,7 @@ partition) and feed it events in stream order.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,11 @@ class Detector:
         self.min_rank = level_rank(min_level) if min_level else 0
         self.alerts_by_level: Counter[str] = Counter()
         self.alerts_by_rule: Counter[str] = Counter()
+        # alerts on records holding a wrong-typed value where a string belongs (Alert.warnings):
+        # counted, and each told to on_warning ("file:line: what") when it is set
+        self.odd_records = 0
+        self.on_warning: Callable[[str], None] | None = None
+        self._odd_event: AuditEvent | None = None
         # --- first-seen baselines (rulepack2): a baseline rule's match alerts only when its value is new ---
         from kubehawk.rules.baseline import Baselines
 
@@ -58,6 +63,12 @@ class Detector:
             if level_rank(m.rule.level) < self.min_rank:
                 continue
             alert = Alert.from_match(m)
+            if alert.warnings and alert.event is not self._odd_event:  # once per record
+                self._odd_event = alert.event
+                self.odd_records += 1
+                if self.on_warning is not None:
+                    for w in alert.warnings:
+                        self.on_warning(f"{alert.event.origin}: {w}")
             self.alerts_by_level[alert.level] += 1
             self.alerts_by_rule[alert.rule.id] += 1
             out.append(alert)

@@ -21,6 +21,7 @@ __all__ = [
     "EventHead",
     "decode_event",
     "event_from_dict",
+    "flatten_lists",
     "resolve",
     "split_path",
 ]
@@ -58,6 +59,11 @@ class EventDecodeError(ValueError):
     """A record that is not a usable audit Event; the message names the field."""
 
 
+# msgspec recurses once per nesting level and raises RecursionError near Python's recursion limit
+# (about 1,000 levels, fewer the deeper the caller's stack): a hostile record, never a crash.
+TOO_DEEP = "JSON nested too deeply (about 1,000 levels or more)"
+
+
 class _CheckedHead(EventHead, kw_only=True):
     """An EventHead whose decode also checks ``kind`` and ``apiVersion`` (as :func:`_check`
     does), in C: the fast path of the file reader pays no Python test for them."""
@@ -77,6 +83,7 @@ _decoder = msgspec.json.Decoder(EventHead)
 # (verb, requestURI or auditID present) stays with the caller.
 decode_head = msgspec.json.Decoder(_CheckedHead).decode
 _body_decoder = msgspec.json.Decoder()
+_top_raw_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _NULL = msgspec.Raw(b"null")
 
 TOP_FIELDS = frozenset(EventHead.__struct_fields__)
@@ -111,6 +118,9 @@ class AuditEvent(msgspec.Struct, eq=False):
     _ctx: Any = None
     # The derived values, a dict made on first use: most events never need it.
     _x: dict[str, Any] | None = None
+    # Top-level fields written as JSON null, which the typed head reads as missing: given by
+    # event_from_dict, else read from the line when asked (see written_null).
+    _nulls: frozenset[str] | None = None
 
     @property
     def origin(self) -> str:
@@ -163,6 +173,23 @@ class AuditEvent(msgspec.Struct, eq=False):
             value = cache[name] = f(self)
             return value
         return Derived(self, self._ctx, cache).get(name)
+
+    def written_null(self, name: str) -> bool:
+        """Is the top-level field ``name`` written as JSON null? The typed head cannot tell it
+        from a missing one (both are None); ``|exists`` can (the Sigma spec: presence, whatever
+        the value). Asked only when the head holds None, so the line is decoded once, rarely."""
+        nulls = self._nulls
+        if nulls is None:
+            line = self._line
+            if line is None or b'"' + name.encode() + b'"' not in line:
+                return False  # not written at all (a byte search; the line is decoded only when it is)
+            try:
+                top = _top_raw_decoder.decode(line)
+                nulls = frozenset(k for k, v in top.items() if len(v) == 4 and bytes(v) == b"null")
+            except (msgspec.DecodeError, RecursionError):
+                nulls = frozenset()
+            self._nulls = nulls
+        return name in nulls
 
     def bind_context(self, context: Any) -> None:
         """Use this :class:`kubehawk.config.Config` for the ``x.*`` fields (allowlists, hours...)."""
@@ -235,7 +262,7 @@ class AuditEvent(msgspec.Struct, eq=False):
                 try:
                     meta = _name_decoder.decode(raw).metadata
                     name = meta.name if meta is not None else None
-                except msgspec.DecodeError:  # not an object, or metadata is not one: ask the body
+                except (msgspec.DecodeError, RecursionError):  # not an object, or metadata is not one: ask the body
                     name = _metadata_name(getattr(self, prop))
             else:
                 name = _metadata_name(cached)
@@ -290,8 +317,9 @@ def _decode_body(raw: msgspec.Raw, name: str, origin: str) -> Any:
         return None
     try:
         return _body_decoder.decode(raw)
-    except msgspec.DecodeError:
-        # The top-level decode accepted it, so this cannot really happen; keep going.
+    except (msgspec.DecodeError, RecursionError):
+        # The top-level decode accepted it, so this can only be a body nested so deep that a decode
+        # from deeper in the stack hits the recursion limit: unknown, as if not logged.
         return None
 
 
@@ -323,6 +351,8 @@ def decode_event(data: bytes | str, origin: str = "") -> AuditEvent:
         raise EventDecodeError(_friendly(e)) from None
     except msgspec.DecodeError as e:
         raise EventDecodeError(f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise EventDecodeError(TOO_DEEP) from None
     return AuditEvent(_check(head), origin, None, data if data.__class__ is bytes else None)
 
 
@@ -333,13 +363,16 @@ def event_from_dict(d: Mapping[str, Any], origin: str = "", extra: dict[str, Any
     body = {k: v for k, v in d.items() if k not in ("requestObject", "responseObject") and k in TOP_FIELDS}
     try:
         head = msgspec.convert(body, EventHead)
+        for name in ("requestObject", "responseObject"):
+            value = d.get(name)
+            if value is not None:
+                setattr(head, name, msgspec.Raw(msgspec.json.encode(value)))
     except msgspec.ValidationError as e:
         raise EventDecodeError(_friendly(e)) from None
-    for name in ("requestObject", "responseObject"):
-        value = d.get(name)
-        if value is not None:
-            setattr(head, name, msgspec.Raw(msgspec.json.encode(value)))
+    except RecursionError:  # a value decoded higher up the stack, too deep to walk down here
+        raise EventDecodeError(TOO_DEEP) from None
     ev = AuditEvent(_check(head), origin, extra)
+    ev._nulls = frozenset(k for k in TOP_FIELDS if k in d and d[k] is None)
     if d.get("requestObject") is not None:
         ev._req = d["requestObject"]
     if d.get("responseObject") is not None:
@@ -363,7 +396,8 @@ def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
     """All values reached by following ``parts`` from ``value``.
 
     A path through a list continues into every element (so a rule matches if any
-    element matches); at a mapping the longest run of parts that is an existing key
+    element matches), and a list at the end of the path gives its elements, those of nested
+    lists too; at a mapping the longest run of parts that is an existing key
     wins, so ``annotations.authorization.k8s.io/decision`` finds the dotted key.
     A missing field yields no values (``[]``); an explicit JSON null yields ``[None]``.
     """
@@ -372,12 +406,22 @@ def resolve(value: Any, parts: tuple[str, ...] | list[str]) -> list[Any]:
     return out
 
 
+def flatten_lists(values: list[Any], out: list[Any]) -> None:
+    """The elements of ``values`` into ``out``, those of nested lists too, at any depth (as a path
+    walks lists in its middle): ``[[a, b], [c]]`` holds a, b and c."""
+    for x in values:
+        if type(x) is list:
+            flatten_lists(x, out)
+        else:
+            out.append(x)
+
+
 def _walk(value: Any, parts: tuple[str, ...] | list[str], i: int, out: list[Any]) -> None:
     n = len(parts)
     while True:
         if i == n:
             if isinstance(value, list):
-                out.extend(value)
+                flatten_lists(value, out)
             else:
                 out.append(value)
             return

@@ -7,7 +7,7 @@ import base64
 import pytest
 from ruletools import ev, matches, rule_yaml, ruleset
 
-from kubehawk.rules import Engine, RuleLoadError
+from kubehawk.rules import Engine, RuleLoadError, RuleSet
 
 # --- strings: case, wildcards, cased ------------------------------------------------------
 
@@ -90,10 +90,23 @@ def test_re_search_and_flags():
     assert matches("sel: {userAgent|re|m: '^b$'}\ncondition: sel", userAgent="a\nb")
 
 
-def test_re_with_backreference_falls_back_to_python_re():
-    d = r"sel: {userAgent|re: '(ab)\1'}" + "\ncondition: sel"
-    assert matches(d, userAgent="xxababyy")
-    assert not matches(d, userAgent="abxab")
+@pytest.mark.parametrize(
+    ("pattern", "feature"),
+    [(r"(ab)\1", "a backreference"), ("(a+)+(?=x)", "a lookahead or lookbehind"),
+     ("(?<!x)y", "a negative lookahead or lookbehind"), ("(?>a+)b", "an atomic group")],
+)
+def test_regex_redos_re2_cannot_run_is_refused_at_load_naming_the_feature(pattern, feature):
+    # never handed to Python's backtracking engine, where one crafted value could hold the run
+    with pytest.raises(RuleLoadError, match=rf"rule0\.yml: .*uses {feature}, which RE2 does not support"):
+        ruleset(rule_yaml(f"sel: {{userAgent|re: '{pattern}'}}\ncondition: sel"))
+
+
+def test_regex_redos_a_refused_pattern_is_one_counted_error_the_other_rules_load():
+    bad = rule_yaml("sel: {userAgent|re: '^(a|a)*$(?<=b)'}\ncondition: sel")
+    good = rule_yaml("sel: {verb: get}\ncondition: sel")
+    rs = RuleSet.from_texts([("bad.yml", bad), ("good.yml", good)], collect_errors=True)
+    assert len(rs.rules) == 1 and len(rs.errors) == 1
+    assert str(rs.errors[0]).startswith("bad.yml: ") and "lookahead or lookbehind" in str(rs.errors[0])
 
 
 def test_bad_regex_is_a_load_error():
@@ -129,7 +142,9 @@ def test_exists_true_false():
     assert not matches(yes, objectRef={"resource": "pods"})
     assert matches(no, objectRef={"resource": "pods"})
     assert not matches(no, objectRef=with_sub)
-    assert matches(no, objectRef={"resource": "pods", "subresource": None})
+    # the spec: exists tests presence, "not its value, be it empty or null"
+    assert not matches(no, objectRef={"resource": "pods", "subresource": None})
+    assert matches(yes, objectRef={"resource": "pods", "subresource": None})
 
 
 def test_null_matches_missing_and_json_null():

@@ -371,3 +371,30 @@ def test_the_readme_library_examples_run_and_agree(tmp_path, monkeypatch, capsys
     second = capsys.readouterr().out
     assert first.count("\n") > 10
     assert sorted(first.splitlines()) == sorted(second.splitlines())
+
+
+@built
+def test_deep_nesting_and_invalid_utf8_are_left_to_the_decoder_which_reports_them(tmp_path):
+    """The screen validates to a bounded depth (its C stack stays small whatever the line) and
+    validates UTF-8: a line past either gets no key, so it is never skipped unseen; the reader's
+    decoder then warns about the deep one and repairs the other (tests/sources/test_files_hostile.py)."""
+    screen = line_screen([("verb", "value"), ("objectRef.resource", "value")])
+    plain = json.dumps(audit()).encode()
+    assert not screen.skip(plain)
+    screen.learn(plain)  # lines with these slots meet no rule
+    assert screen.skip(plain)
+    depth = 1_000_000
+    for field, opener, closer in (("requestObject", b"[", b"]"), ("user", b'{"a":', b"}"),
+                                  ("objectRef", b'{"resource":"pods","x":', b"}"), ("unknownField", b"[", b"]")):
+        text = json.dumps(audit(**{field: "@DEEP@"})).encode()
+        deep = text.replace(b'"@DEEP@"', opener * depth + b"1" + closer * depth)
+        assert screen.key(deep) is None and not screen.skip(deep), field
+    bad_utf8 = plain.replace(b'"kubectl/v1.30"', b'"kubectl\xff/v1.30"')
+    assert bad_utf8 != plain and screen.key(bad_utf8) is None and not screen.skip(bad_utf8)
+    p = tmp_path / "audit.log"
+    p.write_bytes(plain + b"\n" + bad_utf8 + b"\n" + plain.replace(b'"user": {', b'"user": ' + b'{"a":' * 5000
+                                                                    + b"1" + b"}" * 5000 + b', "u": {') + b"\n")
+    stats, warnings = ReadStats(), []
+    list(read_paths([str(p)], stats, on_warning=warnings.append, screen=screen))
+    assert stats.events == 2 and stats.invalid_utf8 == 1 and stats.bad == 1
+    assert "nested too deeply" in warnings[-1]

@@ -267,3 +267,55 @@ def test_sigma_filters_apply_to_the_rules_they_name(tmp_path):
     eng = Engine(load(tmp_path))
     assert eng.process(ev(verb="create", user={"username": "deployer"})) == []
     assert len(eng.process(ev(verb="create", auditID="b", user={"username": "mallory"}))) == 1
+
+
+# --- fields no audit event holds: a warning naming the file and the field ---------------------
+
+
+@pytest.mark.parametrize(
+    ("detection", "field"),
+    [
+        ("sel: {hostPath: '/etc'}\ncondition: sel", "'hostPath'"),  # SigmaHQ rules name these at the top
+        ("sel: {capabilities: 'SYS_ADMIN'}\ncondition: sel", "'capabilities'"),
+        ("sel: {apiGroup: 'rbac.authorization.k8s.io'}\ncondition: sel", "'apiGroup'"),
+        ("sel: {objectRef.group: apps}\ncondition: sel", "'objectRef.group'"),
+        ("sel: {verb.name: get}\ncondition: sel", "'verb.name'"),  # below a string
+        ("sel: {responseStatus.code: 'ALLOW'}\ncondition: sel", "'responseStatus.code' holds an integer"),
+        ("sel: {objectRef.name|fieldref: objectRef.owner}\ncondition: sel", "'objectRef.owner' (fieldref)"),
+    ],
+)
+def test_unknown_field_is_a_load_warning_naming_file_and_field(tmp_path, detection, field):
+    write(tmp_path, "sigmahq/odd.yml", rule_yaml(detection, title="odd"))
+    rs = load(tmp_path)
+    assert len(rs.rules) == 1 and not rs.errors  # it loads: a warning, not an error
+    assert len(rs.warnings) == 1
+    w = rs.warnings[0]
+    assert w.startswith(str(tmp_path / "sigmahq" / "odd.yml") + ": 'odd': field ") and field in w
+
+
+@pytest.mark.parametrize(
+    "detection",
+    [
+        "sel: {objectRef.apiGroup: apps, user.groups: x, sourceIPs: '1.2.3.4'}\ncondition: sel",
+        "sel: {annotations.authorization.k8s.io/decision: forbid}\ncondition: sel",  # open maps
+        "sel: {user.extra.authentication.kubernetes.io/pod-name: x, impersonatedUser.extra.a: b}\ncondition: sel",
+        "sel: {requestObject.spec.anything.at.all: x, responseObject.whatever: y}\ncondition: sel",
+        "sel: {x.exec.shell: true, x.whatever: 1}\ncondition: sel",
+        "sel: {responseStatus.code: [403, '401'], responseStatus.details.causes.reason: x}\ncondition: sel",
+        "sel: {responseStatus.code|startswith: '4'}\ncondition: sel",
+        "sel: {responseStatus.metadata.continue: x, requestReceivedTimestamp|exists: true}\ncondition: sel",
+    ],
+)
+def test_audit_event_fields_and_open_maps_load_without_warning(detection):
+    rs = RuleSet.from_texts([("ok.yml", rule_yaml(detection))])
+    assert rs.warnings == []
+
+
+def test_builtin_pack_names_only_fields_an_event_holds():
+    assert load_rules().warnings == []
+
+
+def test_field_warnings_survive_the_rules_cache(tmp_path):
+    write(tmp_path, "odd.yml", rule_yaml("sel: {hostPath: '/'}\ncondition: sel", title="odd"))
+    first = load(tmp_path).warnings
+    assert first and load(tmp_path).warnings == first  # the second load is restored from the cache

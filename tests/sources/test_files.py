@@ -194,13 +194,13 @@ def test_every_kube_apiserver_sample(tmp_path):
         events, stats, warnings = read(path)
         total += len(events)
         if path.name == "06-legacy-text-format.txt":
-            # Not JSON: one warning per line, naming file:line and what the text is.
-            assert events == [] and stats.bad == 2
-            assert warnings[0].startswith(f"{path}:1: ") and "legacy" in warnings[0]
+            # Not JSON: the file is skipped with one line saying what the text is.
+            assert events == [] and stats.bad == 0 and stats.not_audit == [str(path)]
+            assert len(warnings) == 1 and warnings[0].startswith(f"{path}: skipped") and "legacy" in warnings[0]
         else:
             assert events and stats.bad == 0, (path.name, warnings)
     events, stats, _ = read(folder)  # the whole folder at once
-    assert len(events) == total and stats.bad == 2
+    assert len(events) == total and stats.bad == 0 and len(stats.not_audit) == 1
 
 
 def test_falco_corpus_without_a_crash():
@@ -249,11 +249,13 @@ def test_missing_path_and_empty_dir_are_warnings_not_tracebacks(tmp_path):
 
 def test_warning_texts_are_bounded(tmp_path):
     p = tmp_path / "junk.log"
-    p.write_bytes(b"garbage\n" * 500)
+    p.write_bytes(b'{"garbage": 1}\n' * 500)
     events, stats, warnings = read(p, max_warnings=10)
-    assert events == [] and stats.bad == 500 and len(warnings) == 500
+    # shown: the first 5 of the file, then how many more; kept: the first 10 texts
+    assert events == [] and stats.bad == 500 and len(warnings) == 6
+    assert warnings[-1] == f"… and 495 more in {p}"
     s = stats.summary()
-    assert len(s["warnings"]) == 10 and s["warnings_dropped"] == 490
+    assert len(s["warnings"]) == 10 and s["warnings_dropped"] == 490 and s["bad_files"] == {str(p): 500}
 
 
 def test_a_5mb_single_line(tmp_path):
@@ -420,7 +422,7 @@ def test_fast_path_agrees_with_the_general_path(tmp_path):
 
     p = tmp_path / "audit.log"
     p.write_bytes(b"\n".join(FAST_PATH_LINES) + b"\n")
-    events, stats, warnings = read(p)
+    events, stats, warnings = read(p, warnings_per_file=1000)
     want_stats = ReadStats()
     want_warnings: list[str] = []
     want = []

@@ -13,7 +13,7 @@ and what it gives):
 - :mod:`.loader` reads Sigma YAML (pySigma parses and validates) into a :class:`RuleSet`:
   :mod:`.event_rule` makes each rule (metadata, condition, the audit level it needs),
   :mod:`.correlation_rule` each correlation; :mod:`.cache` keeps what a load built, so the next
-  start skips the parsing.
+  start skips the parsing; :mod:`.schema` warns of a field no audit Event holds.
 - :mod:`.ir` turns a pySigma condition into the IR (And/Or/Not over Leaf), placeholders
   expanded; :mod:`.dnf` reads its positive equality constraints (for the index and the policy
   toolkit).

@@ -9,10 +9,12 @@ first asks the raw JSON bytes, a keyword the event as written, an allowlist test
 They only ever answer "no" when the real test would (tests/rules/test_guards.py).
 
 Semantics (documented in the README): strings compare case-insensitively with ``*``/``?``
-wildcards unless ``|cased``; a path through a list matches if any element matches; a
-missing field (or JSON null) never equals a value, so ``not sel`` on a missing field is
-true; ``field: null`` matches a missing field or JSON null; numbers match ints, floats
-and numeric strings; booleans match JSON booleans and the strings true/false.
+wildcards unless ``|cased`` (the rule's text folded too); a path through a list matches if any
+element matches, nested lists to any depth; a missing field (or JSON null) never equals a
+value, so ``not sel`` on a missing field is true; ``field: null`` matches a missing field or
+JSON null; ``|exists`` tests presence, a field written as null included
+(:func:`kubehawk.rules.fields.make_presence`); numbers match ints, floats and strings written
+exactly as a JSON number; booleans match JSON booleans and the strings true/false.
 
 A body that was not logged is unknown, not empty (:func:`.body.unknown_test`): a test on a
 path read from it (``requestObject.*``, ``responseObject.*``, the x.* fields read from a body)
@@ -30,9 +32,9 @@ from typing import Any
 
 from sigma.types import SigmaFieldReference, SigmaRegularExpression
 
-from kubehawk.event import AuditEvent
+from kubehawk.event import AuditEvent, flatten_lists
 from kubehawk.rules.body import unknown_test
-from kubehawk.rules.fields import field_cost, make_getter
+from kubehawk.rules.fields import field_cost, make_getter, make_presence
 from kubehawk.rules.guards import _guard_of, _keys, _necessary
 from kubehawk.rules.ir import And, CompileError, Leaf, Not, Pred, Test, leaves
 from kubehawk.rules.keywords import _keyword
@@ -42,15 +44,21 @@ __all__ = ["build", "leaf_test"]
 
 
 def _any_value(getter: Callable[[AuditEvent], Any], pred: Pred) -> Test:
+    def any_in(v: list[Any]) -> bool:
+        for x in v:
+            if x is not None:
+                if pred(x):  # false for a list: no predicate matches one
+                    return True
+                if type(x) is list and any_in(x):  # a nested list: its elements, at any depth
+                    return True
+        return False
+
     def test(e: AuditEvent) -> bool:
         v = getter(e)
         if v is None:
             return False
         if type(v) is list:
-            for x in v:  # noqa: SIM110 - hot path
-                if x is not None and pred(x):
-                    return True
-            return False
+            return any_in(v)
         return pred(v)
 
     return test
@@ -60,7 +68,9 @@ def _values(v: Any) -> list[Any]:
     if v is None:
         return []
     if type(v) is list:
-        return [x for x in v if x is not None]
+        out: list[Any] = []
+        flatten_lists(v, out)
+        return [x for x in out if x is not None]
     return [v]
 
 
@@ -81,15 +91,18 @@ def leaf_test(leaf: Leaf) -> Test:
             if v is None:
                 return True
             if type(v) is list:
-                return not v or None in v
+                flat: list[Any] = []
+                flatten_lists(v, flat)
+                return not flat or None in flat
             return False
 
         return is_null
     if leaf.kind == "exists":
         want = leaf.atoms[0]
+        present = make_presence(leaf.field)
 
         def exists(e: AuditEvent) -> bool:
-            return bool(_values(getter(e))) is want
+            return present(e) is want
 
         return exists
     if leaf.kind == "fieldref":

@@ -35,9 +35,9 @@ def _positive(leaf: Leaf) -> Any:
     if leaf.kind == "value":
         vals = leaf.eq_values()
         return vals if vals is not None else PRESENT
-    if leaf.kind == "fieldref" or (leaf.kind == "exists" and leaf.atoms[0]):
+    if leaf.kind == "fieldref":
         return PRESENT
-    return None
+    return None  # |exists holds for a field written as null too: no non-null value is needed
 
 
 def dnf(node: Any, limit: int = 64) -> list[Conjunct] | None:

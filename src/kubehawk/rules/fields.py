@@ -4,7 +4,8 @@ Takes a dotted path (``objectRef.resource``, ``requestObject.spec.hostPID``,
 ``x.pod_spec.containers.image``) and gives a getter returning a scalar, a list of values or
 None. The top-level fields are attribute reads on the typed head; bodies and ``x.*`` follow
 :func:`kubehawk.event.resolve` (a list on the path yields every element; a key that itself
-holds dots matches before the split one).
+holds dots matches before the split one; nested lists are walked to any depth, at the end of
+the path as in its middle). :func:`make_presence` answers ``|exists``: is the field there at all.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
+from kubehawk.event import TOP_FIELDS, AuditEvent, flatten_lists, split_path
+from kubehawk.rules.ir import Test
 
-__all__ = ["field_cost", "make_getter", "make_resolver"]
+__all__ = ["field_cost", "make_getter", "make_presence", "make_resolver"]
 
 _HEAD_ATTR = {name: operator.attrgetter("head." + name) for name in TOP_FIELDS}
 
@@ -29,7 +31,12 @@ def _joins(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
 def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
     """:func:`kubehawk.event.resolve` for a fixed path, with the dotted keys joined once."""
     if not parts:
-        return lambda v: v if type(v) is list else [v]
+        def whole(v: Any) -> list[Any]:
+            out: list[Any] = []
+            flatten_lists(v if type(v) is list else [v], out)
+            return out
+
+        return whole
     joins = _joins(parts)
     n = len(parts)
 
@@ -37,7 +44,7 @@ def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
         while True:
             if i == n:
                 if type(value) is list:
-                    out.extend(value)
+                    flatten_lists(value, out)
                 else:
                     out.append(value)
                 return
@@ -151,6 +158,62 @@ def make_getter(path: str) -> Callable[[AuditEvent], Any]:
         return e.get(parts)
 
     return get_extra
+
+
+def _present(value: Any, parts: tuple[str, ...], i: int) -> bool:
+    """Does the path ``parts[i:]`` lead somewhere in ``value`` (through lists, by the longest
+    dotted key as :func:`make_resolver` goes), whatever is there: null, ``[]`` and ``[null]`` too?"""
+    n = len(parts)
+    while i < n:
+        t = type(value)
+        if t is list:
+            return any(_present(x, parts, i) for x in value)
+        if t is not dict and not isinstance(value, Mapping):
+            return False
+        for j in range(n, i + 1, -1):
+            joined = ".".join(parts[i:j])
+            if joined in value:
+                return _present(value[joined], parts, j)
+        if parts[i] not in value:
+            return False
+        value = value[parts[i]]
+        i += 1
+    return True
+
+
+def make_presence(path: str) -> Test:
+    """``path|exists`` as the Sigma spec has it: is the field there, "not its value, be it empty or
+    null"? A field written as null, ``[]`` or ``[null]`` is there. Derived ``x.*`` fields, which
+    are computed rather than written, are there when they have a value."""
+    parts = split_path(path)
+    top, rest = parts[0], parts[1:]
+    if top in ("requestObject", "responseObject"):
+        raw = _HEAD_ATTR[top]
+        body = operator.attrgetter("request_object" if top == "requestObject" else "response_object")
+        if not rest:
+            return lambda e: len(raw(e)) > 0 or e.written_null(top)
+        return lambda e: _present(body(e), rest, 0)
+    if top in TOP_FIELDS:
+        head = _HEAD_ATTR[top]
+
+        def present(e: AuditEvent) -> bool:
+            v = head(e)
+            if v is None:
+                return not rest and e.written_null(top)
+            return _present(v, rest, 0)
+
+        return present
+    getter = make_getter(path)
+
+    def has_value(e: AuditEvent) -> bool:
+        v = getter(e)
+        if type(v) is list:
+            flat: list[Any] = []
+            flatten_lists(v, flat)
+            return any(x is not None for x in flat)
+        return v is not None
+
+    return has_value
 
 
 def field_cost(path: str | None) -> int:

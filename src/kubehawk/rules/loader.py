@@ -48,6 +48,7 @@ class RuleSet:
         self.variables = dict(variables or {})
         self._sources = sources or []
         self._by_key: dict[str, Rule] = {}
+        self._warnings: list[str] | None = None
         for r in rules:
             if r.name:
                 self._by_key.setdefault(r.name, r)
@@ -66,6 +67,16 @@ class RuleSet:
 
     def __contains__(self, key: object) -> bool:
         return key in self._by_key
+
+    @property
+    def warnings(self) -> list[str]:
+        """Rules that load but name a field no audit event holds, one line each naming the file
+        (:func:`kubehawk.rules.schema.rule_field_warnings`); computed on first use."""
+        if self._warnings is None:
+            from kubehawk.rules.schema import rule_field_warnings
+
+            self._warnings = rule_field_warnings(self.rules)
+        return self._warnings
 
     @property
     def sources(self) -> list[tuple[str, str]]:

@@ -48,15 +48,19 @@ def _scalar_str(v: Any) -> str | None:
     return None
 
 
+# A JSON number, as the grammar writes it: what a string must hold to match a numeric value.
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?").fullmatch
+
+
 def _number(v: Any) -> float | int | None:
+    """The number ``v`` holds: a JSON number (not a boolean), or a string written exactly as a
+    JSON number (``"403"``, ``"403.0"``, ``"4.03e2"``; not ``" 403 "``, ``"0403"``, ``"1_000"``,
+    ``"inf"``, ``"nan"``), else None."""
     t = type(v)
     if t is int or t is float:
         return v
-    if t is str:
-        try:
-            return float(v.strip())
-        except ValueError:
-            return None
+    if t is str and len(v) < 64 and _JSON_NUMBER(v) is not None:
+        return float(v) if ("." in v or "e" in v or "E" in v) else int(v)
     return None
 
 
@@ -69,11 +73,13 @@ _CMP = {
 }
 
 
-def _wildcard_regex(s: SigmaString) -> str:
+def _wildcard_regex(s: SigmaString, lower: bool = False) -> str:
+    """The regex of a wildcard string; ``lower``: its text lower-cased, as the values it is
+    matched with are (a case-insensitive ``CR?ATE`` is ``cr.ate``)."""
     out = []
     for p in s.s:
         if isinstance(p, str):
-            out.append(re.escape(p))
+            out.append(re.escape(p.lower() if lower else p))
         elif p is SpecialChars.WILDCARD_MULTI:
             out.append(".*")
         elif p is SpecialChars.WILDCARD_SINGLE:
@@ -110,7 +116,7 @@ class _StringSet:
         elif len(parts) == 3 and parts[0] is star and isinstance(parts[1], str) and parts[2] is star:
             self.contains.append(fold(parts[1]))
         else:
-            self.regex.append(_wildcard_regex(s))
+            self.regex.append(_wildcard_regex(s, self.lower))
 
     def pred(self) -> Pred:
         lower = self.lower
@@ -261,7 +267,7 @@ def _bool_pred(b: bool) -> Pred:
     def p(v: Any) -> bool:
         if type(v) is bool:
             return v is b
-        return type(v) is str and v.strip().lower() == text
+        return type(v) is str and v.lower() == text
 
     return p
 

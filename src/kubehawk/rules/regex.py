@@ -1,7 +1,7 @@
 """Regular expressions of ``|re`` values and keywords: compiling them, and the literals they need.
 
 Takes a Sigma regular expression and its flags and gives a ``search`` function, with RE2 (linear
-time) wherever the pattern allows it. :func:`regex_literals` reads the plain strings that every
+time); a pattern RE2 cannot run is refused, never handed to Python's backtracking engine. :func:`regex_literals` reads the plain strings that every
 match must contain, so a value can be ruled out by a substring search before the regex runs.
 """
 
@@ -23,8 +23,11 @@ _RE2_OPTIONS: Any = None
 
 
 def compile_regex(pattern: str, flags: set[Any]) -> Callable[[str], Any]:
-    """Compile with RE2 (linear time, like pySigma's SafePolicy) when the pattern allows it,
-    else with Python ``re`` (backreferences, lookarounds). Returns a ``search`` function."""
+    """Compile with RE2 (linear time, like pySigma's SafePolicy). Returns a ``search`` function.
+
+    A pattern RE2 cannot run is refused (:class:`CompileError`), never handed to Python ``re``:
+    a backreference or a lookaround there can take exponential time on one crafted value (a
+    user agent), and would hold the whole run. The message names the feature RE2 lacks."""
     global _RE2_OPTIONS
     prefix = "".join(
         c
@@ -46,12 +49,48 @@ def compile_regex(pattern: str, flags: set[Any]) -> Callable[[str], Any]:
         return re2.compile(full, _RE2_OPTIONS).search
     except ImportError:  # pragma: no cover - google-re2 is a pySigma 2 dependency
         pass
-    except Exception:  # noqa: BLE001 - re2 raises its own error type; fall back to re
-        pass
-    try:
+    except Exception as e:  # noqa: BLE001 - re2 raises its own error type
+        raise CompileError(_re2_refusal(pattern, full, e)) from None
+    try:  # pragma: no cover - without RE2 (see above)
         return re.compile(full).search
-    except re.error as e:
+    except re.error as e:  # pragma: no cover
         raise CompileError(f"invalid regular expression {pattern!r}: {e}") from None
+
+
+# What Python's parser calls the constructs RE2 does not have (it runs in linear time without them).
+_NOT_IN_RE2 = {"GROUPREF": "a backreference", "GROUPREF_EXISTS": "a conditional group",
+               "ASSERT": "a lookahead or lookbehind", "ASSERT_NOT": "a negative lookahead or lookbehind",
+               "ATOMIC_GROUP": "an atomic group", "POSSESSIVE_REPEAT": "a possessive quantifier"}
+
+
+def _re2_refusal(pattern: str, full: str, err: Exception) -> str:
+    """Why RE2 refuses ``pattern``: the construct it lacks (by Python's parse), else the syntax error."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        parsed = _parser.parse(full)
+    except Exception as e:  # noqa: BLE001 - not a regular expression for Python either
+        return f"invalid regular expression {pattern!r}: {e}"
+    found: list[str] = []
+
+    def walk(items: Any) -> None:
+        for op, av in items:
+            what = _NOT_IN_RE2.get(str(op))
+            if what is not None and what not in found:
+                found.append(what)
+            for sub in av if isinstance(av, (tuple, list)) else ():
+                if isinstance(sub, _parser.SubPattern):
+                    walk(sub)
+                elif isinstance(sub, list):
+                    for x in sub:
+                        if isinstance(x, _parser.SubPattern):
+                            walk(x)
+
+    walk(parsed)
+    if found:
+        return (f"regular expression {pattern!r} uses {' and '.join(found)}, which RE2 does not support; "
+                "refused: Python's engine could take exponential time on a crafted value")
+    return f"regular expression {pattern!r} is not supported by RE2: {err}"
 
 
 def _regex_required(items: Any) -> set[str] | None:

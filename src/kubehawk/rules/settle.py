@@ -43,6 +43,8 @@ def _classify(leaf: Leaf, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
     f = leaf.field
     if f is None or leaf.kind == "keyword":
         return None, ()
+    if leaf.kind == "exists" and split_path(f)[0] != "x":
+        return _exists_settled(f, slots)
     if leaf.kind == "fieldref":
         a, b = _known(f, slots), _known(leaf.atoms[0].field, slots)
         return (_ALWAYS, a + b) if a is not None and b is not None else (None, ())
@@ -73,9 +75,28 @@ def _classify(leaf: Leaf, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
     if top not in TOP_FIELDS or _always_present(f) or not _cheap(parts):
         return None, ()
     i = slots.slot(f, PRESENT_HEAD)
-    if leaf.kind == "exists":
-        return _ALWAYS, (i,)
     return (lambda k, e: not k[i]), (i,)
+
+
+def _exists_settled(f: str, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
+    """``|exists`` is settled when a slot shows the field holds a value (it is there, whatever
+    the event). A slot showing none cannot tell a missing field from one written as null, which
+    exists (the Sigma spec): then the leaf is asked itself. Derived ``x.*`` fields are not here:
+    they exist when they have a value, which the other cases settle."""
+    parts = split_path(f)
+    top = parts[0]
+    if f in VALUE_FIELDS:
+        i = slots.slot(f, VALUE)
+        return (lambda k, e: k[i] is not None), (i,)
+    if top in _BODIES:
+        if len(parts) == 1:
+            return None, ()  # a body written as null exists
+        i = slots.slot(top, PRESENT_BODY)
+        return (lambda k, e: not k[i]), (i,)  # no body, or a null one: nothing below it exists
+    if top not in TOP_FIELDS or _always_present(f) or not _cheap(parts):
+        return None, ()
+    i = slots.slot(f, PRESENT_HEAD)
+    return (lambda k, e: k[i]), (i,)
 
 
 def _gate_arg(dep: str, i: int) -> Callable[[tuple[Any, ...], AuditEvent], Any]:

@@ -92,7 +92,8 @@ def _exact(key: tuple[Any, ...], kinds: tuple[int, ...]) -> bool:
 
 
 def _present(v: Any) -> bool:
-    """Same as ``field|exists: true`` (an explicit null, or a list of nulls, is absent)."""
+    """Does the field hold a value (an explicit null, or a list of nulls, is absent)? Not
+    ``|exists``, for which a field written as null is there: no slot settles that one."""
     if v is None:
         return False
     if v.__class__ is list:

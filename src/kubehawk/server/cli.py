@@ -69,6 +69,7 @@ def serve(config_path: str | None, host: str | None, port: int | None, tls_cert:
 
     ruleset = load_rules(config, rule_dirs, not no_builtin, "kubehawk serve")
     detector = Detector(ruleset, config)
+    detector.on_warning = logging.getLogger("kubehawk.server").warning  # a wrong-typed value in an alerted event
     try:
         service = Service(settings, detector, sinks, config)
     except (OSError, ValueError) as e:

@@ -14,7 +14,8 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import EventDecodeError, decode_event
+from kubehawk.event import TOO_DEEP, EventDecodeError, decode_event
+from kubehawk.jsonsplit import split
 from kubehawk.server.journal import Record
 from kubehawk.sources.normalize import SkipRecord, to_events
 
@@ -63,6 +64,8 @@ def parse_audit_body(body: bytes, origin: str = "POST /audit") -> Parsed:
         _parse_value(body, origin, out, depth=0)
     except msgspec.DecodeError as e:
         raise BadRequest("malformed_json", f"malformed JSON: {e}") from None
+    except RecursionError:  # a body the splitter could not take apart (kubehawk.jsonsplit)
+        raise BadRequest("too_deep", TOO_DEEP) from None
     if not out.records and out.rejected_count:
         first = out.rejected[0]
         raise BadRequest("no_valid_event", f"no valid audit event in the body; {first['item']}: {first['error']}")
@@ -72,7 +75,10 @@ def parse_audit_body(body: bytes, origin: str = "POST /audit") -> Parsed:
 def _parse_value(raw: bytes, origin: str, out: Parsed, depth: int) -> None:
     head = raw.lstrip()[:1]
     if head == b"[":
-        items = _raw_list.decode(raw)
+        try:
+            items = _raw_list.decode(raw)
+        except RecursionError:  # one member nested too deeply: take the list apart without recursing
+            items = _members(raw)
         for i, item in enumerate(items):
             where = f"{origin}[{i}]"
             if depth >= 2:
@@ -94,6 +100,8 @@ def _parse_value(raw: bytes, origin: str, out: Parsed, depth: int) -> None:
         env = _envelope.decode(raw)
     except msgspec.ValidationError:
         env = _Envelope()  # e.g. items is not a list; decide below by the generic path
+    except RecursionError:
+        env = _deep_envelope(raw)
     if env.kind == "EventList" or (env.kind is None and env.items is not None and env.apiVersion
                                    and env.apiVersion.startswith("audit.k8s.io/")):
         if env.items is None:
@@ -106,9 +114,12 @@ def _parse_value(raw: bytes, origin: str, out: Parsed, depth: int) -> None:
         _add_event(raw, origin, out)
         return
     # Anything else: a cloud export record or a native Event without kind; the normaliser decides.
-    obj = _any.decode(raw)
     try:
+        obj = _any.decode(raw)
         events = list(to_events(obj, origin))
+    except RecursionError:
+        out.reject(origin, TOO_DEEP)
+        return
     except SkipRecord as e:
         out.reject(origin, f"skipped: {e}")
         return
@@ -117,6 +128,34 @@ def _parse_value(raw: bytes, origin: str, out: Parsed, depth: int) -> None:
         return
     for ev in events:
         out.records.append(Record.make(ev.head.auditID, ev.head.stage, "audit", ev.to_json()))
+
+
+def _members(raw: bytes) -> list[bytes]:
+    """The members of a JSON array msgspec could not decode for its depth, each as its own text."""
+    found = split(raw)
+    if found is None or found.kind != "array":
+        raise msgspec.DecodeError("brackets do not balance")
+    return [raw[m.start:m.end] for m in found.members]
+
+
+def _deep_envelope(raw: bytes) -> _Envelope:
+    """The envelope of an object msgspec could not decode for its depth: kind, apiVersion and the
+    items' texts found by the splitter, so that only the deep item is rejected."""
+    found = split(raw)
+    if found is None or found.kind != "object":
+        raise msgspec.DecodeError("brackets do not balance")
+    env = _Envelope()
+    for m in found.members:
+        if m.key in ("kind", "apiVersion"):
+            try:
+                value = _any.decode(raw[m.start:m.end])
+            except (msgspec.DecodeError, RecursionError):
+                continue
+            if isinstance(value, str):
+                setattr(env, m.key, value)
+        elif m.key == "items" and raw[m.start:m.start + 1] == b"[":
+            env.items = _members(raw[m.start:m.end])  # type: ignore[assignment] # bytes serve as Raw here
+    return env
 
 
 def _add_event(raw: bytes, where: str, out: Parsed) -> None:
@@ -136,6 +175,8 @@ def parse_admission_body(body: bytes) -> tuple[dict[str, Any], Any]:
         review = _any.decode(body)
     except msgspec.DecodeError as e:
         raise BadRequest("malformed_json", f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise BadRequest("too_deep", TOO_DEEP) from None
     if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
         raise BadRequest("not_admission", "expected an AdmissionReview object")
     req = review.get("request")

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, EventDecodeError, decode_event
+from kubehawk.event import TOO_DEEP, AuditEvent, EventDecodeError, decode_event
 from kubehawk.sources.normalize import SkipRecord
 
 __all__ = [
@@ -102,6 +102,8 @@ def guard(convert: Callable[[Any, str], Iterator[AuditEvent]], what: str) -> Cal
             raise
         except SHAPE_ERRORS as e:
             raise shape_error(what, e) from None
+        except RecursionError:  # a hostile record nested deep enough to exhaust the stack
+            raise EventDecodeError(f"{what}: {TOO_DEEP}") from None
 
     return guarded
 
@@ -126,6 +128,8 @@ def guard_line(
             if isinstance(e, EventDecodeError):
                 raise
             raise shape_error(what, e) from None
+        except RecursionError:
+            raise EventDecodeError(f"{what}: {TOO_DEEP}") from None
         return None if found is None else guard(lambda _obj, _origin: found, what)(None, origin)
 
     return guarded
@@ -163,6 +167,8 @@ def gather(
             bad.append(f"{where}: {e}")
         except SHAPE_ERRORS as e:
             bad.append(f"{where}: {shape_error(what, e)}")
+        except RecursionError:
+            bad.append(f"{where}: {TOO_DEEP}")
     if bad:
         more = f"; {len(skipped)} more skipped" if skipped else ""
         err = EventDecodeError(f"{len(bad)} of {total} {what} malformed, first {bad[0]}{more}")
@@ -203,6 +209,8 @@ def maybe_json(value: Any) -> Any:
             return _json.decode(value)
         except msgspec.DecodeError:
             return value
+        except RecursionError:
+            raise EventDecodeError(TOO_DEEP) from None
     return value
 
 
@@ -211,6 +219,8 @@ def json_value(text: str | bytes, what: str) -> Any:
         return _json.decode(text)
     except msgspec.DecodeError as e:
         raise EventDecodeError(f"{what} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise EventDecodeError(f"{what}: {TOO_DEEP}") from None
 
 
 def unpack_blob(data: str | bytes, what: str) -> bytes:

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from kubehawk.event import AuditEvent, EventDecodeError, event_from_dict
+from kubehawk.event import TOO_DEEP, AuditEvent, EventDecodeError, event_from_dict
 from kubehawk.sources import _cloud
 from kubehawk.sources.normalize import to_events
 
@@ -332,21 +332,22 @@ def _convert_concatenated(line: bytes, origin: str) -> Iterator[AuditEvent] | No
             pos = end
             while pos < len(s) and s[pos].isspace():
                 pos += 1
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
         if not docs:
             return None
-        docs.append((f"{origin} document {len(docs)}", _Bad(s[pos : pos + 60])))
+        docs.append((f"{origin} document {len(docs)}", _Bad(s[pos : pos + 60], isinstance(e, RecursionError))))
     return _cloud.gather(docs, _doc_events, "concatenated documents")
 
 
 class _Bad:
-    def __init__(self, head: str):
+    def __init__(self, head: str, too_deep: bool = False):
         self.head = head
+        self.too_deep = too_deep
 
 
 def _doc_events(doc: Any, where: str) -> Iterator[AuditEvent]:
     if isinstance(doc, _Bad):
-        raise EventDecodeError(f"malformed JSON starting {doc.head!r}")
+        raise EventDecodeError(f"{TOO_DEEP if doc.too_deep else 'malformed JSON'} starting {doc.head!r}")
     yield from to_events(doc, where)
 
 

@@ -7,8 +7,13 @@ a cloud export such as ``gcloud logging read --format=json``), a stream of docum
 files oldest first) and ``-`` for stdin. Lines are streamed, so memory stays flat whatever
 the size; only a single-document file is held whole, since it must be decoded whole.
 
+Memory is bounded whatever the input: no line is read past ``ReadStats.max_line_bytes`` (a
+longer one is skipped with a warning, its rest read and dropped in pieces), no document is held
+past it either, so a decompression bomb of one endless line costs that much and no more.
+
 Bad input never raises: each malformed record gives one warning naming ``file:line`` and is
-counted in :class:`ReadStats`; the caller decides the exit code.
+counted in :class:`ReadStats` (a few per file are shown); a file that is plainly not an audit
+log (:mod:`kubehawk.sources.sniff`) is skipped with one line; the caller decides the exit code.
 """
 
 from __future__ import annotations
@@ -21,23 +26,29 @@ import os
 import re
 import stat
 import sys
-import threading
 import zlib
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain, islice
+from functools import partial
+from itertools import chain, islice, repeat
 from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, EventDecodeError, decode_head, event_from_dict
-from kubehawk.sources.normalize import SkipRecord, line_to_events, to_events
+from kubehawk.event import AuditEvent, decode_head
+from kubehawk.sources.documents import emit_documents, is_complete_json, looks_like_document, read_document
+from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES, ReadStats, Warn
+from kubehawk.sources.records import emit_line
+from kubehawk.sources.sniff import SNIFF_BYTES, not_audit_reason
 
 if TYPE_CHECKING:
     from kubehawk.rules.linescreen import LineScreen
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
     "ReadStats",
+    "bounded_lines",
+    "emit_line",
     "iter_files",
     "order_files",
     "read_paths",
@@ -50,216 +61,28 @@ STDIN = "-"
 READ_BUFFER = 1 << 18
 STDIN_NAME = "<stdin>"
 
-Warn = Callable[[str], None] | None
-
-
-class ReadStats:
-    """Counters for one run of the readers, shown in the end summary.
-
-    ``bad`` counts malformed JSON, wrong-typed fields, unknown shapes and unreadable
-    paths (each also gives one warning); ``skipped`` counts well-formed records that
-    hold no audit event (:class:`SkipRecord`). Only the first ``max_warnings`` warning
-    texts are kept, so a log full of garbage cannot grow memory. One thread writes;
-    others may read :meth:`summary` at any time (while a JSON-lines file is read, its
-    line and event counts are brought up to date every few thousand lines).
-    """
-
-    def __init__(self, max_warnings: int = 100) -> None:
-        self.files = 0
-        self.lines = 0
-        self.events = 0
-        self.bad = 0
-        self.skipped = 0
-        self.max_warnings = max_warnings
-        self.warnings: list[str] = []
-        self._lock = threading.Lock()
-
-    def warn(self, message: str, on_warning: Warn = None) -> None:
-        """Count one bad record (or path) and report it once."""
-        with self._lock:
-            self.bad += 1
-            if len(self.warnings) < self.max_warnings:
-                self.warnings.append(message)
-        if on_warning is not None:
-            on_warning(message)
-
-    def skip(self, err: Exception, origin: str, on_warning: Warn = None) -> None:
-        """Count records that hold no audit event (a batch may stand for several).
-
-        The first few are reported with their reason, so that a truncated export or a
-        wrong log category is visible without flooding the terminal.
-        """
-        n = getattr(err, "count", 1) or 1
-        with self._lock:
-            before = self.skipped
-            self.skipped += n
-        if before < self.MAX_SKIP_NOTES and on_warning is not None:
-            on_warning(f"{origin}: skipped: {err}")
-
-    MAX_SKIP_NOTES = 20
-
-    def summary(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "files": self.files,
-                "lines": self.lines,
-                "events": self.events,
-                "bad": self.bad,
-                "skipped": self.skipped,
-                "warnings": list(self.warnings),
-                "warnings_dropped": max(0, self.bad - len(self.warnings)),
-            }
-
-    def __repr__(self) -> str:
-        s = self.summary()
-        return f"ReadStats(files={s['files']}, lines={s['lines']}, events={s['events']}, bad={s['bad']}, skipped={s['skipped']})"
-
-
-# --- one record -> events ------------------------------------------------------------------
-
-
-def _describe(err: Exception, line: bytes | None = None) -> str:
-    # Anything but EventDecodeError is a converter tripping over a shape it did not expect.
-    msg = str(err) if isinstance(err, EventDecodeError) else f"{type(err).__name__}: {err}"
-    if line is not None and b' AUDIT: id="' in line[:200]:
-        msg = "legacy text audit format (--audit-log-format=legacy) is not supported; use --audit-log-format=json"
-    return msg
-
-
-def emit_line(line: bytes, origin: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
-    """Events of one line; a bad line is warned about and counted, never raised."""
-    return _counted(line_to_events(line, origin), origin, stats, on_warning, line)
-
-
-def _counted(events: Iterator[AuditEvent], origin: str, stats: ReadStats, on_warning: Warn,
-             line: bytes | None = None) -> Iterator[AuditEvent]:
-    """``events`` of one record, counted; a record skipped or bad is reported, never raised."""
-    try:
-        for ev in events:
-            stats.events += 1
-            yield ev
-    except SkipRecord as e:
-        stats.skip(e, origin, on_warning)
-    except Exception as e:  # noqa: BLE001 - bad input of any shape must not stop the run
-        stats.warn(f"{origin}: {_describe(e, line)}", on_warning)
-
-
-def _emit_value(obj: Any, origin: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
-    """Events of one decoded document; items of a list or EventList fail one by one."""
-    if isinstance(obj, list):
-        for i, item in enumerate(obj):
-            yield from _emit_value(item, f"{origin}[{i}]", stats, on_warning)
-        return
-    if isinstance(obj, dict) and obj.get("kind") == "EventList" and isinstance(obj.get("items"), list):
-        for i, item in enumerate(obj["items"]):
-            where = f"{origin} item {i}"
-            try:
-                ev = event_from_dict(item, where)
-            except Exception as e:  # noqa: BLE001
-                stats.warn(f"{where}: {_describe(e)}", on_warning)
-                continue
-            stats.events += 1
-            yield ev
-        return
-    yield from _counted(to_events(obj, origin), origin, stats, on_warning)
-
-
-_json = msgspec.json.Decoder()
-_BYTE_AT = re.compile(r"\(byte (\d+)\)")
-_WS = b" \t\r\n"
-
-
-def _emit_documents(
-    data: bytes, name: str, first_line: int, stats: ReadStats, on_warning: Warn
-) -> Generator[AuditEvent, None, bool]:
-    """Events of a file holding one JSON document or several in a row (``jq .`` output).
-
-    Each document's origin is ``name:line`` of its first line; a malformed document
-    gives one warning at the line where the JSON breaks and ends the file. Returns
-    False, having emitted nothing, when the first document is broken but some line is
-    a whole JSON object by itself: the file is JSON lines and must be read as such.
-    """
-    view = memoryview(data)
-    pos = 0
-    line = first_line
-    n = len(data)
-    start = 0  # where the first document begins
-    while start < n and data[start] in _WS:
-        start += 1
-    while True:
-        while pos < n and data[pos] in _WS:
-            if data[pos] == 0x0A:
-                line += 1
-            pos += 1
-        if pos >= n:
-            return True
-        try:
-            obj = _json.decode(view[pos:])
-            end = n
-        except msgspec.DecodeError as e:
-            msg = str(e)
-            m = _BYTE_AT.search(msg)
-            found = _split_trailing(view, pos, int(m.group(1))) if "trailing characters" in msg and m else None
-            if found is not None:
-                obj, end = found
-            else:
-                if pos == start and _has_json_line(data):
-                    return False
-                at = pos + int(m.group(1)) if m else n
-                bad_line = line + data.count(b"\n", pos, min(at, n))
-                if not m:
-                    msg += " (document ends before it is complete)"
-                stats.warn(f"{name}:{bad_line}: malformed JSON document: {msg}", on_warning)
-                return True
-        yield from _emit_value(obj, f"{name}:{line}", stats, on_warning)
-        line += data.count(b"\n", pos, end)
-        pos = end
-
-
-def _has_json_line(data: bytes) -> bool:
-    """Does any line hold a whole JSON object (``{"...}``)? Pretty-printed documents
-    put each key on its own line, so their lines are fragments."""
-    for raw in io.BytesIO(data):
-        line = raw.strip()
-        if line.startswith(b'{"') and _is_complete_json(line):
-            return True
-    return False
-
-
-def _split_trailing(view: memoryview, pos: int, at: int) -> tuple[Any, int] | None:
-    """The first of several documents in a row, given where msgspec saw the next one.
-
-    msgspec reports the offset just after the first trailing character; try both
-    readings of it so another version's convention cannot split a document wrongly.
-    """
-    for end in (pos + at - 1, pos + at):
-        try:
-            return _json.decode(view[pos:end]), end
-        except msgspec.DecodeError:
-            continue
-    return None
-
 
 # --- one stream ----------------------------------------------------------------------------
 
 _BOM = b"\xef\xbb\xbf"
 
 
-def _is_complete_json(line: bytes) -> bool:
-    try:
-        _json.decode(line)
-    except msgspec.DecodeError:
-        return False
-    return True
+def bounded_lines(fh: IO[bytes], limit: int) -> Iterator[bytes]:
+    """The lines of ``fh``, none longer than ``limit``: a longer line comes in pieces, the first
+    exactly ``limit`` bytes long and not ending in a newline (see :func:`is_cut`)."""
+    return iter(partial(fh.readline, limit), b"")
 
 
-def _looks_like_document(second: bytes) -> bool:
-    """Given a first line that opens a JSON value without closing it: is this a
-    pretty-printed document (True) or JSON lines whose first line is broken (False)?
+def is_cut(raw: bytes, limit: int) -> bool:
+    """Is ``raw`` (from :func:`bounded_lines`) the first piece of a line longer than ``limit``?"""
+    return len(raw) >= limit and raw[-1:] != b"\n"
 
-    Cheap: a document's second line is a fragment; in JSON lines it is a whole value.
-    """
-    return not (second[:1] in (b"{", b"[") and _is_complete_json(second))
+
+def _drop_rest(lines: Iterator[bytes]) -> None:
+    """Read and drop the pieces of a cut line, up to its newline (memory: one piece at a time)."""
+    for more in lines:
+        if more[-1:] == b"\n":
+            return
 
 
 def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = None,
@@ -280,41 +103,50 @@ def _layout(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned:
     of a file crosses one generator only (:func:`_read_lines` for JSON lines).
     ``owned``: the file to close once the stream is done.
     """
-    lines = iter(fh)
+    limit = stats.max_line_bytes
+    lines = bounded_lines(fh, limit)
     head: list[bytes] = []  # lines read while deciding the layout, replayed below
+    blank = 0  # blank lines before the first line (replayed as such: a file of them costs no memory)
     first: bytes | None = None
     document = False
     for raw in lines:
-        if not head and raw.startswith(_BOM):
+        if not head and not blank and raw.startswith(_BOM):
             raw = raw[len(_BOM):]
-        head.append(raw)
         stripped = raw.strip()
+        if not stripped and first is None:
+            blank += 1
+            continue
+        head.append(raw)
+        if is_cut(raw, limit):
+            break  # a line past the limit: JSON lines, where it is reported
         if not stripped:
             continue
         if first is None:
             first = stripped
             # Only a line that opens a JSON value without closing it may start a document.
-            if first[:1] not in (b"{", b"[") or _is_complete_json(first):
+            if first[:1] not in (b"{", b"[") or is_complete_json(first):
                 break
             if first in (b"{", b"["):
                 document = True
                 break
         else:
-            document = _looks_like_document(stripped)
+            document = looks_like_document(stripped)
             break
     # A file that ends on its first line is one (cut) line, not a document: the line
     # formats get their say (CloudWatch's "[Truncated...]" is a skip, not an error).
     if document:
-        data = b"".join(head) + fh.read()
+        data = read_document(b"\n" * blank + b"".join(head), fh, name, stats, on_warning)
         if owned is not None:
             owned.close()  # the document is in memory
-        return _documents(data, name, stats, on_warning, screen)
+        return iter(()) if data is None else _documents(data, name, stats, on_warning, screen)
+    if blank:
+        return _read_lines(chain(repeat(b"\n", blank), head, lines), name, stats, on_warning, owned, screen)
     return _read_lines(chain(head, lines) if head else lines, name, stats, on_warning, owned, screen)
 
 
 def _documents(data: bytes, name: str, stats: ReadStats, on_warning: Warn, screen: LineScreen | None
                ) -> Iterator[AuditEvent]:
-    if (yield from _emit_documents(data, name, 1, stats, on_warning)):
+    if (yield from emit_documents(data, name, 1, stats, on_warning)):
         stats.lines += data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         return
     # Not a document after all: JSON lines whose first lines are broken.
@@ -334,14 +166,15 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
     :func:`kubehawk.event.decode_event` as one expression, the event built in C, the
     counters kept in locals and added to ``stats`` every ``_FLUSH_EVERY`` lines, at a line
     that is not a plain Event, and at the end. Any line the fast test does not accept
-    (another format, a wrong type, JSON broken) takes the general path, which names the
-    problem with ``file:line``. A read error
-    (truncated gzip, I/O) ends the file with one warning; ``owned`` is closed at the end.
+    (another format, a wrong type, JSON broken or nested too deeply, a line cut at the
+    length limit) takes the general path, which names the problem with ``file:line``. A read
+    error (truncated gzip, I/O) ends the file with one warning; ``owned`` is closed at the end.
     A line the ``screen`` knows meets no rule is counted as an event and not decoded.
     """
     decode = decode_head
     skip = screen.skip if screen is not None else None
     event = AuditEvent
+    limit = stats.max_line_bytes
     lineno = counted = 0  # counted: lines already added to stats.lines
     found = 0  # events not yet added to stats.events
     try:
@@ -354,7 +187,7 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
                     continue
                 try:
                     h = decode(raw)  # kind and apiVersion checked in the decode; JSON allows the line break
-                except msgspec.DecodeError:
+                except (msgspec.DecodeError, RecursionError):
                     pass
                 else:
                     if h.verb is not None or h.requestURI is not None or h.auditID is not None:
@@ -364,9 +197,16 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
                 stats.lines += lineno - counted
                 stats.events += found
                 counted, found = lineno, 0
+                if is_cut(raw, limit):
+                    raw = b""  # let the piece go before the next one is read
+                    _drop_rest(lines)
+                    stats.overlong(name, lineno, on_warning)
+                    continue
                 line = raw.strip()
+                if line[:1] == b"\x00":  # the hole logrotate's copytruncate leaves: no record's bytes
+                    line = line.lstrip(b"\x00").strip()
                 if line:
-                    yield from emit_line(line, f"{name}:{lineno}", stats, on_warning)
+                    yield from emit_line(line, f"{name}:{lineno}", stats, on_warning, name)
             if lineno - start < _FLUSH_EVERY:
                 return  # the lines are over (the counters are updated on the way out)
             stats.lines += lineno - counted
@@ -404,23 +244,28 @@ _READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
 
 
 def _read_error(name: str, line: int, err: Exception, stats: ReadStats, on_warning: Warn) -> None:
-    stats.warn(f"{name}:{line}: read error: {type(err).__name__}: {err}", on_warning)
+    stats.warn(f"{name}:{line}: read error: {type(err).__name__}: {err}", on_warning, name)
 
 
 def _open_events(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned: bool = False,
                  compressed: bool = True, screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """The events of an opened file (decompressed if ``compressed`` and the magic bytes say so).
 
-    Never raises for bad input; ``owned``: close ``fh`` once done (or abandoned).
+    Never raises for bad input; ``owned``: close ``fh`` once done (or abandoned). A stream that is
+    plainly not an audit log is skipped with one line.
     """
     try:
         stream = _decompressed(fh) if compressed else fh  # type: ignore[arg-type]
-        return _layout(stream, name, stats, on_warning, fh if owned else None, screen)
+        peek = getattr(stream, "peek", None)
+        why = not_audit_reason(peek(SNIFF_BYTES)[:SNIFF_BYTES]) if peek is not None else None
+        if why is None:
+            return _layout(stream, name, stats, on_warning, fh if owned else None, screen)
+        stats.not_an_audit_log(name, why, on_warning)
     except _READ_ERRORS as e:
         _read_error(name, 1, e, stats, on_warning)
-        if owned:
-            fh.close()
-        return iter(())
+    if owned:
+        fh.close()
+    return iter(())
 
 
 def _read_opened(fh: io.BufferedReader, name: str, stats: ReadStats, on_warning: Warn) -> Iterator[AuditEvent]:
@@ -431,7 +276,7 @@ def _read_opened(fh: io.BufferedReader, name: str, stats: ReadStats, on_warning:
 def _stdin_buffer(stats: ReadStats, on_warning: Warn) -> IO[bytes] | None:
     buf = getattr(sys.stdin, "buffer", None)
     if buf is None:
-        stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning)
+        stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning, STDIN_NAME)
         return None
     if not hasattr(buf, "peek"):
         buf = io.BufferedReader(buf)
@@ -443,7 +288,7 @@ def _file_events(path: str, stats: ReadStats, on_warning: Warn, screen: LineScre
     try:
         fh = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the events' iterator
     except OSError as e:
-        stats.warn(f"{path}: cannot read: {e.strerror or e}", on_warning)
+        stats.warn(f"{path}: cannot read: {e.strerror or e}", on_warning, path)
         return None
     stats.files += 1
     return _open_events(fh, path, stats, on_warning, owned=True, screen=screen)
@@ -451,7 +296,8 @@ def _file_events(path: str, stats: ReadStats, on_warning: Warn, screen: LineScre
 
 def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warning: Warn,
               screen: LineScreen | None) -> Iterator[Iterator[AuditEvent]]:
-    """One iterator of events per file, each opened when the previous one is done."""
+    """One iterator of events per file, each opened when the previous one is done (which is
+    when the warnings it held back are announced)."""
     for p in paths:
         path = os.fspath(p)
         if path == STDIN:
@@ -459,21 +305,27 @@ def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warn
             if buf is not None:
                 stats.files += 1
                 yield _open_events(buf, STDIN_NAME, stats, on_warning, screen=screen)
+                stats.end_file(STDIN_NAME, on_warning)
             continue
         try:
             st = os.stat(path)
         except OSError as e:
-            stats.warn(f"{path}: cannot read: {e.strerror or e}", on_warning)
+            stats.warn(f"{path}: cannot read: {e.strerror or e}", on_warning, path)
             continue
         files = [path]
         if stat.S_ISDIR(st.st_mode):
-            files = iter_files(path)
-            if not files:
-                stats.warn(f"{path}: no files in directory", on_warning)
+            errors: list[OSError] = []
+            files = iter_files(path, errors)
+            for e in errors:
+                where = e.filename or path
+                stats.warn(f"{where}: cannot read: {e.strerror or e}", on_warning, where)
+            if not files and not errors:
+                stats.warn(f"{path}: no files in directory", on_warning, path)
         for f in files:
             events = _file_events(f, stats, on_warning, screen)
             if events is not None:
                 yield events
+            stats.end_file(f, on_warning)
 
 
 def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warning: Warn = None,
@@ -481,7 +333,8 @@ def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_war
     """Every event in ``paths`` (files, directories, ``-`` for stdin), in order.
 
     Each event's ``origin`` is ``path:line`` (``path:line[i]`` / ``path:line item i`` for
-    records inside a document, ``<stdin>:line`` for stdin). Never raises for bad input.
+    records inside a document, ``<stdin>:line`` for stdin). Never raises for bad input:
+    an unreadable file or folder, here or deep in a directory, is one warning each.
     Files are opened one at a time, as the events are read; the events of a JSON-lines
     file cross one Python generator only (the chain is C).
 
@@ -555,10 +408,14 @@ def order_files(paths: Iterable[str]) -> list[str]:
     return [p for _, _, ps in ordered for p in ps]
 
 
-def walk_files(root: str) -> list[str]:
-    """Regular files under ``root``, recursively, hidden files and folders left out."""
+def walk_files(root: str, errors: list[OSError] | None = None) -> list[str]:
+    """Regular files under ``root``, recursively, hidden files and folders left out.
+
+    ``errors`` collects what could not be read (a folder that cannot be listed, an entry that
+    cannot be looked at, such as a dangling link); without it they are passed over.
+    """
     found: list[str] = []
-    for d, dirs, files in os.walk(root):
+    for d, dirs, files in os.walk(root, onerror=errors.append if errors is not None else None):
         dirs[:] = sorted(x for x in dirs if not x.startswith("."))
         for f in sorted(files):
             if f.startswith("."):
@@ -567,12 +424,14 @@ def walk_files(root: str) -> list[str]:
             try:
                 if stat.S_ISREG(os.stat(p).st_mode):
                     found.append(p)
-            except OSError:
-                continue
+            except OSError as e:
+                if errors is not None:
+                    errors.append(e)
     return found
 
 
-def iter_files(root: str) -> list[str]:
-    """The files of a directory in reading order (see :func:`order_files`)."""
-    return order_files(walk_files(root))
+def iter_files(root: str, errors: list[OSError] | None = None) -> list[str]:
+    """The files of a directory in reading order (see :func:`order_files`); ``errors``: see
+    :func:`walk_files`."""
+    return order_files(walk_files(root, errors))
 

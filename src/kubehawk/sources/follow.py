@@ -34,7 +34,9 @@ from kubehawk.sources.files import (
     ReadStats,
     Warn,
     _read_opened,
+    bounded_lines,
     emit_line,
+    is_cut,
     rotation_of,
     walk_files,
 )
@@ -59,6 +61,7 @@ class _FileTail:
         self.pos = 0
         self.lineno = 0
         self.partial = bytearray()
+        self.overlong = False  # the line being read passed the run's limit: its bytes are dropped
         self._error: str | None = None
         self.archive = False  # a compressed file: read once, never tailed
         # (offset, line) after the last line whose events the consumer has all taken, and
@@ -82,7 +85,7 @@ class _FileTail:
             msg = f"{self.path}: cannot read: {e.strerror or e}"
             if msg != self._error:  # once per distinct problem, not once per poll
                 self._error = msg
-                self.stats.warn(msg, self.on_warning)
+                self.stats.warn(msg, self.on_warning, self.path)
             return False
         self._error = None
         st = os.fstat(fh.fileno())
@@ -91,6 +94,7 @@ class _FileTail:
         self.pos = 0
         self.lineno = 0
         self.partial.clear()
+        self.overlong = False
         self.stats.files += 1
         magic = fh.read(6)
         fh.seek(0)
@@ -167,17 +171,33 @@ class _FileTail:
         if self.fh is not None:
             self.fh.close()  # type: ignore[attr-defined]
             self.fh = None
+        self.stats.end_file(self.path, self.on_warning)
 
     # --- reading ---------------------------------------------------------------------------
+    def _grow(self, data: bytes) -> None:
+        """Add to the line being read, up to the run's line limit (then drop it, and the rest)."""
+        if self.overlong:
+            return
+        if len(self.partial) + len(data) > self.stats.max_line_bytes:
+            self.overlong = True
+            self.partial.clear()
+            return
+        self.partial += data  # a long line: grows without copying what came before
+
     def _line(self, raw: bytes | bytearray, end: int) -> Iterator[AuditEvent]:
         """The events of one line that ends at offset ``end``; once the consumer asks for more,
         the line is done."""
         self.lineno += 1
         self.stats.lines += 1
+        if self.overlong or len(raw) > self.stats.max_line_bytes:
+            self.overlong = False
+            self.stats.overlong(self.path, self.lineno, self.on_warning)
+            self.done = (end, self.lineno)  # the skipped line is behind the saved position too
+            return
         line = bytes(raw).strip()
         if line:
             first = True
-            for ev in emit_line(line, f"{self.path}:{self.lineno}", self.stats, self.on_warning):
+            for ev in emit_line(line, f"{self.path}:{self.lineno}", self.stats, self.on_warning, self.path):
                 self.first_of_line = first
                 first = False
                 yield ev
@@ -202,7 +222,7 @@ class _FileTail:
             try:
                 chunk = fh.read(_CHUNK)  # type: ignore[attr-defined]
             except OSError as e:
-                self.stats.warn(f"{self.path}:{self.lineno + 1}: read error: {e}", self.on_warning)
+                self.stats.warn(f"{self.path}:{self.lineno + 1}: read error: {e}", self.on_warning, self.path)
                 return
             if not chunk:
                 return
@@ -210,22 +230,22 @@ class _FileTail:
             self.pos += len(chunk)
             nl = chunk.find(b"\n")
             if nl < 0:
-                self.partial += chunk  # a long line: grows without copying what came before
+                self._grow(chunk)
                 continue
-            self.partial += chunk[:nl]
+            self._grow(chunk[:nl])
             first = bytes(self.partial)
             self.partial.clear()
             end = start + nl + 1
             yield from self._line(first, end)
             parts = chunk[nl + 1 :].split(b"\n")
-            self.partial += parts.pop()
+            self._grow(parts.pop())
             for raw in parts:
                 end += len(raw) + 1
                 yield from self._line(raw, end)
 
     def _flush_partial(self) -> Iterator[AuditEvent]:
         """The file will not grow any more: its unterminated last line is final."""
-        if self.partial:
+        if self.partial or self.overlong:
             rest = bytes(self.partial)
             self.partial.clear()
             yield from self._line(rest, self.pos)
@@ -270,6 +290,7 @@ class _DirTail:
         self.stats = stats
         self.on_warning = on_warning
         self.known: set[str] = set()
+        self.unreadable: set[str] = set()  # warned about once
         self.tail: _FileTail | None = None
         self.tail_mtime = 0.0
         candidates = self._scan()
@@ -302,9 +323,17 @@ class _DirTail:
         return self.tail is None or self.tail.exact()
 
     def _scan(self) -> dict[str, float]:
-        """Current files not seen before, with their modification times."""
+        """Current files not seen before, with their modification times; what cannot be read
+        (a locked subfolder, a dangling link) is one warning, the first time it is met."""
         new: dict[str, float] = {}
-        for p in walk_files(self.root):
+        errors: list[OSError] = []
+        found = walk_files(self.root, errors)
+        for e in errors:
+            where = e.filename or self.root
+            if where not in self.unreadable:
+                self.unreadable.add(where)
+                self.stats.warn(f"{where}: cannot read: {e.strerror or e}", self.on_warning, where)
+        for p in found:
             if p in self.known:
                 continue
             self.known.add(p)
@@ -342,23 +371,30 @@ class _StdinTail:
     def __init__(self, stats: ReadStats, on_warning: Warn) -> None:
         self.stats = stats
         self.on_warning = on_warning
-        self.lines: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # bounded: a producer faster than detection waits instead of filling memory
+        self.lines: queue.Queue[bytes | None] = queue.Queue(maxsize=1024)
         self.lineno = 0
         self.done = False
         buf = getattr(sys.stdin, "buffer", None)
         if buf is None:
-            stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning)
+            stats.warn(f"{STDIN_NAME}: cannot read: no binary standard input", on_warning, STDIN_NAME)
             self.done = True
             return
         stats.files += 1
         threading.Thread(target=self._pump, args=(buf,), name="kubehawk-stdin", daemon=True).start()
 
     def _pump(self, buf) -> None:  # type: ignore[no-untyped-def]
+        limit = self.stats.max_line_bytes
+        cut = False
         try:
-            for raw in buf:
-                self.lines.put(raw)
+            for raw in bounded_lines(buf, limit):
+                if cut:  # the rest of a line past the limit, dropped piece by piece
+                    cut = raw[-1:] != b"\n"
+                    continue
+                cut = is_cut(raw, limit)
+                self.lines.put(_CUT if cut else raw)
         except (OSError, ValueError) as e:
-            self.stats.warn(f"{STDIN_NAME}:{self.lineno + 1}: read error: {e}", self.on_warning)
+            self.stats.warn(f"{STDIN_NAME}:{self.lineno + 1}: read error: {e}", self.on_warning, STDIN_NAME)
         self.lines.put(None)
 
     def poll(self) -> Iterator[AuditEvent]:
@@ -372,9 +408,12 @@ class _StdinTail:
                 return
             self.lineno += 1
             self.stats.lines += 1
+            if raw is _CUT:
+                self.stats.overlong(STDIN_NAME, self.lineno, self.on_warning)
+                continue
             line = raw.strip()
             if line:
-                yield from emit_line(line, f"{STDIN_NAME}:{self.lineno}", self.stats, self.on_warning)
+                yield from emit_line(line, f"{STDIN_NAME}:{self.lineno}", self.stats, self.on_warning, STDIN_NAME)
 
     def positions(self) -> dict[str, Position]:
         return {}  # a pipe has no position to come back to
@@ -383,7 +422,10 @@ class _StdinTail:
         return True
 
     def close(self) -> None:
-        pass
+        self.stats.end_file(STDIN_NAME, self.on_warning)
+
+
+_CUT = b"<a line past the limit>"  # a marker, compared by identity
 
 
 def follow_paths(

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, EventDecodeError, decode_event, event_from_dict
+from kubehawk.event import TOO_DEEP, AuditEvent, EventDecodeError, decode_event, event_from_dict
 
 __all__ = [
     "RecordFormat",
@@ -96,8 +96,7 @@ def to_events(obj: Any, origin: str = "") -> Iterator[AuditEvent]:
     :class:`SkipRecord` for a known record that holds no event.
     """
     if isinstance(obj, list):
-        for i, item in enumerate(obj):
-            yield from to_events(item, f"{origin}[{i}]")
+        yield from _list_events(obj, origin, 1)
         return
     if not isinstance(obj, dict):
         raise EventDecodeError(f"expected a JSON object, got {type(obj).__name__}")
@@ -120,6 +119,22 @@ def to_events(obj: Any, origin: str = "") -> Iterator[AuditEvent]:
     raise EventDecodeError(f"not an audit Event nor a known export format (keys: {keys})")
 
 
+# Lists of lists of events (``jq -s`` of arrays) are read; deeper nesting is no format, and walking
+# it one generator per level would exhaust the stack on a hostile record.
+MAX_LIST_NESTING = 4
+
+
+def _list_events(items: list, origin: str, depth: int) -> Iterator[AuditEvent]:
+    for i, item in enumerate(items):
+        where = f"{origin}[{i}]"
+        if not isinstance(item, list):
+            yield from to_events(item, where)
+        elif depth >= MAX_LIST_NESTING:
+            raise EventDecodeError(f"lists nested more than {MAX_LIST_NESTING} deep are not audit Events")
+        else:
+            yield from _list_events(item, where, depth + 1)
+
+
 def _bad(item: Any, origin: str, i: int) -> Iterator[AuditEvent]:
     raise EventDecodeError(f"{origin} item {i}: expected an Event object, got {type(item).__name__}")
 
@@ -139,6 +154,8 @@ def line_to_events(line: bytes, origin: str = "") -> Iterator[AuditEvent]:
         first_error = fast_err
     try:
         obj = _json.decode(line)
+    except RecursionError:
+        raise EventDecodeError(TOO_DEEP) from None
     except msgspec.DecodeError:
         _load_plugins()
         for fmt in _LINE_FORMATS:
