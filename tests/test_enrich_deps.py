@@ -137,7 +137,10 @@ def test_closed_gate_means_absent(cfg):
                     args.append(has_body(raw))
                 else:
                     args.append(_get(d, f))
-            value = e.derived.get(key)
+            name, _, sub = key.partition(".")  # "source.ioc": one key of a mapping
+            value = e.derived.get(name)
+            if sub:
+                value = value.get(sub) if isinstance(value, dict) else None
             if possible(*args):
                 opened += value not in (None, False)
             else:

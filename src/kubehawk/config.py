@@ -24,7 +24,8 @@ ALLOW_KEYS = ("user", "namespace", "serviceaccount", "image")
 
 # Keys other parts of kubehawk validate themselves (outputs by the sinks, server by serve).
 _PASSTHROUGH = {"outputs": list, "server": dict, "baseline": dict, "rules": dict}
-_KNOWN = {"timezone", "business_hours", "gitops", "honeytokens", "allowlists", "vars", *_PASSTHROUGH}
+_KNOWN = {"timezone", "business_hours", "gitops", "honeytokens", "allowlists", "vars", "bootstrap", "networks",
+          *_PASSTHROUGH}
 
 
 class ConfigError(ValueError):
@@ -98,6 +99,11 @@ class Config:
     honeytoken_secrets: frozenset[str] = frozenset()  # "namespace/name"
     allowlists: dict[str, tuple[AllowEntry, ...]] = field(default_factory=dict)
     user_vars: dict[str, list[str]] = field(default_factory=dict)
+    # issue 13: cluster start-up recognition (x.bootstrap), in-cluster controllers in GitOps
+    # namespaces (x.gitops.controller; kubehawk.identity), networks and IOCs (kubehawk.network)
+    bootstrap: bool = True
+    gitops_controllers: tuple[Any, ...] = ()
+    networks: Any = None
     raw: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -165,9 +171,24 @@ class Config:
             cfg.business_hours = _business_hours(r, data["business_hours"])
         if "gitops" in data:
             g = r.mapping(data["gitops"], "gitops")
-            r.unknown(g, {"identities", "namespaces"}, "gitops")
+            r.unknown(g, {"identities", "namespaces", "controllers"}, "gitops")
             cfg.gitops_identities = frozenset(r.strings(g.get("identities", []), "gitops.identities"))
             cfg.gitops_namespaces = frozenset(r.strings(g.get("namespaces", []), "gitops.namespaces"))
+            if "controllers" in g:
+                from kubehawk.identity import parse_controllers
+
+                cfg.gitops_controllers = parse_controllers(g["controllers"], "gitops.controllers", r.fail)
+        if "bootstrap" in data:
+            b = r.mapping(data["bootstrap"], "bootstrap")
+            r.unknown(b, {"enabled"}, "bootstrap")
+            if not isinstance(b.get("enabled", True), bool):
+                r.fail("bootstrap.enabled", f"expected true or false, got {_tname(b['enabled'])}")
+            cfg.bootstrap = b.get("enabled", True)
+        if "networks" in data:
+            from kubehawk.network import parse_networks
+
+            base = Path(source).parent if source not in ("<config>", "<defaults>") else None
+            cfg.networks = parse_networks(data["networks"], base, r.fail)
         if "honeytokens" in data:
             h = r.mapping(data["honeytokens"], "honeytokens")
             r.unknown(h, {"serviceaccounts", "secrets"}, "honeytokens")

@@ -14,11 +14,21 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from kubehawk.identity import (
+    BUILTIN_CONTROLLERS,
+    actor,
+    effective_groups,
+    effective_user,
+    is_bootstrap,
+    is_controller,
+)
+from kubehawk.network import Networks
+
 if TYPE_CHECKING:  # names in annotations only: at run time the event module imports this one
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
-__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates",
+__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "DERIVED_UNKNOWN", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates",
            "derived_possible", "image_registry", "pod_spec_of"]
 
 # The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it).
@@ -43,6 +53,11 @@ DERIVED_LEVELS: dict[str, str] = {
     "honeytoken_kind": "Metadata",
     "workload": "Metadata",
     "health_endpoint": "Metadata",
+    "labels_removed": "Request",
+    "user": "Metadata",
+    "actor": "Metadata",
+    "bootstrap": "Metadata",
+    "source": "Metadata",
 }
 
 # What each field means, for `kubehawk rules fields` and the README.
@@ -60,11 +75,24 @@ DERIVED_FIELDS: dict[str, str] = {
     "x.exec.shell": "true when the command starts an interactive shell (sh, bash, ...)",
     "x.exec.tty": "true when a TTY was requested",
     "x.exec.stdin": "true when stdin was attached",
-    "x.sa.namespace": "namespace of the ServiceAccount making the request (system:serviceaccount:NS:NAME)",
+    "x.user": "the effective username: the impersonated user when the request used impersonation, else "
+    "user.username (the request is authorised as this identity)",
+    "x.actor": "who did it, as alerts say it: 'alice@corp as system:serviceaccount:monitoring:monitoring' under "
+    "impersonation, else user.username",
+    "x.sa.namespace": "namespace of the effective ServiceAccount (system:serviceaccount:NS:NAME; impersonated "
+    "or not)",
     "x.sa.name": "name of that ServiceAccount",
-    "x.node": "the node name of a kubelet identity (system:node:NAME)",
-    "x.identity": "anonymous | node | serviceaccount | controlplane | user",
-    "x.system": "true for control-plane components, kubelets and kube-system ServiceAccounts",
+    "x.node": "the node name of an effective kubelet identity (system:node:NAME)",
+    "x.identity": "the effective identity's kind: anonymous | node | serviceaccount | controlplane | user",
+    "x.system": "true for control-plane components, kubelets and kube-system ServiceAccounts (requester and "
+    "effective identity both: impersonating one never makes a request system)",
+    "x.bootstrap": "cluster set-up work: the installer (user agent kubeadm/) or the add-on manager (a client on "
+    "the control-plane node: loopback source) on an object the control plane owns; config bootstrap.enabled",
+    "x.source.public": "the trusted source IP is globally routable",
+    "x.source.cluster": "it is in networks.cluster (absent when none is configured)",
+    "x.source.trusted": "it is loopback or in networks.trusted / networks.cluster (absent when neither is "
+    "configured)",
+    "x.source.ioc": "it is in the networks.ioc_file list (absent without one)",
     "x.source_ip": "the trusted source IP: the last sourceIPs entry (the others are client-controlled)",
     "x.decision": "the authorization decision annotation: allow | forbid",
     "x.impersonated": "true when the request used impersonation",
@@ -72,10 +100,14 @@ DERIVED_FIELDS: dict[str, str] = {
     "x.off_hours": "true when it falls outside them",
     "x.gitops.identity": "true when the requester is one of the configured GitOps identities",
     "x.gitops.namespace": "true when the object's namespace is GitOps-managed",
+    "x.gitops.controller": "true when an in-cluster controller writes what it is there to write (cert-manager, "
+    "external-secrets, sealed-secrets: Secrets; the VPA: pods; KEDA: workloads; plus gitops.controllers)",
     "x.honeytoken": "true when the request touches or uses a configured honeytoken Secret or ServiceAccount",
     "x.honeytoken_kind": "secret | secret-list | serviceaccount-token-used | serviceaccount",
     "x.allowlisted.NAME": "true when the event matches an entry of the config allowlist NAME",
     "x.health_endpoint": "true for /healthz, /livez, /readyz (and sub-paths) and /version",
+    "x.labels_removed": "the label keys a patch removes: written as null (merge patch) or a JSON-patch remove "
+    "of /metadata/labels/KEY (a label merely absent from a body is not removed)",
 }
 
 # The top-level event fields each derived value is computed from, and nothing else (a leading
@@ -84,15 +116,18 @@ DERIVED_FIELDS: dict[str, str] = {
 # combination. tests/test_enrich_deps.py checks the claim; keep it true when editing below.
 DERIVED_DEPS: dict[str, tuple[str, ...]] = {
     "workload": ("objectRef.resource",),
-    "sa": ("user.username",),
-    "node": ("user.username",),
-    "identity": ("user.username", "user.groups"),
-    "system": ("user.username", "user.groups"),
+    "sa": ("user.username", "impersonatedUser.username"),
+    "node": ("user.username", "impersonatedUser.username"),
+    "user": ("user.username", "impersonatedUser.username"),
+    "actor": ("user.username", "impersonatedUser.username"),
+    "identity": ("user.username", "user.groups", "impersonatedUser.username", "impersonatedUser.groups"),
+    "system": ("user.username", "user.groups", "impersonatedUser.username", "impersonatedUser.groups"),
     "source_ip": ("sourceIPs",),
     "decision": ("annotations.authorization.k8s.io/decision",),
     "impersonated": ("?impersonatedUser",),
     "health_endpoint": ("requestURI",),
-    "gitops": ("user.username", "objectRef.namespace"),
+    "gitops": ("user.username", "objectRef.namespace", "objectRef.resource"),
+    "source": ("sourceIPs",),
 }
 
 # Derived values read from the pod spec of a body (the request's when it has one, else the
@@ -105,6 +140,29 @@ SPEC_DERIVED: dict[str, tuple[str | None, Callable[[str], Any] | None]] = {
     "containers": (None, None),
     "images": ("image", None),
     "registry": ("image", lambda image: image_registry(image)),
+}
+
+
+def _logged(raw: Any) -> bool:
+    """Was this body logged? (kubehawk.event.has_body's test: the event module imports this one.)"""
+    n = len(raw)
+    return n > 4 or (n > 0 and bytes(raw) != b"null")
+
+
+def _no_body(event: AuditEvent) -> bool:
+    """Neither body was logged (the pod spec is read from the request's, else the response's)."""
+    h = event.head
+    return not _logged(h.requestObject) and not _logged(h.responseObject)
+
+
+# Derived values read from a body, and when that body was not logged (issue 13): the value is then
+# unknown, so a rule test on it is neither a match nor, under ``not``, a non-match (the compiler's
+# unknown_test). Where the rule index settles a leaf by its gate (derived_gates, closed), the gate's
+# fields must decide the function's answer: the spec gate reads both bodies' presence. x.exec is not
+# here: an exec is known at every level, and the command a real apiserver logs is in the requestURI.
+DERIVED_UNKNOWN: dict[str, Callable[[AuditEvent], bool]] = {
+    "pod_spec": _no_body, "containers": _no_body, "images": _no_body, "registry": _no_body,
+    "labels_removed": lambda e: not _logged(e.head.requestObject),
 }
 
 
@@ -293,7 +351,8 @@ def _sa_ref(user: Any) -> str | None:
 
 
 def derived_gates(config: Config | None) -> dict[str, Gate]:
-    """For derived values that are absent (or false) on most events: ``(fields, possible)``.
+    """For derived values that are absent (or false) on most events: ``(fields, possible)``, keyed by
+    the derived name or ``name.key`` for one key of a mapping (``source.ioc``).
 
     ``possible(*values of fields)`` false means the value is certainly absent (``x.honeytoken``:
     false) whatever the rest of the event holds, so the rule index can drop a rule without
@@ -319,6 +378,13 @@ def derived_gates(config: Config | None) -> dict[str, Gate]:
 
         honey = (("objectRef.resource", "user.username"), honey_possible)
     gates["honeytoken"] = gates["honeytoken_kind"] = honey
+    # x.source.<key> exists only when the config names those networks (x.source.public always does)
+    nets = getattr(config, "networks", None)
+    configured = {"ioc": nets is not None and nets.ioc_file is not None,
+                  "cluster": nets is not None and bool(nets.cluster),
+                  "trusted": nets is not None and bool(nets.trusted or nets.cluster)}
+    for key, present in configured.items():
+        gates["source." + key] = ((), (lambda: True) if present else (lambda: False))
     return gates
 
 
@@ -427,6 +493,12 @@ class Derived(_Lazy):
     def _x_system(self) -> Any:
         return _system(self.event, self.get)
 
+    def _x_bootstrap(self) -> Any:
+        return _bootstrap(self.event, self.config)
+
+    def _x_source(self) -> Any:
+        return _source(self.event, self.config)
+
 
     # --- business context ----------------------------------------------------------------------
     def _local_time(self) -> dt.datetime | None:
@@ -458,11 +530,13 @@ class Derived(_Lazy):
 
     def _x_gitops(self) -> Any:
         cfg = self.config
+        controller = is_controller(self.event, BUILTIN_CONTROLLERS)
         if cfg is None:
-            return {"identity": False, "namespace": False}
+            return {"identity": False, "namespace": False, "controller": controller}
         return {
             "identity": self.event.username in cfg.gitops_identities,
             "namespace": self.event.ref("namespace") in cfg.gitops_namespaces,
+            "controller": controller or is_controller(self.event, cfg.gitops_controllers),
         }
 
     def _x_honeytoken_kind(self) -> Any:
@@ -513,7 +587,7 @@ def _health_endpoint(event: AuditEvent) -> bool:
 
 
 def _sa(ev: AuditEvent) -> Any:
-    user = ev.username or ""
+    user = effective_user(ev) or ""
     if not user.startswith("system:serviceaccount:"):
         return None
     ns, _, name = user[len("system:serviceaccount:"):].partition(":")
@@ -521,7 +595,7 @@ def _sa(ev: AuditEvent) -> Any:
 
 
 def _node(ev: AuditEvent) -> Any:
-    user = ev.username or ""
+    user = effective_user(ev) or ""
     return user[len("system:node:"):] if user.startswith("system:node:") else None
 
 
@@ -533,13 +607,29 @@ def _impersonated(ev: AuditEvent) -> Any:
     return ev.head.impersonatedUser is not None
 
 
+def _labels_removed(ev: AuditEvent) -> Any:
+    """x.labels_removed of a patch (None for other verbs)."""
+    if ev.head.verb != "patch" or not ev.has_request_object:
+        return None
+    body = ev.request_object
+    if isinstance(body, list):
+        prefix = "/metadata/labels/"
+        return [op["path"][len(prefix):].replace("~1", "/").replace("~0", "~") for op in body
+                if isinstance(op, dict) and op.get("op") == "remove" and isinstance(op.get("path"), str)
+                and op["path"].startswith(prefix)]
+    labels = _dig(body, "metadata", "labels")
+    return [k for k, v in labels.items() if v is None] if isinstance(labels, dict) else []
+
+
 def _workload(ev: AuditEvent) -> Any:
     return ev.ref("resource") in WORKLOAD_RESOURCES
 
 
 def _identity(ev: AuditEvent) -> Any:
-    user = ev.username
-    groups = (ev.head.user or {}).get("groups") or []
+    return _kind(effective_user(ev), effective_groups(ev))
+
+
+def _kind(user: str | None, groups: list[str]) -> str:
     if user in (None, "system:anonymous") or "system:unauthenticated" in groups:
         return "anonymous"
     if user.startswith("system:node:"):
@@ -552,13 +642,40 @@ def _identity(ev: AuditEvent) -> Any:
 
 
 def _system(ev: AuditEvent, get: Callable[[str], Any]) -> Any:
-    """x.system; ``get`` reads the event's other x.* fields (identity, sa)."""
-    identity = get("identity")
+    """x.system; ``get`` reads the event's other x.* fields (identity, sa). Both the requester and
+    the identity it acts as must be system: impersonating the controller-manager is not system."""
+    if not _system_kind(get("identity"), get("sa")):
+        return False
+    if ev.head.impersonatedUser is None:
+        return True
+    user = ev.username
+    groups = (ev.head.user or {}).get("groups") or []
+    return _system_kind(_kind(user, groups), _sa_of(user))
+
+
+def _system_kind(identity: str, sa: Any) -> bool:
     if identity in ("controlplane", "node"):
         return True
-    if identity == "serviceaccount":
-        return get("sa")["namespace"] in _SYSTEM_NAMESPACES
-    return False
+    return identity == "serviceaccount" and sa is not None and sa["namespace"] in _SYSTEM_NAMESPACES
+
+
+def _sa_of(user: str | None) -> Any:
+    if not user or not user.startswith("system:serviceaccount:"):
+        return None
+    ns, _, name = user[len("system:serviceaccount:"):].partition(":")
+    return {"namespace": ns, "name": name}
+
+
+def _bootstrap(ev: AuditEvent, cfg: Config | None) -> Any:
+    return (cfg is None or cfg.bootstrap) and is_bootstrap(ev)
+
+
+_NO_NETWORKS = Networks()
+
+
+def _source(ev: AuditEvent, cfg: Config | None) -> Any:
+    nets = getattr(cfg, "networks", None)
+    return (nets if nets is not None else _NO_NETWORKS).classify(ev.source_ip)
 
 
 def _decision(ev: AuditEvent) -> Any:
@@ -602,7 +719,10 @@ _EVENT_FIELDS: dict[str, Callable[[AuditEvent], Any]] = {
     "source_ip": _source_ip,
     "impersonated": _impersonated,
     "workload": _workload,
+    "labels_removed": _labels_removed,
     "identity": _identity,
+    "user": effective_user,
+    "actor": actor,
     "decision": _decision,
 }
 
@@ -613,6 +733,8 @@ _EVENT_FIELDS: dict[str, Callable[[AuditEvent], Any]] = {
 EVENT_ONLY: dict[str, Callable[[AuditEvent], Any]] = {
     **_EVENT_FIELDS,
     "system": lambda ev: _system(ev, ev.derived_value),
+    "bootstrap": lambda ev: _bootstrap(ev, ev._ctx),
+    "source": lambda ev: _source(ev, ev._ctx),
     "honeytoken_kind": lambda ev: _honeytoken_kind(ev, ev._ctx, ev.derived_value),
     "honeytoken": lambda ev: ev.derived_value("honeytoken_kind") is not None,
 }

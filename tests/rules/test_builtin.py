@@ -9,6 +9,10 @@ exec (verb get), images with a registry port.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 from tests.rules.builtin_events import (
     binding,
@@ -27,6 +31,10 @@ from kubehawk.config import Config
 from kubehawk.detect import Detector
 from kubehawk.event import event_from_dict
 from kubehawk.rules import load_rules
+
+# issue 13: a cluster's networks and an IOC list (the file is written by a fixture below)
+NETS = {"networks": {"trusted": ["203.0.113.0/24"], "cluster": ["10.244.0.0/16", "192.168.49.0/24"]}}
+IOC_FILE = Path(tempfile.gettempdir()) / f"kubehawk-test-ioc-{os.getpid()}.txt"
 
 CFG = {
     "timezone": "Europe/Berlin",
@@ -377,6 +385,13 @@ CASES: list[tuple] = [
                                              body={"metadata": {"labels": {"pod-security.kubernetes.io/enforce": None}}})),
     ("pod-security-label-weakened", False, ev("patch", "namespaces", ns=None, name="shop",
                                               body={"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})),
+    ("pod-security-label-weakened", True, ev("patch", "namespaces", ns=None, name="shop", body=[
+        {"op": "remove", "path": "/metadata/labels/pod-security.kubernetes.io~1enforce"}])),
+    # a label merely absent is not removed: a plain namespace create or an unrelated label patch
+    ("pod-security-label-weakened", False, ev("create", "namespaces", ns=None, name="shop",
+                                              body={"kind": "Namespace", "metadata": {"name": "shop"}})),
+    ("pod-security-label-weakened", False, ev("patch", "namespaces", ns=None, name="shop",
+                                              body={"metadata": {"labels": {"team": "web"}}})),
     ("networkpolicy-deleted", True, ev("delete", "networkpolicies", name="deny-all", group="networking.k8s.io")),
     ("networkpolicy-deleted", True, ev("delete", "globalnetworkpolicies", ns=None, name="default-deny", group="crd.projectcalico.org")),
     ("networkpolicy-deleted", True, ev("delete", "ciliumclusterwidenetworkpolicies", ns=None, name="x", group="cilium.io")),
@@ -460,7 +475,56 @@ CASES: list[tuple] = [
     ("baseline-new-client-for-person", False, ev("get", "configmaps", name="db")),
     ("baseline-person-new-network", True, ev("create", "serviceaccounts", ns="shop", name="x", sub="token")),
     ("baseline-person-new-network", False, ev("list", "rolebindings", ns="shop", group="rbac.authorization.k8s.io")),
+    # --- issue 13: effective identity, network context, credential access by ServiceAccounts -----------------
+    ("serviceaccount-impersonated-by-person", True, ev("list", "secrets", ns="kube-system", code=403,
+                                                       imp={"username": sa("monitoring", "monitoring")})),
+    ("serviceaccount-impersonated-by-person", True, ev("create", "selfsubjectaccessreviews", ns=None,
+                                                       group="authorization.k8s.io", imp={"username": sa("web", "app")})),
+    ("serviceaccount-impersonated-by-person", False, ev("list", "pods", imp={"username": "bob"})),
+    ("serviceaccount-impersonated-by-person", False, ev("list", "pods", user=sa("pinniped", "proxy"),
+                                                        imp={"username": sa("web", "app")})),
+    ("selfsubject-review-by-serviceaccount", True, ev("create", "selfsubjectrulesreviews", ns=None,
+                                                      group="authorization.k8s.io", imp={"username": sa("web", "app")})),
+    ("selfsubject-review-by-serviceaccount", False, ev("create", "selfsubjectrulesreviews", ns=None,
+                                                       group="authorization.k8s.io", user=sa("web", "app"),
+                                                       imp={"username": "alice@example.com"})),
+    ("serviceaccount-secret-access-denied", True, ev("get", "secrets", ns="shop", name="db", code=403,
+                                                     decision="forbid", user=sa("shop", "web"))),
+    ("serviceaccount-secret-access-denied", True, ev("list", "secrets", ns="kube-system", code=403, decision="forbid",
+                                                     imp={"username": sa("monitoring", "monitoring")})),
+    ("serviceaccount-secret-access-denied", False, ev("get", "secrets", ns="shop", name="db", code=403, decision="forbid")),
+    ("serviceaccount-secret-access-denied", False, ev("get", "secrets", ns="shop", name="db", user=sa("shop", "web"))),
+    ("serviceaccount-secret-access-denied", False, ev("get", "secrets", ns="kube-system", name="x", code=403,
+                                                      decision="forbid", user=sa("kube-system", "coredns"))),
+    ("cluster-credential-from-outside", True, ev("list", "secrets", user=sa("shop", "web"), ip="8.8.4.4"), NETS),
+    ("cluster-credential-from-outside", False, ev("list", "secrets", user=sa("shop", "web"), ip="8.8.4.4")),
+    ("cluster-credential-from-outside", True, ev("get", "nodes", ns=None, user="system:node:n1", ip="10.9.0.3"), NETS),
+    ("cluster-credential-from-outside", False, ev("list", "secrets", user=sa("shop", "web"), ip="10.244.1.7")),
+    ("cluster-credential-from-outside", False, ev("list", "secrets", user=sa("shop", "web"), ip="10.244.1.7"), NETS),
+    ("cluster-credential-from-outside", False, ev("list", "secrets", user=sa("shop", "web"), ip="203.0.113.9"), NETS),
+    ("cluster-credential-from-outside", False, ev("list", "secrets", ip="8.8.4.4")),
+    ("person-from-untrusted-network", True, ev("delete", "deployments", ns="shop", name="web", group="apps",
+                                               ip="8.8.4.4"), NETS),
+    ("person-from-untrusted-network", True, ev("get", "secrets", ns="shop", name="db", ip="192.168.7.7"), NETS),
+    ("person-from-untrusted-network", False, ev("get", "pods", ns="shop", name="web", ip="8.8.4.4"), NETS),
+    ("person-from-untrusted-network", False, ev("get", "secrets", ns="shop", name="db", ip="203.0.113.20"), NETS),
+    ("person-from-untrusted-network", False, ev("get", "secrets", ns="shop", name="db", ip="8.8.4.4")),
+    ("ioc-source-address", True, ev("get", "pods", ip="185.220.101.4"), {"networks": {"ioc_file": str(IOC_FILE)}}),
+    ("ioc-source-address", False, ev("get", "pods", ip="185.220.102.4"), {"networks": {"ioc_file": str(IOC_FILE)}}),
+    ("ioc-source-address", False, ev("get", "pods", ip="185.220.101.4")),
+    ("forbidden-from-public-address", True, ev("list", "secrets", code=403, decision="forbid", ip="8.8.4.4")),
+    ("forbidden-from-public-address", False, ev("list", "secrets", code=403, decision="forbid", ip="10.1.1.1")),
+    ("forbidden-from-public-address", False, ev("list", "secrets", code=403, decision="forbid", ip="203.0.113.20"),
+     NETS),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ioc_file():
+    IOC_FILE.parent.mkdir(parents=True, exist_ok=True)
+    IOC_FILE.write_text("# test IOC list\n185.220.101.0/24\n")
+    yield
+    IOC_FILE.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,14 @@ PANTHER_TO_RULES: dict[str, set[str]] = {
                                                "legacy-token-secret"},
     "Kubernetes.Pod.StealServiceAccountToken": {"exec-credential-files"},
     "Kubernetes.SystemRole.Modified": {"system-rbac-modified"},
-    "Kubernetes.Secret.AccessDenied": {"secret-access-denied"},
+    "Kubernetes.Secret.AccessDenied": {"secret-access-denied", "serviceaccount-secret-access-denied"},
+    # network context (issue 13): the IOC list comes from the case's own enrichment (Panther's Tor lookup)
+    "Kubernetes.API.IOC.Activity": {"ioc-source-address"},
+    "GCP.K8s.IOC.Activity": {"ioc-source-address"},
+    "Kubernetes.System.Principal.PublicIP": {"cluster-credential-from-outside"},
+    "Amazon.EKS.Audit.SystemNamespaceFromPublicIP": {"cluster-credential-from-outside"},
+    "Amazon.EKS.Audit.Multiple403": {"forbidden-from-public-address"},
+    "Kubernetes.API.Multiple403.PublicIP": {"forbidden-from-public-address"},
 }
 
 # (Panther rule, test name) -> why kubehawk disagrees: on purpose, or because the hand-built fixture lacks
@@ -83,7 +90,20 @@ _SYS_POD = ("kubehawk judges the pod, not the principal: controllers' pods carry
             "kube-system ServiceAccount, as a stolen controller token would create it (allowlist known agents)")
 _UPDATE = ("update and patch grant the same rights as create; creating a harmless role and patching it later "
            "is the evasion of create-only rules")
+_NEEDS_RANGES = ("no enrichment in the fixture: an AWS- or Azure-managed identity calling from the provider's "
+                 "addresses; kubehawk knows them when the operator lists them in networks.cluster")
+_STOLEN = "a cluster credential used from outside is stolen whether or not the request was allowed"
 DELIBERATE: dict[tuple[str, str], str] = {
+    ("Amazon.EKS.Audit.SystemNamespaceFromPublicIP", "system username - public ip - not ResponseComplete"):
+        "kubehawk judges every stage and alerts once per auditID; a long request's ResponseStarted counts",
+    ("Amazon.EKS.Audit.SystemNamespaceFromPublicIP", "system username - public ip - 403"): _STOLEN,
+    ("Kubernetes.System.Principal.PublicIP", "403 Response (Excluded)"): _STOLEN,
+    ("Amazon.EKS.Audit.SystemNamespaceFromPublicIP", "eks:addon-manager from public ip as lambda"): _NEEDS_RANGES,
+    ("Kubernetes.System.Principal.PublicIP", "EKS addon-manager from AWS Lambda"): _NEEDS_RANGES,
+    ("Kubernetes.System.Principal.PublicIP", "AKS CSI File Driver from Azure Node"): _NEEDS_RANGES,
+    ("Kubernetes.System.Principal.PublicIP", "Pod with Mixed Public and Private IPs"):
+        "only the last sourceIPs entry is the connection's address (the others are client-written "
+        "X-Forwarded-For); here it is public",
     ("Amazon.EKS.AnonymousAPIAccess", "Anonymous API Access Web Scanner Allowed"):
         "/version is anonymous-readable by default (system:public-info-viewer): a health endpoint, not exposure",
     ("Amazon.EKS.AnonymousAPIAccess", "ELB Health Check from Public IP"):
@@ -131,18 +151,14 @@ DELIBERATE: dict[tuple[str, str], str] = {
 }
 
 OUT_OF_SCOPE_RULES = {
-    "Kubernetes.API.IOC.Activity": "needs Tor exit-node enrichment (p_enrichment)",
-    "GCP.K8s.IOC.Activity": "needs Tor exit-node enrichment (p_enrichment)",
-    "Kubernetes.System.Principal.PublicIP": "needs IP-to-ASN/cloud-range intelligence",
-    "Amazon.EKS.Audit.SystemNamespaceFromPublicIP": "needs IP-to-ASN/cloud-range intelligence",
-    "Amazon.EKS.Audit.Multiple403": "threshold per public source IP; needs IP classification",
-    "Kubernetes.API.Multiple403.PublicIP": "threshold per public source IP; needs IP classification",
     "Azure.MonitorActivity.Kubernetes.RoleBindingCreated": "ARM activity records, not kube-apiserver audit events",
     "GCP.GKE.Kubernetes.Cron.Job.Created.Or.Modified": "Deployment Manager log entries, not k8s.io audit events",
     "GCP.K8s.New.Daemonset.Deployed": "Deployment Manager log entries, not k8s.io audit events",
 }
 
-MIN_AGREEMENT = 0.90  # measured 210/232 = 90.5% (was 183/232); lower bound so regressions fail
+# measured 243/272 = 89.3% after the network-context rules took in 40 more cases (6 rules that were out of
+# scope; before: 210/232 = 90.5%, 183/232 earlier); lower bound so regressions fail
+MIN_AGREEMENT = 0.89
 MAX_UNEXPLAINED = 0
 
 
@@ -150,8 +166,43 @@ def _cases():
     return [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
 
 
+_PROVIDER = {"eks": ("amazon.com", "Amazon AWS"), "aks": ("microsoft.com", "Microsoft Azure"),
+             "gke": ("google.com", "Google Cloud")}
+
+
+def _cloud_ips(enrichment: dict, source_format: str) -> list[str]:
+    """The IPs Panther's enrichment attributes to the cluster's own cloud provider (ipinfo ASN, a MISP
+    warning list): the operator of such a cluster declares those node ranges."""
+    domain, misp = _PROVIDER.get(source_format, ("", "-"))
+    out = []
+    for entries in (enrichment.get("ipinfo_asn") or {}).values():
+        out += [e["p_match"] for e in entries if isinstance(e, dict) and e.get("domain") == domain and "p_match" in e]
+    for e in (enrichment.get("MISP Warning Lists") or {}).get("p_any_ip_addresses", []):
+        if any(misp in (w.get("description") or "") for w in e.get("warning_lists", [])):
+            out.append(e["p_match"])
+    return out
+
+
+# The cluster's pod and node networks: the private ranges managed clusters use (the operator's setting).
+_PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
+def _config(case: dict, tmp_path_factory) -> Config:
+    """Panther looks source IPs up in a Tor exit-node table and in IP-to-ASN data (p_enrichment); kubehawk
+    reads the same facts from its config: an IOC list file (networks.ioc_file) and the cluster's networks
+    (networks.cluster: the private ranges, plus the provider addresses the case's own enrichment names)."""
+    enrichment = (case["event"].get("p_enrichment") or {}) if isinstance(case["event"], dict) else {}
+    networks: dict = {}
+    if enrichment.get("tor_exit_nodes"):
+        path = tmp_path_factory.mktemp("ioc") / "tor-exit-nodes.txt"
+        path.write_text("# from the case's p_enrichment\n" + "\n".join(enrichment["tor_exit_nodes"]) + "\n")
+        networks["ioc_file"] = str(path)
+    networks["cluster"] = _PRIVATE + _cloud_ips(enrichment, case.get("source_format", ""))
+    return Config.from_dict({"networks": networks})
+
+
 @pytest.fixture(scope="module")
-def measured():
+def measured(tmp_path_factory):
     if not CASES.is_file():
         pytest.skip(f"Panther corpus not found at {CASES}")
     import kubehawk.sources.aks  # noqa: F401  (registers the cloud formats)
@@ -160,9 +211,9 @@ def measured():
     ruleset = load_rules(builtin=True)
     assert {n for names in PANTHER_TO_RULES.values() for n in names} <= {r.name for r in ruleset.rules}
     blocks = [r for r in ruleset.rules if r.kind == "event" and not r.generate]
-    config = Config.from_dict({})
     rows = []
     for c in _cases():
+        config = _config(c, tmp_path_factory)
         rid = c["rule_id"]
         if rid in OUT_OF_SCOPE_RULES:
             rows.append((c, "out-of-scope", OUT_OF_SCOPE_RULES[rid]))

@@ -250,8 +250,11 @@ def random_event_x(rng: random.Random, i: int):
         d["requestObject"] = pod_body(rng, rng.choice(["Pod", "Deployment"]))
     elif r < 0.35:
         d["requestObject"] = rng.choice([[], {}, [{"op": "add", "path": "/spec/hostPID", "value": True}], "x"])
-    if rng.random() < 0.2:
+    r = rng.random()
+    if r < 0.2:
         d["responseObject"] = pod_body(rng)
+    elif r < 0.3:  # a logged body that is not a Pod: `not responseObject.kind: Pod` is true only here
+        d["responseObject"] = {"kind": "Status", "status": "Success"}
     return event_from_dict(d)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from kubehawk import native
-from kubehawk.event import AuditEvent
+from kubehawk.event import AuditEvent, split_path
 
 _OBJECT: dict[str, Any] = {}  # stands for any object value: no value predicate looks inside one
 
@@ -144,3 +144,24 @@ def _body(e: AuditEvent, slot: int) -> _Body | None:
         cell = _body_cell[0] = [e, _UNSET_BODY, _UNSET_BODY, _UNSET_BODY]
     b = cell[slot]
     return _fill(cell, slot, e) if b is _UNSET_BODY else b
+
+
+def unknown_test(leaf: Any) -> Callable[[AuditEvent], bool] | None:
+    """For a leaf (:class:`.ir.Leaf`) read from a body: ``unknown(e)``, true when that body was
+    not logged, else None. The leaf is then neither true nor false (a body that was not logged is
+    unknown, not empty; see :mod:`.compiler`). The body itself (``requestObject|exists``) is
+    known at every level: only paths into it are not."""
+    if leaf.field is None or leaf.kind in ("const", "keyword"):
+        return None
+    parts = split_path(leaf.field)
+    if len(parts) < 2:
+        return None
+    top = parts[0]
+    if top in ("requestObject", "responseObject"):
+        slot = _REQUEST if top == "requestObject" else _RESPONSE
+        return lambda e: _body(e, slot) is None
+    if top == "x":
+        from kubehawk.enrich import DERIVED_UNKNOWN
+
+        return DERIVED_UNKNOWN.get(parts[1])
+    return None

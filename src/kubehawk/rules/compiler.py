@@ -15,6 +15,14 @@ value, so ``not sel`` on a missing field is true; ``field: null`` matches a miss
 JSON null; ``|exists`` tests presence, a field written as null included
 (:func:`kubehawk.rules.fields.make_presence`); numbers match ints, floats and strings written
 exactly as a JSON number; booleans match JSON booleans and the strings true/false.
+
+A body that was not logged is unknown, not empty (:func:`.body.unknown_test`): a test on a
+path read from it (``requestObject.*``, ``responseObject.*``, the x.* fields read from a body)
+is neither true nor false, and the condition is evaluated in Kleene's three-valued logic; the
+rule matches only when the result is true. ``build`` does this without a third value: with
+negations pushed to the leaves (the polarity of each leaf), an unknown leaf counts as false
+where it is positive and true where it stands under an odd number of ``not`` -- the same
+matches as Kleene's logic (And and Or are monotone).
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from typing import Any
 from sigma.types import SigmaFieldReference, SigmaRegularExpression
 
 from kubehawk.event import AuditEvent, flatten_lists
+from kubehawk.rules.body import unknown_test
 from kubehawk.rules.fields import field_cost, make_getter, make_presence
 from kubehawk.rules.guards import _guard_of, _keys, _necessary
-from kubehawk.rules.ir import And, CompileError, Leaf, Not, Pred, Test
+from kubehawk.rules.ir import And, CompileError, Leaf, Not, Pred, Test, leaves
 from kubehawk.rules.keywords import _keyword
 from kubehawk.rules.matchers import _scalar_str, value_pred
 
@@ -130,33 +139,42 @@ def _cost(node: Any) -> int:
     return max((_cost(a) for a in node.args), default=0)
 
 
+def _reads_body(node: Any) -> bool:
+    return any(unknown_test(lf) is not None for lf in leaves(node))
+
+
 def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = True,
-          _covered: frozenset[int] | set[int] = frozenset()) -> Test:
+          _covered: frozenset[int] | set[int] = frozenset(), negated: bool = False) -> Test:
     """Closures for the IR; cheap tests first inside And/Or (the tests are pure).
 
     ``leaf`` supplies the test of each leaf (default: :func:`leaf_test`); the rule index passes
     tests shared between rules. With ``guards``, a positive body test first checks the raw body,
     and an And checks the guards of all its body tests before any of them decodes a body
-    (:func:`leaf_guard`).
+    (:func:`leaf_guard`). ``negated``: ``node`` stands under an odd number of ``not`` (a leaf on
+    a body that was not logged is then true, so that the ``not`` makes it false).
     """
     if isinstance(node, Leaf):
         test = leaf(node) if leaf is not None else leaf_test(node)
         g = _guard_of(node) if guards and id(node) not in _covered else None
-        if g is None:
-            return test
-        guarded = lambda e: g(e) and test(e)  # noqa: E731
-        guarded.keys = _keys(g)  # type: ignore[attr-defined]
-        return guarded
+        if g is not None:
+            plain = test
+            test = lambda e: g(e) and plain(e)  # noqa: E731
+            test.keys = _keys(g)  # type: ignore[attr-defined]
+        unknown = unknown_test(node)
+        if unknown is None or not (negated or node.kind == "null" or (node.kind == "exists" and not node.atoms[0])):
+            return test  # a positive value test is false on a missing body already
+        known = test
+        return lambda e: negated if unknown(e) else known(e)
     if isinstance(node, Not):
-        inner = build(node.arg, leaf, guards, _covered)
+        inner = build(node.arg, leaf, guards, _covered, not negated)
         return lambda e: not inner(e)
     pre = None
-    if guards:
+    if guards and not (negated and _reads_body(node)):  # leaf guards say "false" on a missing body
         covered = set(_covered)
         pre = _necessary(node, covered, _covered)
         if pre is not None:
             _covered = covered
-    test = _build_nary(node, leaf, guards, _covered)
+    test = _build_nary(node, leaf, guards, _covered, negated)
     if pre is None:
         return test
     guarded = lambda e: pre(e) and test(e)  # noqa: E731
@@ -164,9 +182,10 @@ def build(node: Any, leaf: Callable[[Leaf], Test] | None = None, guards: bool = 
     return guarded
 
 
-def _build_nary(node: Any, leaf: Callable[[Leaf], Test] | None, guards: bool, covered: Any) -> Test:
+def _build_nary(node: Any, leaf: Callable[[Leaf], Test] | None, guards: bool, covered: Any,
+                negated: bool = False) -> Test:
     args = sorted(node.args, key=_cost)
-    tests = [build(a, leaf, guards, covered) for a in args]
+    tests = [build(a, leaf, guards, covered, negated) for a in args]
     if isinstance(node, And):
         if len(tests) == 2:
             a, b = tests

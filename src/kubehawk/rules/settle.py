@@ -12,6 +12,7 @@ from typing import Any
 
 from kubehawk.enrich import DERIVED_DEPS
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
+from kubehawk.rules.body import unknown_test
 from kubehawk.rules.compiler import leaf_test
 from kubehawk.rules.fields import field_cost, make_getter
 from kubehawk.rules.ir import And, Leaf, Not, Test, leaves
@@ -53,7 +54,9 @@ def _classify(leaf: Leaf, slots: _Slots) -> tuple[Any, tuple[int, ...]]:
     parts = split_path(f)
     top = parts[0]
     if top == "x":
-        gate = slots.gates.get(parts[1]) if len(parts) > 1 else None
+        gate = slots.gates.get(".".join(parts[1:3])) if len(parts) > 2 else None
+        if gate is None:
+            gate = slots.gates.get(parts[1]) if len(parts) > 1 else None
         if gate is None:
             return None, ()
         fields, possible = gate
@@ -154,8 +157,9 @@ class _Leaves:
                 if sh is not None:
                     shapes[sh] = shapes.get(sh, 0) + 1
         tests: dict[Any, Test] = {}
-        # id(leaf) -> (how the slots settle it, its test, the slots it depends on)
-        self.info: dict[int, tuple[Any, Test, tuple[int, ...]]] = {}
+        # id(leaf) -> (how the slots settle it, its test, the slots it depends on, whether its body
+        # was not logged: compiler.unknown_test)
+        self.info: dict[int, tuple[Any, Test, tuple[int, ...], Any]] = {}
         for r in rules:
             for lf in leaves(r.ir):
                 if id(lf) in self.info:
@@ -169,36 +173,45 @@ class _Leaves:
                         if shapes[sh] > 1 and field_cost(lf.field) > 0:
                             test = _per_event(test)  # a body or x.* read asked by several rules
                         tests[sh] = test
-                self.info[id(lf)] = (how, test, idx)
+                self.info[id(lf)] = (how, test, idx, unknown_test(lf))
 
     def test(self, leaf: Leaf) -> Test:
         return self.info[id(leaf)][1]
 
     def settle(self, node: Any, e: AuditEvent, k: tuple[Any, ...], known: frozenset[int] | None) -> tuple[int, Any]:
+        """Kleene evaluation of ``node`` with only what the slots settle (see :meth:`_settle`)."""
+        return self._settle(node, e, k, known, False)
+
+    def _settle(self, node: Any, e: AuditEvent, k: tuple[Any, ...], known: frozenset[int] | None,
+                negated: bool) -> tuple[int, Any]:
         """Kleene evaluation of ``node`` with only what the slots settle: (value, residual).
 
         ``known``: the slots that may be used (None: all). The residual is the part of the
         condition left to decide per event (None when the value is known): settled leaves
-        are gone, so the head is not tested twice.
+        are gone, so the head is not tested twice. ``negated``: ``node`` stands under an odd
+        number of ``not``; a leaf on a body that was not logged is then true (see
+        :func:`kubehawk.rules.compiler.build`; the slots that settle it hold the body's presence).
         """
         t = type(node)
         if t is Leaf:
-            how, test, idx = self.info[id(node)]
+            how, test, idx, unknown = self.info[id(node)]
             if how is None or (known is not None and not known.issuperset(idx)):
                 return _UNKNOWN, node
             try:
                 if how is not _ALWAYS and not how(k, e):
                     return _UNKNOWN, node
+                if unknown is not None and unknown(e):
+                    return (_TRUE if negated else _FALSE), None
                 return (_TRUE if test(e) else _FALSE), None
             except Exception:  # noqa: BLE001 - left to the per-event evaluation, which counts the error
                 return _UNKNOWN, node
         if t is Not:
-            v, rest = self.settle(node.arg, e, k, known)
+            v, rest = self._settle(node.arg, e, k, known, not negated)
             return (_NOT[v], None) if v != _UNKNOWN else (_UNKNOWN, Not(rest))
         stop = _FALSE if t is And else _TRUE
         left = []
         for arg in node.args:
-            v, rest = self.settle(arg, e, k, known)
+            v, rest = self._settle(arg, e, k, known, negated)
             if v == stop:
                 return stop, None
             if v == _UNKNOWN:
