@@ -258,3 +258,21 @@ def test_rewind_cuts_only_alerts_written_after_the_save(tmp_path):
     st.save({}, (str(out), 2))
     assert st.rewind_output(str(out)) == 2 and out.read_bytes() == b"a\n"
     assert st.rewind_output(str(tmp_path / "other.jsonl")) == 0
+
+
+def test_the_alert_file_length_saved_is_its_real_length_after_the_state_cut_it(tmp_path):
+    """detect opens the alert file (appending) before the saved state cuts it back; the save made
+    at the start, before any alert is written, must record the file's length after the cut, not
+    the descriptor's offset from before it, or the next restart cannot cut and alerts come twice."""
+    from kubehawk.cli import _Sink
+
+    out = tmp_path / "alerts.jsonl"
+    out.write_text("x" * 1000)
+    sink = _Sink("json", str(out), streaming=True)
+    try:
+        os.truncate(out, 400)  # what FollowState.rewind_output does at a restart
+        assert sink.flush() == 400  # the first save, nothing written yet
+        sink.fh.write("y" * 10 + "\n")
+        assert sink.flush() == out.stat().st_size == 411
+    finally:
+        sink.close()

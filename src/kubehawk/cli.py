@@ -137,7 +137,9 @@ class _Sink:
             return None
         self.fh.flush()
         os.fsync(self.fh.fileno())
-        return self.fh.tell()
+        # the file's own length, not tell(): the follow state may cut the file after it was opened
+        # for appending, and until the next write the descriptor's offset is where the end was
+        return os.fstat(self.fh.fileno()).st_size
 
     def close(self) -> None:
         if self.fmt == "table" and not self.streaming:
