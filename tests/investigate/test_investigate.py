@@ -99,3 +99,10 @@ def test_mistakes_are_one_line_errors() -> None:
     assert window.returncode == 2 and "--window: expected a duration" in window.stderr
     for r in (none, missing, window):
         assert "Traceback" not in r.stderr
+
+
+def test_a_missing_path_is_one_line_and_exit_2(tmp_path):
+    """As detect: nothing can be read from a path that is not there (it used to exit 0)."""
+    res = run("--user", "alice", str(tmp_path / "nope.log"))
+    assert res.returncode == 2 and "nope.log: no such file or directory" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -132,3 +132,10 @@ def test_usage_mistakes() -> None:
     assert both.returncode == 2 and "either audit log PATHS or --alerts" in both.stderr
     neither = run("report", "-o", "x.html")
     assert neither.returncode == 2 and "nothing to report on" in neither.stderr
+
+
+def test_a_missing_log_path_is_one_line_and_exit_2(tmp_path):
+    """As detect: nothing can be read from a path that is not there (it used to write an empty report)."""
+    res = run("report", "-o", str(tmp_path / "r.html"), str(tmp_path / "nope.log"))
+    assert res.returncode == 2 and "nope.log: no such file or directory" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "r.html").exists()
