@@ -382,6 +382,28 @@ def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None
             click.echo(f"\n# {src}\n{doc}")
 
 
+@rules.command("fields")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def rules_fields(fmt: str) -> None:
+    """The derived fields (x.*) rules can read: what each means and the audit level it needs."""
+    from kubehawk.xfields import DERIVED
+
+    if fmt == "json":
+        for f in DERIVED:
+            click.echo(msgspec.json.encode(f._asdict()).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(DERIVED)} derived fields", box=None, header_style="bold", title_justify="left")
+    table.add_column("field", no_wrap=True)
+    table.add_column("level", no_wrap=True)
+    table.add_column("meaning", overflow="fold")
+    for f in DERIVED:
+        table.add_row(f.path, f.level, f.meaning.replace("`", ""))
+    Console().print(table)
+
+
 def _rule_document(text: str, rule_id: str) -> str | None:
     """The YAML document of ``text`` (a rule file, documents split by ``---``) that is rule ``rule_id``."""
     import re

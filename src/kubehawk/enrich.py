@@ -23,6 +23,7 @@ from kubehawk.identity import (
     is_controller,
 )
 from kubehawk.network import Networks
+from kubehawk.xfields import descriptions, levels
 
 if TYPE_CHECKING:  # names in annotations only: at run time the event module imports this one
     from kubehawk.config import Config
@@ -31,84 +32,10 @@ if TYPE_CHECKING:  # names in annotations only: at run time the event module imp
 __all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "DERIVED_UNKNOWN", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates",
            "derived_possible", "image_registry", "pod_spec_of"]
 
-# The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it).
-DERIVED_LEVELS: dict[str, str] = {
-    "pod_spec": "Request",
-    "containers": "Request",
-    "images": "Request",
-    "registry": "Request",
-    "allowlisted": "Request",
-    "exec": "Metadata",
-    "sa": "Metadata",
-    "node": "Metadata",
-    "identity": "Metadata",
-    "system": "Metadata",
-    "source_ip": "Metadata",
-    "decision": "Metadata",
-    "impersonated": "Metadata",
-    "business_hours": "Metadata",
-    "off_hours": "Metadata",
-    "gitops": "Metadata",
-    "honeytoken": "Metadata",
-    "honeytoken_kind": "Metadata",
-    "workload": "Metadata",
-    "health_endpoint": "Metadata",
-    "labels_removed": "Request",
-    "user": "Metadata",
-    "actor": "Metadata",
-    "bootstrap": "Metadata",
-    "source": "Metadata",
-}
-
-# What each field means, for `kubehawk rules fields` and the README.
-DERIVED_FIELDS: dict[str, str] = {
-    "x.pod_spec": "the pod spec wherever it lives: Pod, the template of Deployment/StatefulSet/DaemonSet/"
-    "ReplicaSet/ReplicationController/Job/PodTemplate, CronJob jobTemplate; also from patch bodies "
-    "(strategic/merge patches and JSON-patch operations)",
-    "x.containers": "every container of x.pod_spec: containers + initContainers + ephemeralContainers",
-    "x.images": "the image of every container",
-    "x.registry": "the registry host of every image (docker.io when none is named)",
-    "x.workload": "true when objectRef.resource is pods or a workload kind",
-    "x.exec.command": "the command of an exec request, decoded from the requestURI (list)",
-    "x.exec.command_line": "the same, joined with spaces",
-    "x.exec.container": "the container an exec/attach targets",
-    "x.exec.shell": "true when the command starts an interactive shell (sh, bash, ...)",
-    "x.exec.tty": "true when a TTY was requested",
-    "x.exec.stdin": "true when stdin was attached",
-    "x.user": "the effective username: the impersonated user when the request used impersonation, else "
-    "user.username (the request is authorised as this identity)",
-    "x.actor": "who did it, as alerts say it: 'alice@corp as system:serviceaccount:monitoring:monitoring' under "
-    "impersonation, else user.username",
-    "x.sa.namespace": "namespace of the effective ServiceAccount (system:serviceaccount:NS:NAME; impersonated "
-    "or not)",
-    "x.sa.name": "name of that ServiceAccount",
-    "x.node": "the node name of an effective kubelet identity (system:node:NAME)",
-    "x.identity": "the effective identity's kind: anonymous | node | serviceaccount | controlplane | user",
-    "x.system": "true for control-plane components, kubelets and kube-system ServiceAccounts (requester and "
-    "effective identity both: impersonating one never makes a request system)",
-    "x.bootstrap": "cluster set-up work: the installer (user agent kubeadm/) or the add-on manager (a client on "
-    "the control-plane node: loopback source) on an object the control plane owns; config bootstrap.enabled",
-    "x.source.public": "the trusted source IP is globally routable",
-    "x.source.cluster": "it is in networks.cluster (absent when none is configured)",
-    "x.source.trusted": "it is loopback or in networks.trusted / networks.cluster (absent when neither is "
-    "configured)",
-    "x.source.ioc": "it is in the networks.ioc_file list (absent without one)",
-    "x.source_ip": "the trusted source IP: the last sourceIPs entry (the others are client-controlled)",
-    "x.decision": "the authorization decision annotation: allow | forbid",
-    "x.impersonated": "true when the request used impersonation",
-    "x.business_hours": "true when the event time falls in the configured business hours (config timezone)",
-    "x.off_hours": "true when it falls outside them",
-    "x.gitops.identity": "true when the requester is one of the configured GitOps identities",
-    "x.gitops.namespace": "true when the object's namespace is GitOps-managed",
-    "x.gitops.controller": "true when an in-cluster controller writes what it is there to write (cert-manager, "
-    "external-secrets, sealed-secrets: Secrets; the VPA: pods; KEDA: workloads; plus gitops.controllers)",
-    "x.honeytoken": "true when the request touches or uses a configured honeytoken Secret or ServiceAccount",
-    "x.honeytoken_kind": "secret | secret-list | serviceaccount-token-used | serviceaccount",
-    "x.allowlisted.NAME": "true when the event matches an entry of the config allowlist NAME",
-    "x.health_endpoint": "true for /healthz, /livez, /readyz (and sub-paths) and /version",
-    "x.labels_removed": "the label keys a patch removes: written as null (merge patch) or a JSON-patch remove "
-    "of /metadata/labels/KEY (a label merely absent from a body is not removed)",
-}
+# The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it), and what
+# each field means: both read from the one table of derived fields, kubehawk.xfields.
+DERIVED_LEVELS: dict[str, str] = levels()
+DERIVED_FIELDS: dict[str, str] = descriptions()
 
 # The top-level event fields each derived value is computed from, and nothing else (a leading
 # "?" means only whether the field is present). The rule index relies on it: two events that
