@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from test_cli import RULE, SAMPLE, exec_event, run
+import test_cli
+from test_cli import SAMPLE, exec_event, run
 
 FIRST_SEEN = """title: First delete by an identity
 name: test-first-deleter
@@ -20,12 +21,13 @@ level: medium
 """
 
 
+rules_dir = test_cli.rules_dir  # the fixture: a folder with one exec rule
+
+
 @pytest.fixture()
-def rules(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "exec.yml").write_text(RULE)
-    return d
+def rules(rules_dir: Path) -> Path:
+    """A folder with one exec rule (test_cli's)."""
+    return rules_dir
 
 
 def _log(tmp_path: Path, *events: dict, name: str = "a.log") -> Path:

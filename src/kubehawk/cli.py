@@ -17,7 +17,7 @@ import click
 import msgspec
 
 from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
-from kubehawk.cliutil import fail, load_config, load_rules, open_output
+from kubehawk.cliutil import fail, load_config, load_rules, make_detector, open_output, require_paths
 from kubehawk.filters import FilterError, build_filter, filter_options
 from kubehawk.levels import LevelChoice
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
@@ -191,8 +191,8 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
 
     Exit 0: done; 1: an alert at or above --fail-on (or a bad record with --strict); 2: a
     wrong option, config or path, or input in which no audit event was recognised."""
-    from kubehawk.cliutil import make_detector
-    from kubehawk.outcome import exit_code, missing_paths
+
+    from kubehawk.outcome import exit_code
     from kubehawk.sources.files import ReadStats, read_paths
     from kubehawk.sources.follow import follow_paths
 
@@ -201,10 +201,8 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if sys.stdin.isatty():  # else a user waits for output that needs their typing
             click.echo("kubehawk: reading audit events from standard input (Ctrl-D ends it); "
                        "give a file or folder to read instead", err=True)
-    missing = [] if follow else missing_paths(paths)  # a follower may wait for its file to appear
-    if missing:
-        _fail(f"{missing[0]}: no such file or directory" + (f" (and {len(missing) - 1} more)" if len(missing) > 1
-                                                             else ""))
+    if not follow:  # a follower may wait for its file to appear
+        require_paths(paths)
     try:
         event_filter = build_filter(**filters)
     except FilterError as e:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from kubehawk.detect import Detector
     from kubehawk.rules import RuleSet
 
-__all__ = ["InputError", "fail", "load_config", "load_rules", "make_detector", "open_output"]
+__all__ = ["InputError", "fail", "load_config", "load_rules", "make_detector", "open_output", "require_paths"]
 
 
 class InputError(click.ClickException):
@@ -62,6 +62,17 @@ def make_detector(ruleset: RuleSet, config: Config | None, prog: str = "kubehawk
         return Detector(ruleset, config, **kw)
     except ConfigError as e:
         fail(prog, str(e))
+
+
+def require_paths(paths: Sequence[str], prog: str = "kubehawk") -> None:
+    """End the command (exit 2, one line) when a path to read does not exist: nothing can be read
+    from it, and a typo must not pass for a clean log."""
+    from kubehawk.outcome import missing_paths
+
+    missing = missing_paths(paths)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        fail(prog, f"{missing[0]}: no such file or directory{more}")
 
 
 def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bool = True,

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import test_cli  # noqa: E402
 from kubehawk.rules import BUILTIN_DIR, load_rules  # noqa: E402
-from test_cli import RULE, run  # noqa: E402
+from test_cli import run  # noqa: E402
 
 EXEC_EVENT = """\
     kind: Event
@@ -32,12 +33,13 @@ def _tests(*cases: tuple[str, bool, str]) -> str:
     return "".join(out)
 
 
+rules_dir = test_cli.rules_dir  # the fixture: a folder with one exec rule
+
+
 @pytest.fixture()
-def rules(tmp_path: Path) -> Path:
-    d = tmp_path / "rules"
-    d.mkdir()
-    (d / "exec.yml").write_text(RULE)
-    return d
+def rules(rules_dir: Path) -> Path:
+    """A folder with one exec rule (test_cli's)."""
+    return rules_dir
 
 
 def test_the_built_in_pack_validates_and_its_examples_pass():

@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from kubehawk.cliutil import fail, load_config, load_rules
+from kubehawk.cliutil import fail, load_config, load_rules, require_paths
 from kubehawk.filters import filter_options
-from kubehawk.outcome import missing_paths
 
 PROG = "kubehawk investigate"
 _LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
@@ -80,9 +79,7 @@ def investigate_command(paths: tuple[str, ...], alert_id: str | None, window: st
                    "or --alert AUDITID")
     if alert_id and "-" in paths:
         fail(PROG, "--alert reads the log twice (find the alert, then its surroundings): give files, not stdin")
-    missing = missing_paths(paths)
-    if missing:  # as detect: nothing can be read from a path that is not there
-        fail(PROG, f"{missing[0]}: no such file or directory")
+    require_paths(paths, PROG)
 
     def warn(msg: str) -> None:
         if not quiet:

@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from kubehawk.alerts import LEVELS
-from kubehawk.cliutil import fail, load_config, load_rules
-from kubehawk.outcome import missing_paths
+from kubehawk.cliutil import fail, load_config, load_rules, require_paths
 
 PROG = "kubehawk report"
 
@@ -48,9 +47,7 @@ def report_command(paths: tuple[str, ...], alerts_path: str | None, output: str,
         fail(PROG, "give either audit log PATHS or --alerts, not both")
     if not alerts_path and not paths:
         fail(PROG, "nothing to report on: give audit log PATHS (or - for stdin) or --alerts FILE")
-    missing = missing_paths(paths)
-    if missing:  # as detect: nothing can be read from a path that is not there
-        fail(PROG, f"{missing[0]}: no such file or directory")
+    require_paths(paths, PROG)
 
     def warn(msg: str) -> None:
         if not quiet:
