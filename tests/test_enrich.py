@@ -1,8 +1,8 @@
 import pytest
 
 from kubehawk.config import Config
-from kubehawk.enrich import image_registry, pod_spec_of
 from kubehawk.event import event_from_dict
+from kubehawk.workloads import image_registry, pod_spec_of
 
 from helpers import audit
 

@@ -152,7 +152,7 @@ def test_closed_gate_means_absent(cfg):
 def test_uri_path_matches_urlsplit():
     from urllib.parse import urlsplit
 
-    from kubehawk.enrich import _uri_path
+    from kubehawk.workloads import _uri_path
 
     rng = random.Random(3)
     alphabet = "/?#:ab\t\n\r %.hz"

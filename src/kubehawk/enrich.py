@@ -9,13 +9,15 @@ Nothing here runs unless a candidate rule reads an ``x`` field.
 from __future__ import annotations
 
 import datetime as dt
-import posixpath
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 from kubehawk.identity import (
     BUILTIN_CONTROLLERS,
+    _kind,
+    _sa_of,
+    _sa_ref,
+    _system_kind,
     actor,
     effective_groups,
     effective_user,
@@ -23,14 +25,23 @@ from kubehawk.identity import (
     is_controller,
 )
 from kubehawk.network import Networks
+from kubehawk.workloads import (
+    _EXEC_SUBRESOURCES,
+    _SPEC_SUBRESOURCES,
+    WORKLOAD_RESOURCES,
+    _dig,
+    _exec_info,
+    _uri_path,
+    image_registry,
+    pod_spec_of,
+)
 from kubehawk.xfields import descriptions, levels
 
 if TYPE_CHECKING:  # names in annotations only: at run time the event module imports this one
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
-__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "DERIVED_UNKNOWN", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates",
-           "derived_possible", "image_registry", "pod_spec_of"]
+__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "DERIVED_UNKNOWN", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates", "derived_possible"]
 
 # The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it), and what
 # each field means: both read from the one table of derived fields, kubehawk.xfields.
@@ -113,168 +124,11 @@ def derived_possible(parts: tuple[str, ...]) -> Callable[[Any], bool] | None:
     return None
 
 
-WORKLOAD_RESOURCES = frozenset(
-    {"pods", "deployments", "statefulsets", "daemonsets", "replicasets", "replicationcontrollers", "jobs",
-     "cronjobs", "podtemplates"}
-)
-_TEMPLATE_KINDS = {
-    "Deployment": "deployments", "StatefulSet": "statefulsets", "DaemonSet": "daemonsets",
-    "ReplicaSet": "replicasets", "ReplicationController": "replicationcontrollers", "Job": "jobs",
-    "CronJob": "cronjobs", "Pod": "pods", "PodTemplate": "podtemplates",
-}
-SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox",
-                    "pwsh", "powershell", "cmd", "cmd.exe"})
-_CONTROL_PLANE_USERS = frozenset({
-    "system:kube-controller-manager", "system:kube-scheduler", "system:apiserver", "system:kube-proxy",
-    "kube-apiserver", "kube-apiserver-kubelet-client", "system:volume-scheduler",
-})
-# Subresources through which a pod spec is written: the object itself and ephemeral containers.
-_SPEC_SUBRESOURCES = (None, "ephemeralcontainers")
-_SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-node-lease", "kube-public"})
 _HEALTH_PREFIXES = ("/healthz", "/livez", "/readyz")
 
 
-def _dig(obj: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(k)
-    return obj
-
-
-def _from_json_patch(ops: list[Any]) -> dict[str, Any]:
-    """Fold JSON-patch add/replace operations into the object they would produce.
-
-    So ``[{"op": "add", "path": "/spec/containers/0/securityContext/privileged", "value": true}]``
-    is seen by rules exactly like a full object with that field.
-    """
-    root: dict[str, Any] = {}
-    for op in ops:
-        if not isinstance(op, dict) or op.get("op") not in ("add", "replace") or not isinstance(op.get("path"), str):
-            continue
-        parts = [p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]]
-        if not parts:
-            if isinstance(op.get("value"), dict):
-                root.update(op["value"])
-            continue
-        node: Any = root
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            nxt_is_index = not last and (parts[i + 1].isdigit() or parts[i + 1] == "-")
-            if isinstance(node, list):
-                idx = len(node) if part == "-" else int(part) if part.isdigit() else None
-                if idx is None:
-                    break
-                while len(node) <= idx:
-                    node.append({})
-                if last:
-                    node[idx] = op.get("value")
-                else:
-                    if not isinstance(node[idx], (dict, list)):
-                        node[idx] = [] if nxt_is_index else {}
-                    node = node[idx]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = op.get("value")
-                else:
-                    if not isinstance(node.get(part), (dict, list)):
-                        node[part] = [] if nxt_is_index else {}
-                    node = node[part]
-            else:
-                break
-    return root
-
-
-def pod_spec_of(obj: Any, resource: str | None) -> dict[str, Any] | None:
-    """The pod spec inside a Pod or workload object (or a patch of one)."""
-    if isinstance(obj, list):
-        obj = _from_json_patch(obj)
-    if not isinstance(obj, dict):
-        return None
-    kind = obj.get("kind")
-    res = _TEMPLATE_KINDS.get(kind, resource) if isinstance(kind, str) else resource
-    if res == "pods":
-        spec = obj.get("spec")
-    elif res == "cronjobs":
-        spec = _dig(obj, "spec", "jobTemplate", "spec", "template", "spec")
-    elif res == "podtemplates":
-        spec = _dig(obj, "template", "spec")
-    elif res in WORKLOAD_RESOURCES:
-        spec = _dig(obj, "spec", "template", "spec")
-    else:
-        spec = None
-    return spec if isinstance(spec, dict) else None
-
-
-def image_registry(image: str) -> str:
-    """The registry host of an image reference, as the container runtime resolves it."""
-    first, sep, _ = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first.lower()
-    return "docker.io"
-
-
-def _exec_options(body: Any) -> dict[str, list[str]] | None:
-    """PodExecOptions from a request body, shaped like the query string (rulepack2).
-
-    Admission-webhook sources, GKE (``protoPayload.request``) and apiservers that log the
-    options object carry the command there, not in the requestURI.
-    """
-    if not isinstance(body, dict) or not isinstance(body.get("command"), list):
-        return None
-    out: dict[str, list[str]] = {"command": [str(c) for c in body["command"] if isinstance(c, (str, int, float))]}
-    if isinstance(body.get("container"), str):
-        out["container"] = [body["container"]]
-    for flag in ("tty", "stdin"):
-        if body.get(flag) is True:
-            out[flag] = ["true"]
-    return out
-
-
-def _uri_path(uri: str) -> str:
-    """``urlsplit(uri).path``, without its cost for the usual ``/path?query`` form."""
-    if uri[:1] == "/" and uri[1:2] != "/" and "\t" not in uri and "\r" not in uri and "\n" not in uri:
-        return uri.partition("#")[0].partition("?")[0]
-    return urlsplit(uri).path
-
-
-def _exec_info(event: AuditEvent) -> dict[str, Any] | None:
-    if event.ref("subresource") not in _EXEC_SUBRESOURCES:
-        return None
-    query = parse_qs(urlsplit(event.head.requestURI or "").query)
-    if "command" not in query and event.has_request_object:
-        query = _exec_options(event.request_object) or query
-    command = query.get("command", [])
-    first = posixpath.basename(command[0]) if command else ""
-    second = posixpath.basename(command[1]) if len(command) > 1 else ""
-    shell = first in SHELLS or (first in ("env", "busybox", "nsenter", "chroot") and second in SHELLS)
-
-    def flag(name: str) -> bool:
-        return any(v.lower() in ("true", "1") for v in query.get(name, []))
-
-    container = query.get("container", [None])[0]
-    return {
-        "command": command,
-        "command_line": " ".join(command),
-        "container": container,
-        "shell": shell,
-        "tty": flag("tty"),
-        "stdin": flag("stdin"),
-    }
-
-
-_EXEC_SUBRESOURCES = ("exec", "attach", "portforward")
 _health_memo: dict[str, bool] = {}  # requestURI -> x.health_endpoint (probes repeat a few URIs)
-_SA_PREFIX = "system:serviceaccount:"
 Gate = tuple[tuple[str, ...], Callable[..., bool]]
-
-
-def _sa_ref(user: Any) -> str | None:
-    """``namespace/name`` of a ServiceAccount user name, else None."""
-    if type(user) is not str or not user.startswith(_SA_PREFIX):
-        return None
-    ns, _, name = user[len(_SA_PREFIX):].partition(":")
-    return f"{ns}/{name}"
 
 
 def derived_gates(config: Config | None) -> dict[str, Gate]:
@@ -514,11 +368,7 @@ def _health_endpoint(event: AuditEvent) -> bool:
 
 
 def _sa(ev: AuditEvent) -> Any:
-    user = effective_user(ev) or ""
-    if not user.startswith("system:serviceaccount:"):
-        return None
-    ns, _, name = user[len("system:serviceaccount:"):].partition(":")
-    return {"namespace": ns, "name": name}
+    return _sa_of(effective_user(ev))
 
 
 def _node(ev: AuditEvent) -> Any:
@@ -556,18 +406,6 @@ def _identity(ev: AuditEvent) -> Any:
     return _kind(effective_user(ev), effective_groups(ev))
 
 
-def _kind(user: str | None, groups: list[str]) -> str:
-    if user in (None, "system:anonymous") or "system:unauthenticated" in groups:
-        return "anonymous"
-    if user.startswith("system:node:"):
-        return "node"
-    if user.startswith("system:serviceaccount:"):
-        return "serviceaccount"
-    if user in _CONTROL_PLANE_USERS or user.startswith(("system:", "eks:", "aksService")):
-        return "controlplane"
-    return "user"
-
-
 def _system(ev: AuditEvent, get: Callable[[str], Any]) -> Any:
     """x.system; ``get`` reads the event's other x.* fields (identity, sa). Both the requester and
     the identity it acts as must be system: impersonating the controller-manager is not system."""
@@ -578,19 +416,6 @@ def _system(ev: AuditEvent, get: Callable[[str], Any]) -> Any:
     user = ev.username
     groups = (ev.head.user or {}).get("groups") or []
     return _system_kind(_kind(user, groups), _sa_of(user))
-
-
-def _system_kind(identity: str, sa: Any) -> bool:
-    if identity in ("controlplane", "node"):
-        return True
-    return identity == "serviceaccount" and sa is not None and sa["namespace"] in _SYSTEM_NAMESPACES
-
-
-def _sa_of(user: str | None) -> Any:
-    if not user or not user.startswith("system:serviceaccount:"):
-        return None
-    ns, _, name = user[len("system:serviceaccount:"):].partition(":")
-    return {"namespace": ns, "name": name}
 
 
 def _bootstrap(ev: AuditEvent, cfg: Config | None) -> Any:

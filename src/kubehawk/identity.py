@@ -167,3 +167,44 @@ def is_controller(event: AuditEvent, controllers: Iterable[Controller]) -> bool:
     """Is the requester an in-cluster controller writing what it is there to write?"""
     user, resource = event.username, event.ref("resource")
     return any(c.matches(user, resource) for c in controllers)
+
+
+# --- kinds of identity (x.identity, x.sa, x.system read these) ---------------------------------
+
+_CONTROL_PLANE_USERS = frozenset({
+    "system:kube-controller-manager", "system:kube-scheduler", "system:apiserver", "system:kube-proxy",
+    "kube-apiserver", "kube-apiserver-kubelet-client", "system:volume-scheduler",
+})
+
+
+def _sa_ref(user: Any) -> str | None:
+    """``namespace/name`` of a ServiceAccount user name, else None."""
+    if type(user) is not str or not user.startswith(SA_PREFIX):
+        return None
+    ns, _, name = user[len(SA_PREFIX):].partition(":")
+    return f"{ns}/{name}"
+
+
+def _kind(user: str | None, groups: list[str]) -> str:
+    if user in (None, "system:anonymous") or "system:unauthenticated" in groups:
+        return "anonymous"
+    if user.startswith("system:node:"):
+        return "node"
+    if user.startswith("system:serviceaccount:"):
+        return "serviceaccount"
+    if user in _CONTROL_PLANE_USERS or user.startswith(("system:", "eks:", "aksService")):
+        return "controlplane"
+    return "user"
+
+
+def _system_kind(identity: str, sa: Any) -> bool:
+    if identity in ("controlplane", "node"):
+        return True
+    return identity == "serviceaccount" and sa is not None and sa["namespace"] in SYSTEM_NAMESPACES
+
+
+def _sa_of(user: str | None) -> Any:
+    if not user or not user.startswith(SA_PREFIX):
+        return None
+    ns, _, name = user[len(SA_PREFIX):].partition(":")
+    return {"namespace": ns, "name": name}
