@@ -304,10 +304,13 @@ def test_files_that_are_plainly_not_audit_logs_are_skipped_with_one_line(tmp_pat
     (d / "audit.log").write_bytes(line(auditID="a"))
     (d / "rotated.log").write_bytes(b'"}, "stage": "ResponseComplete"}\n' + line(auditID="b"))  # first line cut
     (d / "export.log").write_bytes(b"2024-10-30T11:19:19.911Z " + line(auditID="c"))
+    # a README beside the logs, with a JSON example further down: still not a log
+    (d / "README.md").write_bytes(b"# Our audit logs\n\nKept 90 days. An event looks like:\n\n    "
+                                  + line(auditID="example") + b"\nAsk the platform team.\n" * 50)
     events, stats, warnings = read(d)
     assert sorted(e.head.auditID for e in events) == ["a", "b", "c"]
     skipped = {w.split(": ")[0]: w for w in warnings if ": skipped, not an audit log: " in w}
-    assert sorted(skipped) == sorted(str(d / n) for n in ("users.csv", "logo.png", "audit.log.zst"))
+    assert sorted(skipped) == sorted(str(d / n) for n in ("users.csv", "logo.png", "audit.log.zst", "README.md"))
     assert "zstd" in skipped[str(d / "audit.log.zst")] and "binary" in skipped[str(d / "logo.png")]
     assert "'name,role'" in skipped[str(d / "users.csv")]
     assert sorted(stats.not_audit) == sorted(skipped) and stats.summary()["not_audit"] == stats.not_audit

@@ -46,9 +46,17 @@ def not_audit_reason(head: bytes) -> str | None:
     sample = text[:512]
     if sample.translate(None, _BINARY) != sample:
         return "binary data, not JSON"
-    if b"{" in text or not newline:
+    if not newline or b"{" in first or _json_line_follows(text):
         # JSON after a prefix (CloudWatch export lines, OpenShift node logs), JSON lines whose first
-        # line was cut, or one long line not seen to its end: the line readers decide.
+        # line was cut, or one long line not seen to its end: the line readers decide. Braces
+        # further down only (a README with a JSON example) do not make a log.
         return None
     shown = first[:40].decode("utf-8", "replace")
     return f"no JSON object in its first {len(head)} bytes (it starts with {shown!r})"
+
+
+def _json_line_follows(text: bytes, lines: int = 3) -> bool:
+    """Does one of the few lines after the first start a JSON object (a log whose first line was
+    cut by rotation)?"""
+    rest = text.partition(b"\n")[2]
+    return any(line.lstrip(_WS)[:1] in (b"{", b"[") for line in rest.split(b"\n", lines)[:lines])
