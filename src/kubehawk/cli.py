@@ -41,6 +41,7 @@ _LAZY = {
     "serve": ("kubehawk.server.cli", "serve"),
     "pull": ("kubehawk.sources.pull", "pull"),
     "matrix": ("kubehawk.matrix", "matrix_command"),
+    "spark": ("kubehawk.spark.cli", "spark"),
 }
 
 
@@ -157,8 +158,12 @@ def _summary(stats, detector, bad_is_error: bool) -> dict[str, Any]:
 @click.option("--follow", "-f", is_flag=True, help="Keep reading as the log grows; survives rotation.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any record was malformed.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
+@click.option("--workers", default="1", show_default=True,
+              help="Processes to detect with: a number, or auto for every core. The alerts of one process, "
+                   "written in event-time order (see README, Scaling out).")
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
-           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool) -> None:
+           rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, strict: bool, quiet: bool,
+           workers: str) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts."""
     from kubehawk.detect import Detector
     from kubehawk.sources.files import ReadStats, follow_paths, read_paths
@@ -174,6 +179,9 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if not quiet:
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
+    if _workers(workers, follow, paths) > 1:
+        _detect_parallel(paths, detector, _workers(workers, follow, paths), fmt, output, strict, warn)
+        return
     stop = threading.Event()
     events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
                         else read_paths(list(paths), stats, on_warning=warn, screen=detector.engine.line_screen))
@@ -192,6 +200,47 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     finally:
         sink.close()
     s = _summary(stats, detector, strict)
+    if strict and s.get("bad", 0):
+        sys.exit(1)
+
+
+def _workers(value: str, follow: bool, paths: tuple[str, ...]) -> int:
+    from kubehawk.scale.local import resolve_workers
+
+    try:
+        n = resolve_workers(value)
+    except ValueError:
+        _fail(f"--workers: expected a number >= 1 or auto, got {value!r}")
+    if n > 1 and follow:
+        _fail("--workers reads the input in parts; it cannot --follow a growing log (use --workers 1)")
+    if n > 1 and "-" in paths:
+        _fail("--workers reads files in parts; standard input is read by one process (use --workers 1)")
+    return n
+
+
+def _detect_parallel(paths, detector, workers: int, fmt: str, output: str | None, strict: bool, warn) -> None:
+    """``detect --workers N``: kubehawk.scale.local, then the alerts in event-time order."""
+    from kubehawk.scale.local import Progress, ScaleError, run_local
+
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        alerts, run = run_local(list(paths), detector, workers, on_warning=warn, on_progress=progress)
+    except ScaleError as e:
+        _fail(f"error: {e}", 1)
+    finally:
+        if progress is not None:
+            progress.done()
+    sink = _Sink(fmt, output, streaming=False)
+    try:
+        for alert in alerts:
+            sink.emit(alert)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    finally:
+        sink.close()
+    detector.close()
+    s = _summary(run.stats, detector, strict)
     if strict and s.get("bad", 0):
         sys.exit(1)
 

@@ -40,8 +40,12 @@ __all__ = [
     "ReadStats",
     "iter_files",
     "order_files",
+    "line_starts",
+    "read_lines_of",
     "read_paths",
+    "read_range",
     "read_stream",
+    "splittable",
 ]
 
 STDIN = "-"
@@ -488,6 +492,66 @@ def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_war
     the caller: pass it only when the events go to that engine's :meth:`Engine.stream`.
     """
     return chain.from_iterable(_per_file(paths, stats, on_warning, screen))
+
+
+# --- byte ranges of a large file (kubehawk.scale) --------------------------------------------
+
+
+def splittable(path: str) -> bool:
+    """Can the file be read in byte ranges? Only an uncompressed JSON-lines file can: its first
+    non-blank line is a whole JSON object. A compressed file or a document is read whole."""
+    try:
+        with open(path, "rb") as fh:
+            if any(fh.peek(6)[:6].startswith(magic) for magic, _ in _MAGIC):
+                return False
+            for raw in fh:
+                line = raw.removeprefix(_BOM).strip()
+                if line:
+                    return line[:1] == b"{" and _is_complete_json(line)
+    except OSError:
+        return False
+    return False
+
+
+def line_starts(path: str, size: int, every: int) -> list[int]:
+    """Offsets of the lines that start first at or after each multiple of ``every`` (0 included)."""
+    starts = [0]
+    with open(path, "rb") as fh:
+        pos = every
+        while pos < size:
+            fh.seek(pos - 1)
+            fh.readline()  # to the end of the line holding byte pos-1
+            at = fh.tell()
+            if at >= size:
+                break
+            if at > starts[-1]:
+                starts.append(at)
+            pos = max(pos + every, at + 1)
+    return starts
+
+
+def read_lines_of(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning: Warn = None,
+                  screen: LineScreen | None = None) -> Iterator[AuditEvent]:
+    """The events of JSON lines (or line-oriented exports) someone else has read (a Spark
+    partition's lines), named ``name`` in origins with line numbers from 1."""
+    return _read_lines(lines, name, stats, on_warning, None, screen)
+
+
+def read_range(path: str, start: int, end: int, stats: ReadStats, on_warning: Warn = None,
+               screen: LineScreen | None = None) -> Iterator[AuditEvent]:
+    """The events of the JSON lines in bytes [start, end) of a file, both line starts (see
+    :func:`line_starts`): one worker's part of a large file. Origins count lines from the range's
+    first (``path:1``); the caller knows the lines before it. The range is read into memory."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(end - start)
+    except OSError as e:
+        _read_error(path, 1, e, stats, on_warning)
+        return iter(())
+    if start == 0:
+        data = data.removeprefix(_BOM)
+    return read_lines_of(iter(io.BytesIO(data)), path, stats, on_warning, screen)
 
 
 # --- directories and rotation order --------------------------------------------------------
