@@ -78,13 +78,14 @@ class Detector:
         if self.baselines is not None and self.baselines.pending_start:
             self.baselines.observe(event)
 
-    def replay(self, event: AuditEvent, rules: list[Rule]) -> list[Alert]:
-        """The alerts of an event whose matching ``rules`` a split engine found (``Engine.split``):
-        dedup, first-seen baselines and correlations run here, as in :meth:`process`. Called in
-        stream order over every worker's matches, it gives what one process gives."""
+    def replay(self, event: AuditEvent, matched: list[tuple[Rule, None]]) -> list[Alert]:
+        """The alerts of an event whose matching rules a split engine found (``Engine.split``),
+        given as ``(rule, None)`` pairs in plan order: dedup, first-seen baselines and correlations
+        run here, as in :meth:`process`. Called in stream order over every worker's matches, it
+        gives what one process gives."""
         if self.config is not None:
             event.bind_context(self.config)
-        matches = self.engine.run_plan(event, [(r, None) for r in rules])
+        matches = self.engine.run_plan(event, matched)
         return self._shape(matches) if matches else []
 
     def alerts(self, events: Iterable[AuditEvent]) -> Iterator[Alert]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from kubehawk.detect import Detector
     from kubehawk.rules import Engine, RuleSet
 
-__all__ = ["Part", "ScaleError", "plan_parts", "resolve_workers", "run_local"]
+__all__ = ["Part", "PartMerge", "Progress", "ScaleError", "plan_parts", "resolve_workers", "run_local"]
 
 MIN_RANGE = 4 << 20
 MAX_RANGE = 32 << 20
@@ -79,8 +79,9 @@ def _files(paths: Sequence[str]) -> Iterator[str]:
         yield from files if files else [p]
 
 
-def plan_parts(paths: Sequence[str], workers: int) -> list[Part]:
-    """The parts of ``paths`` in reading order (see the module docstring)."""
+def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None) -> list[Part]:
+    """The parts of ``paths`` in reading order (see the module docstring); ``part_bytes``: the size
+    of a byte range (default: about four parts per worker, within MIN_RANGE..MAX_RANGE)."""
     files = list(_files(paths))
     sizes = {}
     for f in files:
@@ -89,7 +90,7 @@ def plan_parts(paths: Sequence[str], workers: int) -> list[Part]:
         except OSError:
             sizes[f] = 0
     # about four parts per worker over the whole input, so that no worker waits long for the last
-    every = min(MAX_RANGE, max(MIN_RANGE, sum(sizes.values()) // max(1, 4 * workers)))
+    every = part_bytes or min(MAX_RANGE, max(MIN_RANGE, sum(sizes.values()) // max(1, 4 * workers)))
     parts: list[Part] = []
     for f in files:
         size = sizes[f]
@@ -153,12 +154,38 @@ def _renumber(message: str, path: str, base: int) -> str:
     return f"{path}:{int(num) + base}{sep}{tail}" if num.isdigit() else message
 
 
-@dataclass
-class LocalRun:
-    """What a run gives besides its alerts: the read counters (summed) and engine errors."""
+class PartMerge:
+    """The parts' results merged in reading order: alerts (:class:`Merge`), the read counters
+    summed, warnings with the line numbers of the whole file (a range counts from its start)."""
 
-    stats: ReadStats
-    engine_errors: list[str]
+    def __init__(self, detector: Detector, on_warning: Callable[[str], None] | None = None):
+        self.merge = Merge(detector)
+        self.stats = ReadStats()
+        self.engine_errors: list[str] = []
+        self.on_warning = on_warning
+        self._lines_before: dict[str, int] = {}  # per file: lines of its ranges merged so far
+
+    def add(self, part: Part, res: ChunkResult) -> None:
+        base = 0 if part.end is None or part.first_of_file else self._lines_before.get(part.path, 0)
+        self.merge.add(res, base)
+        s, stats = res.stats, self.stats
+        if part.end is not None:
+            self._lines_before[part.path] = base + s["lines"]
+        stats.files += s["files"]
+        stats.lines += s["lines"]
+        stats.events += s["events"]
+        stats.bad += s["bad"]
+        stats.skipped += s["skipped"]
+        for w in s["warnings"]:
+            w = _renumber(w, part.path, base)
+            if len(stats.warnings) < stats.max_warnings:
+                stats.warnings.append(w)
+            if self.on_warning is not None:
+                self.on_warning(w)
+        self.engine_errors.extend(res.engine_errors)
+
+    def finish(self) -> list[Alert]:
+        return self.merge.finish()
 
 
 def _context() -> Any:
@@ -168,66 +195,46 @@ def _context() -> Any:
 
 def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
               on_warning: Callable[[str], None] | None = None,
-              on_progress: Callable[[ReadStats, Detector], None] | None = None) -> tuple[list[Alert], LocalRun]:
+              on_progress: Callable[[ReadStats, Detector], None] | None = None,
+              part_bytes: int | None = None) -> tuple[list[Alert], PartMerge]:
     """Every alert of ``paths`` (in :func:`kubehawk.scale.alert_order`) with ``workers`` processes,
     the stateful rules run by ``detector`` (made by the caller, with its config and baselines)."""
-    parts = plan_parts(paths, workers)
-    stats = ReadStats()
-    run = LocalRun(stats, [])
-    merge = Merge(detector)
-    lines_before: dict[str, int] = {}  # per file: lines of its ranges merged so far
+    parts = plan_parts(paths, workers, part_bytes)
+    merged = PartMerge(detector, on_warning)
     window = 2 * workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init,
-                             initargs=(detector.rules, detector.config)) as pool:
-        pending: list[tuple[Part, Future[ChunkResult]]] = []
-        todo = iter(parts)
-        try:
-            for part in todo:
-                pending.append((part, pool.submit(_read_part, part)))
-                if len(pending) < window:
-                    continue
-                _merge_next(pending, merge, stats, run, lines_before, on_warning)
-                if on_progress is not None:
-                    on_progress(stats, detector)
-            while pending:
-                _merge_next(pending, merge, stats, run, lines_before, on_warning)
-                if on_progress is not None:
-                    on_progress(stats, detector)
-        except BaseException:
-            for _, fut in pending:
-                fut.cancel()
-            raise
-    return merge.finish(), run
-
-
-def _merge_next(pending: list[tuple[Part, Future[ChunkResult]]], merge: Merge, stats: ReadStats,
-                run: LocalRun, lines_before: dict[str, int], on_warning: Callable[[str], None] | None) -> None:
-    part, fut = pending.pop(0)
+    pending: list[tuple[Part, Future[ChunkResult]]] = []
     try:
-        res = fut.result()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init,
+                                 initargs=(detector.rules, detector.config)) as pool:
+            try:
+                for part in parts:
+                    pending.append((part, pool.submit(_read_part, part)))
+                    while len(pending) >= window or (pending and part is parts[-1]):
+                        done, fut = pending[0]
+                        res = _result(done, fut)
+                        pending.pop(0)
+                        merged.add(done, res)
+                        if on_progress is not None:
+                            on_progress(merged.stats, detector)
+            except BaseException:
+                for _, fut in pending:
+                    fut.cancel()
+                raise
     except BrokenProcessPool:
-        raise ScaleError(f"a worker process died (killed, or out of memory) while the run read "
-                         f"{part.describe()}; the run is incomplete, so no alerts were written") from None
-    except Exception as e:
+        where = pending[0][0].describe() if pending else "its input"
+        raise ScaleError(f"a worker process died (killed, or out of memory) while the run read {where}; "
+                         "the run is incomplete, so no alerts were written") from None
+    return merged.finish(), merged
+
+
+def _result(part: Part, fut: Future[ChunkResult]) -> ChunkResult:
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        raise
+    except Exception as e:  # raised in the worker: its part is not read
         raise ScaleError(f"a worker failed reading {part.describe()}: {type(e).__name__}: {e}; "
                          "the run is incomplete, so no alerts were written") from e
-    base = 0 if part.end is None or part.first_of_file else lines_before.get(part.path, 0)
-    merge.add(res, base)
-    s = res.stats
-    if part.end is not None:
-        lines_before[part.path] = base + s["lines"]
-    stats.files += s["files"]
-    stats.lines += s["lines"]
-    stats.events += s["events"]
-    stats.bad += s["bad"]
-    stats.skipped += s["skipped"]
-    for w in s["warnings"]:
-        w = _renumber(w, part.path, base)
-        if len(stats.warnings) < stats.max_warnings:
-            stats.warnings.append(w)
-        if on_warning is not None:
-            on_warning(w)
-    run.engine_errors.extend(res.engine_errors)
 
 
 class Progress:

@@ -30,17 +30,25 @@ class Merge:
     def __init__(self, detector: Detector):
         self.detector = detector
         self.by_ordinal = {r.ordinal: r for r in detector.rules.rules}
+        self._plans: dict[tuple[int, ...], list[tuple[Any, None]]] = {}  # rule ordinals -> replay plan
         self._alerts: list[tuple[tuple[Any, ...], Alert]] = []
         self._seq = 0
 
     def add(self, part: ChunkResult, line_base: int = 0) -> list[Alert]:
         """Replay one part's matches; returns the alerts they gave (also kept for :meth:`finish`)."""
-        detector, rules = self.detector, self.by_ordinal
+        detector, plans = self.detector, self._plans
+        replay, unpack = detector.replay, unpack_event
         out: list[Alert] = []
+        first_at = part.first_at if part.first is not None else -1
         for i, (packed, ordinals) in enumerate(part.records):
-            if i == part.first_at and part.first is not None:
-                detector.start_baselines(unpack_event(part.first, line_base))
-            out.extend(detector.replay(unpack_event(packed, line_base), [rules[o] for o in ordinals]))
+            if i == first_at:
+                detector.start_baselines(unpack(part.first, line_base))
+            plan = plans.get(ordinals)
+            if plan is None:
+                plan = plans[ordinals] = [(self.by_ordinal[o], None) for o in ordinals]
+            alerts = replay(unpack(packed, line_base), plan)
+            if alerts:
+                out.extend(alerts)
         if part.first is not None and part.first_at >= len(part.records):
             detector.start_baselines(unpack_event(part.first, line_base))
         for a in out:

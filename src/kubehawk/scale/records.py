@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubehawk.event import AuditEvent, decode_event
+from kubehawk.event import AuditEvent, decode_head
 from kubehawk.rules.correlation import event_epoch
 
 if TYPE_CHECKING:
@@ -33,8 +33,8 @@ def pack_event(ev: AuditEvent) -> Packed:
 def unpack_event(p: Packed, line_base: int = 0) -> AuditEvent:
     """The event :func:`pack_event` packed; ``line_base``: the lines of the file before the
     worker's byte range (its line numbers count from the range's first line)."""
-    if p[0] is not None:
-        return decode_event(p[0], (p[1], p[2] + line_base))
+    if p[0] is not None:  # a line the worker's reader took the fast path for: decode_head took it there
+        return AuditEvent(decode_head(p[0]), (p[1], p[2] + line_base), None, p[0])
     return AuditEvent(p[1], p[2], p[3], p[4])
 
 
