@@ -23,9 +23,12 @@ from kubehawk.cliutil import fail, load_config, load_rules
 @click.option("--no-builtin", is_flag=True, help="Do not load the built-in rule pack.")
 @click.option("--min-level", type=click.Choice(LEVELS), help="Drop alerts below this level.")
 @click.option("--overwrite", is_flag=True, help="Replace what is at --output (default: fail if it exists).")
+@click.option("--whole-files", is_flag=True,
+              help="Read each file whole: pretty-printed JSON documents (an EventList, a cloud export array).")
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
 def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, config_path: str | None,
-          rule_dirs: tuple[str, ...], no_builtin: bool, min_level: str | None, overwrite: bool, quiet: bool) -> None:
+          rule_dirs: tuple[str, ...], no_builtin: bool, min_level: str | None, overwrite: bool, whole_files: bool,
+          quiet: bool) -> None:
     """Detect over PATHS (files, folders, globs: file://, s3a://, gs://, abfss://, hdfs://) on Spark."""
     try:
         from pyspark.sql import SparkSession
@@ -46,7 +49,7 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
     started = time.perf_counter() - t0
     run = SparkRun()
     t1 = time.perf_counter()
-    alerts = detect_dataframe(session, read_lines(session, list(paths)), config, ruleset, min_level=min_level, run=run)
+    alerts = detect_dataframe(session, read_lines(session, list(paths), whole_files), config, ruleset, min_level=min_level, run=run)
     write_alerts(alerts, output, fmt, "overwrite" if overwrite else "errorifexists")
     took = time.perf_counter() - t1
     s = run.stats.summary()

@@ -40,9 +40,12 @@ class SparkRun:
     alerts_by_level: dict[str, int] = field(default_factory=dict)
 
 
-def read_lines(spark: SparkSession, paths: str | list[str]) -> DataFrame:
-    """The text lines of ``paths`` (files, folders, globs; any scheme and codec Spark reads)."""
-    return spark.read.text(paths if isinstance(paths, list) else [paths])
+def read_lines(spark: SparkSession, paths: str | list[str], whole_files: bool = False) -> DataFrame:
+    """The text lines of ``paths`` (files, folders, globs; any scheme and codec Spark reads), with
+    where each was read (``file``, ``block``: the byte offset of its split). ``whole_files``: one
+    row per file, for pretty-printed JSON documents (an Event, an EventList, a cloud export
+    array); such a file is decoded whole, in one task. Frames of both kinds may be unioned."""
+    return _positioned(spark.read.text(paths if isinstance(paths, list) else [paths], wholetext=whole_files))
 
 
 # --- executors -------------------------------------------------------------------------------
@@ -135,15 +138,17 @@ def detect_dataframe(spark: SparkSession, lines: DataFrame, config: Config | Non
                      rules: RuleSet | None = None, *, min_level: str | None = None,
                      run: SparkRun | None = None) -> DataFrame:
     """The alerts of the text lines ``lines`` (a DataFrame with a string column ``value``, as
-    ``spark.read.text`` gives), as a DataFrame with :data:`ALERT_COLUMNS`, in the order of
-    :func:`kubehawk.scale.alert_order`. ``run`` (optional) receives the counters."""
+    ``spark.read.text`` or :func:`read_lines` give), as a DataFrame with :data:`ALERT_COLUMNS`,
+    in the order of :func:`kubehawk.scale.alert_order`. ``run`` (optional) receives the counters."""
     from kubehawk.detect import Detector, load_ruleset
 
     ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
     run = run if run is not None else SparkRun()
     payload = spark.sparkContext.broadcast((ruleset, config))
     key = id(payload)
-    parts = (_positioned(lines).rdd
+    if not {"file", "block"} <= set(lines.columns):
+        lines = _positioned(lines)
+    parts = (lines.select("file", "block", "value").rdd
              .mapPartitions(lambda rows: _scan_partition(key, payload, (tuple(r) for r in rows)))
              .collect())
     payload.unpersist()

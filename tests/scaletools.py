@@ -1,4 +1,4 @@
-"""A log that makes the split run work: correlation bursts, first-seen values and both stages of
+"""A log that makes the split run (kubehawk.scale, kubehawk.spark) work: correlation bursts, first-seen
 one request landing on either side of a part boundary, events out of time order, bad lines."""
 
 from __future__ import annotations

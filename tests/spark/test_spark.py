@@ -1,0 +1,134 @@
+"""kubehawk.spark: the alerts of one process from Spark tasks (local mode, small inputs)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kubehawk.config import Config
+from kubehawk.detect import Detector, load_ruleset
+from kubehawk.spark import ALERT_COLUMNS, SparkRun, detect_dataframe, read_lines
+from kubehawk.spark.job import write_alerts
+from scaletools import CONFIG, key, mixed_lines, one_process, write
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def _contract(alert_key: str) -> str:
+    """The part of :func:`scaletools.key` the Spark output holds: the alert contract's fields."""
+    return json.dumps(json.loads(alert_key)[0], sort_keys=True)
+
+
+def _rows(df) -> list[dict]:
+    return [r.asDict(recursive=True) for r in df.collect()]
+
+
+def _same(spark, paths: list[str], config: Config | None, max_split: int | None = None, documents=()):
+    """One process over ``paths``; Spark over their lines, and ``documents`` read whole."""
+    rules = load_ruleset(config, collect_errors=True)
+    single, stats = one_process(paths, Detector(rules, config))
+    if max_split:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", str(max_split))
+        spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        run = SparkRun()
+        lines = read_lines(spark, [p for p in paths if p not in documents] if documents else paths)
+        if documents:
+            lines = lines.union(read_lines(spark, list(documents), whole_files=True))
+        rows = _rows(detect_dataframe(spark, lines, config, rules, run=run))
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    got = Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                  for r in rows)
+    assert got == Counter(_contract(key(a)) for a in single)
+    assert (run.stats.events, run.stats.bad) == (stats.events, stats.bad)
+    times = [r["time"] or "" for r in rows]
+    assert times == sorted(times)
+    return single, rows, run
+
+
+def test_bundled_sample(spark):
+    single, rows, _ = _same(spark, [str(ROOT / "examples" / "sample-audit.log")],
+                            Config.load(ROOT / "examples" / "kubehawk.yaml"), max_split=20_000)
+    assert len(rows) > 20
+    assert list(rows[0]) == list(ALERT_COLUMNS)
+    assert all(r["source"].startswith(str(ROOT / "examples" / "sample-audit.log")) for r in rows)
+
+
+def test_correlations_and_first_seen_values_across_splits(spark, tmp_path):
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    log = write(tmp_path / "audit.log", mixed_lines(2500))
+    single, rows, run = _same(spark, [str(log)], Config.load(cfg), max_split=16_000)  # ~40 splits
+    assert Counter(a.rule.kind for a in single)["correlation"] >= 5
+    assert run.stats.bad > 0 and any("malformed" in w or "JSON" in w for w in run.stats.warnings)
+    blocks = {r["source"].split("@")[1].split(":")[0] for r in rows if "@" in r["source"]}
+    assert len(blocks) > 5, "alerts must come from many splits of the file"
+
+
+def test_falco_fixtures(spark):
+    folder = CORPUS / "falco"
+    if not folder.is_dir():
+        pytest.skip(f"no Falco fixtures at {folder} (../shared/corpus)")
+    _same(spark, [str(folder / "k8s_audit"), str(folder / "psp")], None)
+
+
+def test_external_captures(spark):
+    folder = CORPUS / "external-captures"
+    if not folder.is_dir():
+        pytest.skip(f"no external captures at {folder} (../shared/corpus)")
+    from kubehawk.sources.files import iter_files
+
+    files = [f for f in iter_files(str(folder)) if not f.endswith(".md")]  # in the order one process reads
+    documents = [f for f in files if f.endswith(".json")]  # pretty-printed: read whole
+    assert documents
+    _same(spark, files, None, max_split=1 << 16, documents=documents)
+
+
+def test_gzip_and_a_folder(spark, tmp_path):
+    lines = mixed_lines(1200, seed=6)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write(folder / "audit-2026-11-23T09-00-00.000.log", lines[:600])
+    with gzip.open(folder / "audit.log.gz", "wt") as fh:
+        fh.writelines(line + "\n" for line in lines[600:])
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    _same(spark, [str(folder)], Config.load(cfg), max_split=8_000)
+
+
+def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
+    log = write(tmp_path / "audit.log", mixed_lines(600, seed=7))
+    alerts = detect_dataframe(spark, read_lines(spark, str(log)))
+    write_alerts(alerts, str(tmp_path / "pq"), "parquet")
+    write_alerts(alerts, str(tmp_path / "js"), "json")
+    assert [p.name for p in (tmp_path / "pq").iterdir() if p.is_dir()] == ["day=2026-11-23"]
+    back = spark.read.parquet(str(tmp_path / "pq"))
+    assert back.count() == alerts.count() > 0
+    line = json.loads(next((tmp_path / "js" / "day=2026-11-23").glob("*.json")).read_text().splitlines()[0])
+    assert set(line) == set(ALERT_COLUMNS) - {"day"}  # nulls written too: the contract's every field
+
+
+def test_kubehawk_spark_command(tmp_path):
+    """The command end to end (its own Spark session, in a subprocess)."""
+    pytest.importorskip("pyspark")
+    log = write(tmp_path / "audit.log", mixed_lines(800, seed=2))
+    out = tmp_path / "alerts"
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    r = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[2]", "-o", str(out), str(log)],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    single, stats = one_process([str(log)], Detector(load_ruleset(None)))
+    written = [json.loads(x) for p in out.glob("day=*/*.json") for x in p.read_text().splitlines()]
+    assert len(written) == len(single) > 0
+    assert f"kubehawk: {stats.events} events read; {stats.bad} bad records" in r.stderr
+    assert "Spark start-up" in r.stderr
