@@ -24,6 +24,6 @@ runs them in Spark tasks.
 from __future__ import annotations
 
 from kubehawk.scale.merge import Merge, alert_order
-from kubehawk.scale.records import ChunkResult, find_matches, pack_event, unpack_event
+from kubehawk.scale.records import ChunkResult, find_matches
 
-__all__ = ["ChunkResult", "Merge", "alert_order", "find_matches", "pack_event", "unpack_event"]
+__all__ = ["ChunkResult", "Merge", "alert_order", "find_matches"]

@@ -133,7 +133,7 @@ def _read_part(part: Part) -> ChunkResult:
         stats.files = 1 if part.first_of_file else 0
         events = read_range(part.path, part.start, part.end, stats, warn, engine.line_screen)
     before = len(engine.error_messages)
-    out = find_matches(engine, events, ChunkResult(where=part.describe()))
+    out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()))
     s = stats.summary()
     s["warnings"] = warnings
     s["screened_out"] = engine.line_screen.skipped() if engine.line_screen is not None else 0

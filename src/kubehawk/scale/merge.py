@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from kubehawk.rules.correlation import event_epoch
-from kubehawk.scale.records import ChunkResult, unpack_event
+from kubehawk.scale.records import ChunkResult
 
 if TYPE_CHECKING:
     from kubehawk.alerts import Alert
@@ -37,20 +37,20 @@ class Merge:
     def add(self, part: ChunkResult, line_base: int = 0) -> list[Alert]:
         """Replay one part's matches; returns the alerts they gave (also kept for :meth:`finish`)."""
         detector, plans = self.detector, self._plans
-        replay, unpack = detector.replay, unpack_event
+        replay = detector.replay
         out: list[Alert] = []
         first_at = part.first_at if part.first is not None else -1
-        for i, (packed, ordinals) in enumerate(part.records):
+        for i, (event, ordinals) in enumerate(part.events(line_base)):
             if i == first_at:
-                detector.start_baselines(unpack(part.first, line_base))
+                detector.start_baselines(part.first_event(line_base))
             plan = plans.get(ordinals)
             if plan is None:
                 plan = plans[ordinals] = [(self.by_ordinal[o], None) for o in ordinals]
-            alerts = replay(unpack(packed, line_base), plan)
+            alerts = replay(event, plan)
             if alerts:
                 out.extend(alerts)
-        if part.first is not None and part.first_at >= len(part.records):
-            detector.start_baselines(unpack_event(part.first, line_base))
+        if part.first is not None and part.first_at >= len(part):
+            detector.start_baselines(part.first_event(line_base))
         for a in out:
             self._alerts.append((alert_order(a, self._seq), a))
             self._seq += 1

@@ -101,7 +101,7 @@ def _scan(engine: Engine, where: tuple[str, int], lines: list[bytes]) -> ChunkRe
             lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")
         events = read_lines_of(iter(lines), name, stats, warn, engine.line_screen)
     before = len(engine.error_messages)
-    out = find_matches(engine, events, ChunkResult(where=name))
+    out = find_matches(engine, events, ChunkResult(name=name, where=name))
     s = stats.summary()
     s["warnings"] = warnings
     out.stats = s
