@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scaletools import CONFIG, key, mixed_lines, one_process, write
 
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
 from kubehawk.scale import alert_order
 from kubehawk.scale import local as scale_local
 from kubehawk.scale.local import Part, PartMerge, plan_parts, resolve_workers, run_local
+from scaletools import CONFIG, key, mixed_lines, one_process, write
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"

@@ -1,0 +1,109 @@
+"""Scaling out: ``detect --workers 2`` and Spark ``local[2]`` against ``detect --workers 1``.
+
+Same corpus (bench/corpus.py, 1M events by default), same machine, ratios measured in the same
+run (the machines are shared: absolute figures move with the neighbours, ratios less). Each
+``detect`` runs in a fresh process, the runs alternate, the median is reported. Spark's JVM
+start-up is reported apart from its detection time, and its detection time is taken apart:
+reading the lines and handing them to Python (transfer), decoding them (the reader, no rules),
+the executors' whole part (rules in split mode, results collected) and the driver's merge.
+
+    python bench/bench_scale.py [--events 1000000] [--repeat 3] [--no-spark]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import corpus  # noqa: E402
+
+
+def _detect(path: Path, workers: int) -> tuple[float, float]:
+    """Wall and CPU seconds (the command and its workers) of one ``kubehawk detect``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kubehawk.cli", "detect", "--workers", str(workers), "--format", "json",
+                    str(path)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def local(path: Path, repeat: int) -> dict:
+    runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    for _ in range(repeat):
+        for n in (1, 2):
+            runs[n].append(_detect(path, n))
+    wall = {n: statistics.median(w for w, _ in r) for n, r in runs.items()}
+    cpu = {n: statistics.median(c for _, c in r) for n, r in runs.items()}
+    return {"wall_s": wall, "cpu_s": cpu, "speedup_workers2": wall[1] / wall[2], "all_runs": runs}
+
+
+def spark(path: Path, workers1_wall: float) -> dict:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    t = time.perf_counter()
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("kubehawk-bench").config("spark.ui.enabled", "false")
+               .config("spark.driver.memory", "3g").config("spark.driver.maxResultSize", "0").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    session.range(1).count()  # the JVM and a first Python worker are up
+    startup = time.perf_counter() - t
+    from kubehawk.sources.files import ReadStats, read_lines_of
+    from kubehawk.spark import SparkRun, detect_dataframe, read_lines
+
+    lines = read_lines(session, str(path))
+    t = time.perf_counter()
+    lines.rdd.mapPartitions(lambda rows: [sum(len(r.value) for r in rows)]).sum()
+    transfer = time.perf_counter() - t
+
+    def decode(rows):
+        stats = ReadStats()
+        return [sum(1 for _ in read_lines_of((r.value.encode() for r in rows), "x", stats))]
+
+    t = time.perf_counter()
+    lines.rdd.mapPartitions(decode).sum()
+    decoded = time.perf_counter() - t
+    run = SparkRun()
+    t = time.perf_counter()
+    n = detect_dataframe(session, lines, run=run).count()
+    detection = time.perf_counter() - t
+    partitions = lines.rdd.getNumPartitions()
+    session.stop()
+    return {"startup_s": startup, "partitions": partitions, "transfer_s": transfer, "transfer_and_decode_s": decoded,
+            "executors_s": run.scan_seconds, "driver_merge_s": run.merge_seconds, "records_to_driver": run.records,
+            "detection_s": detection, "alerts": n, "speedup_vs_workers1": workers1_wall / detection}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--corpus", type=Path, default=HERE / "out" / "corpus-1m.log")
+    ap.add_argument("--no-spark", action="store_true")
+    args = ap.parse_args()
+    if not args.corpus.exists():
+        args.corpus.parent.mkdir(parents=True, exist_ok=True)
+        corpus.write(args.corpus, args.events)
+    load = os.getloadavg()
+    out: dict = {"corpus": str(args.corpus), "bytes": args.corpus.stat().st_size, "cores": os.cpu_count(),
+                 "load_before": load}
+    out["local"] = local(args.corpus, args.repeat)
+    if not args.no_spark:
+        out["spark"] = spark(args.corpus, out["local"]["wall_s"][1])
+    out["load_after"] = os.getloadavg()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
