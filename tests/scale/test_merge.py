@@ -91,3 +91,19 @@ def test_a_byte_order_mark_and_blank_lines_read_as_one_process_reads_them(tmp_pa
     for p in parts:
         got += [(ev.head.auditID, ev.head.stage) for ev in read_range(p.path, p.start, p.end, stats)]
     assert got == expected and (stats.lines, stats.bad) == (one.lines, one.bad)
+
+
+def test_the_line_screen_works_in_a_worker(tmp_path):
+    from kubehawk.scale import local
+
+    log = write(tmp_path / "audit.log", mixed_lines(3000, seed=14))
+    rules = load_ruleset(None)
+    local._init(rules, None)
+    if local._engine.line_screen is None:
+        import pytest
+
+        pytest.skip("the compiled line screen is off or not built (KUBEHAWK_NATIVE=0, no C compiler)")
+    before = local._engine.line_screen.skipped()
+    for part in plan_parts([str(log)], 2, part_bytes=100_000):
+        res = local._read_part(part)
+    assert res.stats["screened_out"] > before  # lines skipped undecoded, in the worker's own screen
