@@ -14,7 +14,7 @@ import pytest
 
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
-from kubehawk.spark import ALERT_COLUMNS, SparkRun, detect_dataframe, read_lines
+from kubehawk.spark import ALERT_COLUMNS, SparkRun, detect_dataframe, detect_files, read_lines
 from kubehawk.spark.job import write_alerts
 from scaletools import CONFIG, key, mixed_lines, one_process, write
 
@@ -132,3 +132,25 @@ def test_kubehawk_spark_command(tmp_path):
     assert len(written) == len(single) > 0
     assert f"kubehawk: {stats.events} events read; {stats.bad} bad records" in r.stderr
     assert "Spark start-up" in r.stderr
+
+
+def test_detect_files_reads_each_file_in_splits_as_bytes(spark, tmp_path):
+    """The command's fast path (textFile per file): one process's alerts, counts and warnings."""
+    lines = mixed_lines(2000, seed=15)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write(folder / "audit-2026-11-23T09-00-00.000.log", lines[:1200])
+    with gzip.open(folder / "audit.log.gz", "wt") as fh:
+        fh.writelines(line + "\n" for line in lines[1200:])
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    config = Config.load(cfg)
+    rules = load_ruleset(config)
+    single, stats = one_process([str(folder)], Detector(rules, config))
+    run = SparkRun()
+    rows = _rows(detect_files(spark, str(folder), config, rules, run=run, min_splits=6))
+    got = Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True) for r in rows)
+    assert got == Counter(_contract(key(a)) for a in single)
+    assert (run.stats.files, run.stats.lines, run.stats.events, run.stats.bad) == (
+        stats.files, stats.lines, stats.events, stats.bad)
+    assert any("#" in r["source"] for r in rows), "alerts must come from later splits of the plain file"

@@ -16,6 +16,13 @@ names, then modification time, then name), then the lines of each file.
 
 from __future__ import annotations
 
-from kubehawk.spark.job import ALERT_COLUMNS, SparkRun, detect_dataframe, read_lines
+from kubehawk.spark.job import (
+    ALERT_COLUMNS,
+    SparkRun,
+    detect_dataframe,
+    detect_files,
+    read_lines,
+    write_alerts,
+)
 
-__all__ = ["ALERT_COLUMNS", "SparkRun", "detect_dataframe", "read_lines"]
+__all__ = ["ALERT_COLUMNS", "SparkRun", "detect_dataframe", "detect_files", "read_lines", "write_alerts"]

@@ -34,7 +34,7 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
         from pyspark.sql import SparkSession
     except ImportError:
         fail("kubehawk spark", "needs pyspark: pip install 'kubehawk[spark]'")
-    from kubehawk.spark.job import SparkRun, detect_dataframe, read_lines, write_alerts
+    from kubehawk.spark.job import SparkRun, detect_files, write_alerts
 
     config = load_config(config_path, prog="kubehawk spark")
     ruleset = load_rules(config, rule_dirs, builtin=not no_builtin, prog="kubehawk spark")
@@ -49,7 +49,7 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
     started = time.perf_counter() - t0
     run = SparkRun()
     t1 = time.perf_counter()
-    alerts = detect_dataframe(session, read_lines(session, list(paths), whole_files), config, ruleset, min_level=min_level, run=run)
+    alerts = detect_files(session, list(paths), config, ruleset, min_level=min_level, run=run, whole_files=whole_files)
     write_alerts(alerts, output, fmt, "overwrite" if overwrite else "errorifexists")
     took = time.perf_counter() - t1
     s = run.stats.summary()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import itertools
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kubehawk.scale.merge import Merge
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.rules import Engine, RuleSet
 
-__all__ = ["ALERT_COLUMNS", "SparkRun", "detect_dataframe", "read_lines"]
+__all__ = ["ALERT_COLUMNS", "SparkRun", "detect_dataframe", "detect_files", "read_lines", "write_alerts"]
 
 # The alert contract (kubehawk.alerts.Alert.to_dict), plus where the event was read and its UTC day.
 ALERT_COLUMNS = ("rule", "techniques", "attack", "auditID", "time", "user", "verb", "resource", "subresource",
@@ -72,25 +74,41 @@ def _engine(key: int, payload: Any) -> Engine:
 
 
 def _scan_partition(key: int, payload: Any, rows: Iterator[Any]) -> Iterator[tuple[str, int, ChunkResult]]:
-    """``(file, byte offset of the split, part)`` for each split of a file in the partition, in order."""
+    """``(file, byte offset of the split, part)`` for each split of a file in the partition, in order
+    (the rows of a DataFrame of positioned lines)."""
     engine = _engine(key, payload)
     group: list[bytes] = []
     where: tuple[str, int] | None = None
     for file, block, value in rows:
         if (file, block) != where:
             if where is not None:
-                yield (*where, _scan(engine, where, group))
+                yield (*where, _scan_rows(engine, where, group))
             where, group = (file, block), []
         group.append(value.encode("utf-8", "surrogateescape"))
     if where is not None:
-        yield (*where, _scan(engine, where, group))
+        yield (*where, _scan_rows(engine, where, group))
 
 
-def _scan(engine: Engine, where: tuple[str, int], lines: list[bytes]) -> ChunkResult:
+def _scan_rows(engine: Engine, where: tuple[str, int], lines: list[bytes]) -> ChunkResult:
     file, block = where
     # origins name the line in its split: path:line in the first, path@offset:line in the split
     # starting at byte offset (Spark gives no line numbers past a split's start)
     name = _local(file) if block == 0 else f"{_local(file)}@{block}"
+    if len(lines) == 1 and b"\n" in lines[0]:  # a whole file (spark.read.text(..., wholetext=True))
+        return _scan(engine, name, lines[0])
+    return _scan(engine, name, iter(lines), block == 0)
+
+
+def _scan_split(file: str, key: int, payload: Any, index: int, lines: Iterator[bytes]
+                ) -> Iterator[tuple[str, int, ChunkResult]]:
+    """The part of the ``index``-th split of one file read with ``textFile`` (lines as bytes)."""
+    name = _local(file) if index == 0 else f"{_local(file)}#{index}"
+    yield file, index, _scan(_engine(key, payload), name, lines, index == 0)
+
+
+def _scan(engine: Engine, name: str, lines: Iterator[bytes] | bytes, first: bool = False) -> ChunkResult:
+    """Run the split engine over a split's lines (or a whole file's bytes); ``first``: the split
+    starts the file (a byte-order mark is dropped there, as one process drops it)."""
     stats = ReadStats()
     warnings: list[str] = []
 
@@ -98,12 +116,12 @@ def _scan(engine: Engine, where: tuple[str, int], lines: list[bytes]) -> ChunkRe
         if len(warnings) < MAX_WARNINGS:
             warnings.append(message)
 
-    if len(lines) == 1 and b"\n" in lines[0]:  # a whole file (spark.read.text(..., wholetext=True))
-        events: Iterable[Any] = read_stream(io.BytesIO(lines[0]), name, stats, warn, engine.line_screen)
+    if isinstance(lines, bytes):
+        events: Iterable[Any] = read_stream(io.BytesIO(lines), name, stats, warn, engine.line_screen)
     else:
-        if block == 0 and lines:
-            lines[0] = lines[0].removeprefix(b"\xef\xbb\xbf")
-        events = read_lines_of(iter(lines), name, stats, warn, engine.line_screen)
+        if first:
+            lines = _without_bom(lines)
+        events = read_lines_of(lines, name, stats, warn, engine.line_screen)
     before = len(engine.error_messages)
     out = find_matches(engine, events, ChunkResult(name=name, where=name))
     s = stats.summary()
@@ -111,6 +129,12 @@ def _scan(engine: Engine, where: tuple[str, int], lines: list[bytes]) -> ChunkRe
     out.stats = s
     out.engine_errors = engine.error_messages[before:]
     return out
+
+
+def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
+    for head in lines:
+        return itertools.chain((head.removeprefix(b"\xef\xbb\xbf"),), lines)
+    return iter(())
 
 
 def _local(path: str) -> str:
@@ -144,7 +168,7 @@ def detect_dataframe(spark: SparkSession, lines: DataFrame, config: Config | Non
     """The alerts of the text lines ``lines`` (a DataFrame with a string column ``value``, as
     ``spark.read.text`` or :func:`read_lines` give), as a DataFrame with :data:`ALERT_COLUMNS`,
     in the order of :func:`kubehawk.scale.alert_order`. ``run`` (optional) receives the counters."""
-    from kubehawk.detect import Detector, load_ruleset
+    from kubehawk.detect import load_ruleset
 
     ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
     run = run if run is not None else SparkRun()
@@ -157,6 +181,40 @@ def detect_dataframe(spark: SparkSession, lines: DataFrame, config: Config | Non
              .mapPartitions(lambda rows: _scan_partition(key, payload, (tuple(r) for r in rows)))
              .collect())
     payload.unpersist()
+    return _merged(spark, parts, ruleset, config, min_level, run, t0)
+
+
+def detect_files(spark: SparkSession, paths: str | list[str], config: Config | None = None,
+                 rules: RuleSet | None = None, *, min_level: str | None = None, run: SparkRun | None = None,
+                 whole_files: bool = False, min_splits: int | None = None) -> DataFrame:
+    """:func:`detect_dataframe` over the files of ``paths`` (files, folders, globs, any scheme),
+    each file read with ``SparkContext.textFile`` as bytes: half the cost of a DataFrame's rows
+    on their way to Python. Positions are (file, split number, line); ``min_splits``: per file
+    (``textFile``'s ``minPartitions``)."""
+    from kubehawk.detect import load_ruleset
+
+    if whole_files:
+        return detect_dataframe(spark, read_lines(spark, paths, True), config, rules, min_level=min_level, run=run)
+    ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
+    run = run if run is not None else SparkRun()
+    files = spark.read.text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
+    sc = spark.sparkContext
+    payload = sc.broadcast((ruleset, config))
+    key = id(payload)
+    t0 = time.perf_counter()
+    splits = [sc.textFile(f, min_splits, use_unicode=False).mapPartitionsWithIndex(partial(_scan_split, f, key, payload))
+              for f in files]
+    parts = sc.union(splits).collect() if splits else []
+    payload.unpersist()
+    return _merged(spark, parts, ruleset, config, min_level, run, t0)
+
+
+def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], ruleset: RuleSet, config: Config | None,
+            min_level: str | None, run: SparkRun, t0: float) -> DataFrame:
+    """The driver's half: the parts in stream order (files as one process orders them, then
+    splits), replayed through one Detector; the alerts as a DataFrame."""
+    from kubehawk.detect import Detector
+
     t1 = time.perf_counter()
     rank = {f: i for i, f in enumerate(order_files(sorted({_local(f) for f, _, _ in parts})))}
     parts.sort(key=lambda p: (rank[_local(p[0])], p[1]))
