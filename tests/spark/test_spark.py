@@ -94,16 +94,22 @@ def test_external_captures(spark):
     _same(spark, files, None, max_split=1 << 16, documents=documents)
 
 
-def test_gzip_and_a_folder(spark, tmp_path):
-    lines = mixed_lines(1200, seed=6)
+def _folder(tmp_path: Path, n: int, seed: int) -> tuple[Path, Config]:
+    """A rotated plain file and a gzip file after it, and the config of the mixed log."""
+    lines = mixed_lines(n, seed=seed)
     folder = tmp_path / "logs"
     folder.mkdir()
-    write(folder / "audit-2026-11-23T09-00-00.000.log", lines[:600])
+    write(folder / "audit-2026-11-23T09-00-00.000.log", lines[:n * 3 // 5])
     with gzip.open(folder / "audit.log.gz", "wt") as fh:
-        fh.writelines(line + "\n" for line in lines[600:])
+        fh.writelines(line + "\n" for line in lines[n * 3 // 5:])
     cfg = tmp_path / "kubehawk.yaml"
     cfg.write_text(CONFIG)
-    _same(spark, [str(folder)], Config.load(cfg), max_split=8_000)
+    return folder, Config.load(cfg)
+
+
+def test_gzip_and_a_folder(spark, tmp_path):
+    folder, config = _folder(tmp_path, 1200, seed=6)
+    _same(spark, [str(folder)], config, max_split=8_000)
 
 
 def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
@@ -136,15 +142,7 @@ def test_kubehawk_spark_command(tmp_path):
 
 def test_detect_files_reads_each_file_in_splits_as_bytes(spark, tmp_path):
     """The command's fast path (textFile per file): one process's alerts, counts and warnings."""
-    lines = mixed_lines(2000, seed=15)
-    folder = tmp_path / "logs"
-    folder.mkdir()
-    write(folder / "audit-2026-11-23T09-00-00.000.log", lines[:1200])
-    with gzip.open(folder / "audit.log.gz", "wt") as fh:
-        fh.writelines(line + "\n" for line in lines[1200:])
-    cfg = tmp_path / "kubehawk.yaml"
-    cfg.write_text(CONFIG)
-    config = Config.load(cfg)
+    folder, config = _folder(tmp_path, 2000, seed=15)
     rules = load_ruleset(config)
     single, stats = one_process([str(folder)], Detector(rules, config))
     run = SparkRun()
