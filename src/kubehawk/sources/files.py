@@ -541,17 +541,38 @@ def read_range(path: str, start: int, end: int, stats: ReadStats, on_warning: Wa
                screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """The events of the JSON lines in bytes [start, end) of a file, both line starts (see
     :func:`line_starts`): one worker's part of a large file. Origins count lines from the range's
-    first (``path:1``); the caller knows the lines before it. The range is read into memory."""
+    first (``path:1``); the caller knows the lines before it. Memory: a batch of lines at a time."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(start)
-            data = fh.read(end - start)
+        fh = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the events' iterator
+        fh.seek(start)
     except OSError as e:
         _read_error(path, 1, e, stats, on_warning)
         return iter(())
+    lines = chain.from_iterable(_batches(fh, end - start))
     if start == 0:
-        data = data.removeprefix(_BOM)
-    return read_lines_of(iter(io.BytesIO(data)), path, stats, on_warning, screen)
+        lines = _without_bom(lines)
+    return _read_lines(lines, path, stats, on_warning, fh, screen)
+
+
+def _batches(fh: IO[bytes], length: int) -> Iterator[list[bytes]]:
+    """The lines of the next ``length`` bytes of ``fh`` (which end at a line's end), a list of
+    about READ_BUFFER bytes of lines at a time. ``readlines(hint)`` stops after the line that
+    takes the total past ``hint``: a hint of ``length - 1`` stops at the range's last line."""
+    while length > 0:
+        if length > READ_BUFFER:
+            batch = fh.readlines(READ_BUFFER)
+        else:
+            batch = fh.readlines(length - 1) if length > 1 else [fh.readline()]
+        if not batch:
+            return
+        length -= sum(map(len, batch))
+        yield batch
+
+
+def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
+    for first in lines:
+        return chain((first.removeprefix(_BOM),), lines)
+    return iter(())
 
 
 # --- directories and rotation order --------------------------------------------------------
