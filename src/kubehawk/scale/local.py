@@ -168,19 +168,12 @@ class PartMerge:
     def add(self, part: Part, res: ChunkResult) -> None:
         base = 0 if part.end is None or part.first_of_file else self._lines_before.get(part.path, 0)
         self.merge.add(res, base)
-        s, stats = res.stats, self.stats
+        s = dict(res.stats, warnings=[_renumber(w, part.path, base) for w in res.stats["warnings"]])
         if part.end is not None:
             self._lines_before[part.path] = base + s["lines"]
-        stats.files += s["files"]
-        stats.lines += s["lines"]
-        stats.events += s["events"]
-        stats.bad += s["bad"]
-        stats.skipped += s["skipped"]
-        for w in s["warnings"]:
-            w = _renumber(w, part.path, base)
-            if len(stats.warnings) < stats.max_warnings:
-                stats.warnings.append(w)
-            if self.on_warning is not None:
+        self.stats.add(s)
+        if self.on_warning is not None:
+            for w in s["warnings"]:
                 self.on_warning(w)
         self.engine_errors.extend(res.engine_errors)
 

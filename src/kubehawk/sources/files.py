@@ -102,6 +102,18 @@ class ReadStats:
 
     MAX_SKIP_NOTES = 20
 
+    def add(self, summary: dict[str, Any]) -> None:
+        """Count another reader's :meth:`summary` in (a worker's part of a split run, kubehawk.scale):
+        files, lines, events, bad and skipped records, and its warnings up to ``max_warnings``."""
+        with self._lock:
+            self.files += summary["files"]
+            self.lines += summary["lines"]
+            self.events += summary["events"]
+            self.bad += summary["bad"]
+            self.skipped += summary["skipped"]
+            room = self.max_warnings - len(self.warnings)
+            self.warnings.extend(summary["warnings"][:max(0, room)])
+
     def summary(self) -> dict[str, Any]:
         with self._lock:
             return {

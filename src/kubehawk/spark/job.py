@@ -232,15 +232,7 @@ def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], rule
 
 
 def _count(run: SparkRun, part: ChunkResult, file: str, block: int) -> None:
-    s, stats = part.stats, run.stats
-    stats.files += 1 if block == 0 else 0
-    stats.lines += s["lines"]
-    stats.events += s["events"]
-    stats.bad += s["bad"]
-    stats.skipped += s["skipped"]
-    for w in s["warnings"]:
-        if len(stats.warnings) < stats.max_warnings:
-            stats.warnings.append(w)
+    run.stats.add(dict(part.stats, files=1 if block == 0 else 0))  # a file's first split counts it
     run.engine_errors.extend(part.engine_errors)
 
 
