@@ -179,8 +179,9 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if not quiet:
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
-    if _workers(workers, follow, paths) > 1:
-        _detect_parallel(paths, detector, _workers(workers, follow, paths), fmt, output, strict, warn)
+    n_workers = _workers(workers, follow, paths)
+    if n_workers > 1:
+        _detect_parallel(paths, detector, n_workers, fmt, output, strict, warn)
         return
     stop = threading.Event()
     events: Iterator = (follow_paths(list(paths), stats, on_warning=warn, stop=stop) if follow
