@@ -1,7 +1,9 @@
 """Scaling out: ``detect --workers 2`` and Spark ``local[2]`` against ``detect --workers 1``.
 
 Same corpus (bench/corpus.py, 1M events by default), same machine, ratios measured in the same
-run (the machines are shared: absolute figures move with the neighbours, ratios less). Each
+run (the machines are shared: absolute figures move with the neighbours, ratios less). The cores
+the run could really have are measured before and after (two pure-Python loops at once against
+one alone): a speedup cannot pass them. Each
 ``detect`` runs in a fresh process, the runs alternate, the median is reported. Spark's JVM
 start-up is reported apart from its detection time, and its detection time is taken apart:
 reading the lines and handing them to Python (transfer), decoding them (the reader, no rules),
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import shutil
@@ -44,6 +47,25 @@ def _detect(path: Path, workers: int, extra: list[str]) -> tuple[float, float]:
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def _spin(n: int = 5_000_000) -> float:
+    t = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return time.perf_counter() - t
+
+
+def capacity() -> float:
+    """The cores this run can have now: one pure-Python loop alone, then two at once in two
+    processes (2.0 on an idle 2-core machine; 1.0 when the neighbours hold the other core)."""
+    alone = min(_spin() for _ in range(3))
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        t = time.perf_counter()
+        pool.map(_spin, [5_000_000] * 2)
+        both = time.perf_counter() - t
+    return 2 * alone / both
 
 
 def local(path: Path, repeat: int, extra: list[str] = ()) -> dict:
@@ -110,6 +132,7 @@ def main() -> None:
     load = os.getloadavg()
     out: dict = {"corpus": str(args.corpus), "bytes": args.corpus.stat().st_size, "cores": os.cpu_count(),
                  "load_before": load}
+    out["cores_free_before"] = capacity()
     out["local"] = local(args.corpus, args.repeat)
     # The same without the six first-seen rules, whose matches (a fifth of the events here) the
     # merge replays one by one: what --workers gives when few matches are stateful.
@@ -120,6 +143,7 @@ def main() -> None:
         out["local_without_first_seen_rules"] = local(args.corpus, args.repeat, ["--no-builtin", "--rules", rules])
     if not args.no_spark:
         out["spark"] = spark(args.corpus, out["local"]["wall_s"][1])
+    out["cores_free_after"] = capacity()
     out["load_after"] = os.getloadavg()
     print(json.dumps(out, indent=2))
 
