@@ -228,6 +228,8 @@ def _detect_parallel(paths, detector, workers: int, fmt: str, output: str | None
         alerts, run = run_local(list(paths), detector, workers, on_warning=warn, on_progress=progress)
     except ScaleError as e:
         _fail(f"error: {e}", 1)
+    except KeyboardInterrupt:  # the alerts are written in order at the end: an interrupted run has none
+        _fail("interrupted; no alerts were written", 130)
     finally:
         if progress is not None:
             progress.done()

@@ -250,3 +250,18 @@ def test_a_worker_killed_mid_run_fails_the_run_loudly(tmp_path):
     assert proc.returncode == 1, err
     assert "worker process died" in err and "no alerts were written" in err, err
     assert out == ""
+
+
+def test_ctrl_c_ends_the_run_with_one_line(tmp_path):
+    log = write(tmp_path / "audit.log", mixed_lines(4000, seed=8) * 25)
+    proc = subprocess.Popen([*KUBEHAWK, "detect", "--workers", "2", "--format", "json", str(log)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    while time.monotonic() < deadline and proc.poll() is None and not (children.exists() and children.read_text()):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; no alerts were written" in err and "Traceback" not in err
+    assert out == ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -113,6 +114,8 @@ def _init(ruleset: RuleSet, config: Config | None) -> None:
     global _engine
     from kubehawk.rules import Engine
 
+    if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's, which ends the run
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _engine = Engine(ruleset, config)
     _engine.split = True
 
@@ -201,7 +204,7 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
                                  initargs=(detector.rules, detector.config)) as pool:
             try:
                 for part in parts:
-                    pending.append((part, pool.submit(_read_part, part)))
+                    pending.append((part, _submit(pool, part)))
                     while len(pending) >= window or (pending and part is parts[-1]):
                         done, fut = pending[0]
                         res = _result(done, fut)
@@ -218,6 +221,18 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
         raise ScaleError(f"a worker process died (killed, or out of memory) while the run read {where}; "
                          "the run is incomplete, so no alerts were written") from None
     return merged.finish(), merged
+
+
+def _submit(pool: ProcessPoolExecutor, part: Part) -> Future[ChunkResult]:
+    """``pool.submit`` with Ctrl-C held back: the worker processes it may start inherit a mask
+    without SIGINT (Ctrl-C is the parent's to handle), and the pool is never left half started."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return pool.submit(_read_part, part)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(_read_part, part)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _result(part: Part, fut: Future[ChunkResult]) -> ChunkResult:
