@@ -4,9 +4,10 @@ The input is cut into parts in reading order: a large uncompressed JSON-lines fi
 ranges that start at line starts, a compressed file or a document whole, folders into their
 files (in the order one process reads them). Each worker process builds one split-mode engine
 at start (forked from the parent, or from the rules cache where processes are spawned) and
-reads one part at a time; at most two parts per worker are in flight, so memory stays flat
-(a part's matched events, and a byte range of at most ``MAX_RANGE`` bytes, per worker). A worker
-that dies or fails ends the run with an error: no part is ever dropped silently.
+reads one part at a time, a batch of lines at a time; at most two parts per worker are in
+flight, so memory stays flat (per worker: a part's matched events, at most ``MAX_RANGE`` bytes
+of input). A worker that dies or fails ends the run with an error: no part is ever dropped
+silently.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def _init(ruleset: RuleSet, config: Config | None) -> None:
 def _read_part(part: Part) -> ChunkResult:
     engine = _engine
     assert engine is not None, "worker not initialised"
-    stats = ReadStats(max_warnings=1000)
+    stats = ReadStats(max_warnings=MAX_PART_WARNINGS)
     warnings: list[str] = []
 
     def warn(message: str) -> None:  # the first MAX_PART_WARNINGS of a part are sent; all are counted
