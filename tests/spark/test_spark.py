@@ -125,11 +125,16 @@ def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
 
 
 def test_kubehawk_spark_command(tmp_path):
-    """The command end to end (its own Spark session, in a subprocess)."""
+    """The command end to end (its own Spark session, in a subprocess); then a missing path."""
     pytest.importorskip("pyspark")
     log = write(tmp_path / "audit.log", mixed_lines(800, seed=2))
     out = tmp_path / "alerts"
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    missing = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[1]", "-o", str(out),
+                              str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=300, env=env)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith("kubehawk spark: ")
+    assert "nowhere" in missing.stderr.strip().splitlines()[-1]
     r = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[2]", "-o", str(out), str(log)],
                        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-3000:]

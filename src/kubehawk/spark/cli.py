@@ -31,6 +31,7 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
           quiet: bool) -> None:
     """Detect over PATHS (files, folders, globs: file://, s3a://, gs://, abfss://, hdfs://) on Spark."""
     try:
+        from pyspark.errors import AnalysisException
         from pyspark.sql import SparkSession
     except ImportError:
         fail("kubehawk spark", "needs pyspark: pip install 'kubehawk[spark]'")
@@ -49,8 +50,13 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
     started = time.perf_counter() - t0
     run = SparkRun()
     t1 = time.perf_counter()
-    alerts = detect_files(session, list(paths), config, ruleset, min_level=min_level, run=run, whole_files=whole_files)
-    write_alerts(alerts, output, fmt, "overwrite" if overwrite else "errorifexists")
+    try:
+        alerts = detect_files(session, list(paths), config, ruleset, min_level=min_level, run=run,
+                              whole_files=whole_files)
+        write_alerts(alerts, output, fmt, "overwrite" if overwrite else "errorifexists")
+    except AnalysisException as e:  # a path that does not exist, an output that does: the user's to fix
+        session.stop()
+        fail("kubehawk spark", str(e).strip().splitlines()[0])
     took = time.perf_counter() - t1
     s = run.stats.summary()
     if not quiet:
