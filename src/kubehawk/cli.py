@@ -224,8 +224,14 @@ def _detect_parallel(paths, detector, workers: int, fmt: str, output: str | None
     from kubehawk.scale.local import Progress, ScaleError, run_local
 
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+
+    def warn_clear(msg: str) -> None:  # a warning on its own line, not after the progress
+        if progress is not None:
+            progress.clear()
+        warn(msg)
+
     try:
-        alerts, run = run_local(list(paths), detector, workers, on_warning=warn, on_progress=progress)
+        alerts, run = run_local(list(paths), detector, workers, on_warning=warn_clear, on_progress=progress)
     except ScaleError as e:
         _fail(f"error: {e}", 1)
     except KeyboardInterrupt:  # the alerts are written in order at the end: an interrupted run has none

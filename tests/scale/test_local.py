@@ -265,3 +265,38 @@ def test_ctrl_c_ends_the_run_with_one_line(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted; no alerts were written" in err and "Traceback" not in err
     assert out == ""
+
+
+def test_progress_on_a_terminal(tmp_path):
+    """stderr a terminal: after each part, events read and alerts by level on one line."""
+    import pty
+
+    log = write(tmp_path / "audit.log", mixed_lines(4000, seed=8) * 25)  # ~30 MB: several parts
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    main, tty = pty.openpty()
+    alerts = tmp_path / "alerts.json"
+    with alerts.open("wb") as stdout:
+        proc = subprocess.Popen([*KUBEHAWK, "detect", "--workers", "2", "--format", "json", "--config", str(cfg),
+                                 str(log)], cwd=ROOT, stdout=stdout, stderr=tty)
+    os.close(tty)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the terminal is closed: the run is over
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=120)
+    os.close(main)
+    out = alerts.read_bytes()
+    assert proc.returncode == 0
+    progress = [p for p in seen.decode().split("\r") if "events read; alerts:" in p]
+    assert len(progress) >= 2, seen[-500:]
+    assert "low" in progress[-1] or "medium" in progress[-1] or "high" in progress[-1]
+    text = seen.decode()
+    warnings = [line for line in text.replace("\r", "\n").splitlines() if "warning:" in line]
+    assert warnings and not any("alerts:" in w for w in warnings)  # each warning on a line of its own
+    assert out.count(b"\n") > 50  # the alerts still go to stdout, after the progress

@@ -261,7 +261,11 @@ class Progress:
         self.stream.flush()
         self.shown = True
 
-    def done(self) -> None:
+    def clear(self) -> None:
+        """Take the line away (before a warning is printed, and at the end)."""
         if self.shown:
             self.stream.write("\r\033[K")
             self.stream.flush()
+            self.shown = False
+
+    done = clear
