@@ -46,6 +46,7 @@ _LAZY = {
     "matrix": ("kubehawk.matrix", "matrix_command"),
     "report": ("kubehawk.report.cli", "report_command"),
     "investigate": ("kubehawk.investigate.cli", "investigate_command"),
+    "spark": ("kubehawk.spark.cli", "spark"),
 }
 
 
@@ -182,16 +183,18 @@ def _summary(stats, detector) -> dict[str, Any]:
 @click.option("--quiet", "-q", is_flag=True, help="No per-record warnings (still counted in the summary).")
 @click.option("--max-line-mib", type=click.IntRange(1, 4096), default=DEFAULT_MAX_LINE_BYTES >> 20, show_default=True,
               help="Longest line or JSON document read, in MiB; a longer one is skipped with a warning.")
+@click.option("--workers", default="1", show_default=True,
+              help="Processes to detect with: a number, or auto for every core. The alerts of one process, "
+                   "written in event-time order (see README, Scaling out).")
 @filter_options
 def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: str | None, min_level: str | None,
            rule_dirs: tuple[str, ...], no_builtin: bool, follow: bool, from_start: bool, state_path: str | None,
-           strict: bool, fail_on: str | None, evidence: bool, quiet: bool, max_line_mib: int,
+           strict: bool, fail_on: str | None, evidence: bool, quiet: bool, max_line_mib: int, workers: str,
            **filters: Any) -> None:
     """Read audit events from PATHS (files, folders, gzip, - for stdin) and print alerts.
 
     Exit 0: done; 1: an alert at or above --fail-on (or a bad record with --strict); 2: a
     wrong option, config or path, or input in which no audit event was recognised."""
-
     from kubehawk.outcome import exit_code
     from kubehawk.sources.files import ReadStats, read_paths
     from kubehawk.sources.follow import follow_paths
@@ -228,6 +231,14 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
     detector.on_warning = warn
+    n_workers = _workers(workers, follow, paths, event_filter.active, evidence)
+    if n_workers > 1:
+        stats = _detect_parallel(paths, detector, n_workers, sink, warn, stats.max_line_bytes)
+        s = _summary(stats, detector)
+        code, why = exit_code(s, detector.alerts_by_level, fail_on=fail_on, strict=strict)
+        if code:
+            _fail(why or "failed", code)
+        return
     stop = threading.Event()
     checkpoints = _follow_checkpoints(state_path, output, paths, lambda: sink.flush()) if follow else None
     events: Iterator = (
@@ -298,6 +309,59 @@ def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple
         click.echo(f"kubehawk: {output}: removed {cut} bytes of alerts written after the last saved position "
                    "(their events are read again)", err=True)
     return Checkpoints(state, output, flush, lambda m: click.echo(f"kubehawk: warning: {m}", err=True))
+
+
+def _workers(value: str, follow: bool, paths: tuple[str, ...], filtered: bool, evidence: bool) -> int:
+    from kubehawk.scale.local import resolve_workers
+
+    try:
+        n = resolve_workers(value)
+    except ValueError:
+        _fail(f"--workers: expected a number >= 1 or auto, got {value!r}")
+    if n > 1 and follow:
+        _fail("--workers reads the input in parts; it cannot --follow a growing log (use --workers 1)")
+    if n > 1 and "-" in paths:
+        _fail("--workers reads files in parts; standard input is read by one process (use --workers 1)")
+    if n > 1 and (filtered or evidence):
+        _fail("--workers does not take the event filters (--user, --namespace, --resource, --source-ip, "
+              "--since, --until) or --evidence yet: use --workers 1")
+    return n
+
+
+def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_bytes: int):
+    """``detect --workers N``: kubehawk.scale.local, then the alerts in event-time order; the run's
+    read counters."""
+    from kubehawk.scale.local import Progress, ScaleError, run_local
+
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+
+    def warn_clear(msg: str) -> None:  # a warning on its own line, not after the progress
+        if progress is not None:
+            progress.clear()
+        warn(msg)
+
+    try:
+        alerts, run = run_local(list(paths), detector, workers, on_warning=warn_clear, on_progress=progress,
+                                max_line_bytes=max_line_bytes)
+    except ScaleError as e:
+        sink.close()
+        _fail(f"error: {e}", 1)
+    except KeyboardInterrupt:  # the alerts are written in order at the end: an interrupted run has none
+        sink.close()
+        _fail("interrupted; no alerts were written", 130)
+    finally:
+        if progress is not None:
+            progress.done()
+    try:
+        for alert in alerts:
+            sink.emit(alert)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    finally:
+        sink.close()
+    detector.close()
+    return run.stats
 
 
 # --- rules --------------------------------------------------------------------------------

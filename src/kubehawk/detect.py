@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
     from kubehawk.rules import RuleSet
+    from kubehawk.rules.model import Rule
 
 __all__ = ["Detector", "detect", "load_ruleset"]
 
@@ -98,6 +99,22 @@ class Detector:
         if baselines is not None and baselines.pending_start:
             baselines.observe(event)
         matches = self.engine.process(event)  # baseline rules already judged (Engine.set_gates)
+        return self._shape(matches) if matches else []
+
+    def start_baselines(self, event: AuditEvent) -> None:
+        """The first-seen baselines' learning period starts at this event if it has not yet (what
+        :meth:`process` does for the first timed event of the stream; kubehawk.scale calls it)."""
+        if self.baselines is not None and self.baselines.pending_start:
+            self.baselines.observe(event)
+
+    def replay(self, event: AuditEvent, matched: list[tuple[Rule, None]]) -> list[Alert]:
+        """The alerts of an event whose matching rules a split engine found (``Engine.split``),
+        given as ``(rule, None)`` pairs in plan order: dedup, first-seen baselines and correlations
+        run here, as in :meth:`process`. Called in stream order over every worker's matches, it
+        gives what one process gives."""
+        if self.config is not None:
+            event.bind_context(self.config)
+        matches = self.engine.run_plan(event, matched)
         return self._shape(matches) if matches else []
 
     def alerts(self, events: Iterable[AuditEvent]) -> Iterator[Alert]:

@@ -86,6 +86,10 @@ class Engine:
         self._errors = 0
         self.error_messages: list[str] = []
         self._last_time = 0.0
+        # Split mode (kubehawk.scale): run_plan returns the rules an event matches, in plan order,
+        # before dedup, gates and correlations, which one Engine then runs over every worker's
+        # matches in stream order (run_plan with plans of (rule, None)): the same answer as one process.
+        self.split = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Engine, (self.ruleset, self.config, self._dedup_size))
@@ -176,7 +180,8 @@ class Engine:
         return number
 
     def run_plan(self, event: AuditEvent, plan: list[tuple[Rule, Any]]) -> list[Match]:
-        """The matches among the candidate rules ``plan`` (from the index) of ``event``."""
+        """The matches among the candidate rules ``plan`` (from the index) of ``event`` (in split
+        mode: the rules whose test passed, nothing else done)."""
         self._candidates += len(plan)
         if plan.__class__ is ScreenedPlan:
             plan = plan.screen(event)  # drops the body tests whose keys the bodies lack, in one pass
@@ -185,6 +190,7 @@ class Engine:
         after = self._after
         counts = self._counts
         dedup = self._dedup
+        split = self.split
         tests = 0
         for r, test in plan:
             if test is not None:  # None: the head fields alone make the rule match
@@ -195,6 +201,9 @@ class Engine:
                 except Exception as err:  # noqa: BLE001 - one odd event must not stop the stream
                     self._error(r, event, err)
                     continue
+            if split:
+                out.append(r)
+                continue
             try:
                 ordinal, generate, gate, feeds = after[r]
             except KeyError:

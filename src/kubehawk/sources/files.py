@@ -51,8 +51,12 @@ __all__ = [
     "emit_line",
     "iter_files",
     "order_files",
+    "line_starts",
+    "read_lines_of",
     "read_paths",
+    "read_range",
     "read_stream",
+    "splittable",
 ]
 
 STDIN = "-"
@@ -343,6 +347,87 @@ def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_war
     the caller: pass it only when the events go to that engine's :meth:`Engine.stream`.
     """
     return chain.from_iterable(_per_file(paths, stats, on_warning, screen))
+
+
+# --- byte ranges of a large file (kubehawk.scale) --------------------------------------------
+
+
+def splittable(path: str) -> bool:
+    """Can the file be read in byte ranges? Only an uncompressed JSON-lines file can: its first
+    non-blank line is a whole JSON object. A compressed file or a document is read whole."""
+    try:
+        with open(path, "rb") as fh:
+            if any(fh.peek(6)[:6].startswith(magic) for magic, _ in _MAGIC):
+                return False
+            for raw in fh:
+                line = raw.removeprefix(_BOM).strip()
+                if line:
+                    return line[:1] == b"{" and is_complete_json(line)
+    except OSError:
+        return False
+    return False
+
+
+def line_starts(path: str, size: int, every: int) -> list[int]:
+    """Offsets of the lines that start first at or after each multiple of ``every`` (0 included)."""
+    starts = [0]
+    with open(path, "rb") as fh:
+        pos = every
+        while pos < size:
+            fh.seek(pos - 1)
+            fh.readline()  # to the end of the line holding byte pos-1
+            at = fh.tell()
+            if at >= size:
+                break
+            if at > starts[-1]:
+                starts.append(at)
+            pos = max(pos + every, at + 1)
+    return starts
+
+
+def read_lines_of(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning: Warn = None,
+                  screen: LineScreen | None = None) -> Iterator[AuditEvent]:
+    """The events of JSON lines (or line-oriented exports) someone else has read (a Spark
+    partition's lines), named ``name`` in origins with line numbers from 1."""
+    return _read_lines(lines, name, stats, on_warning, None, screen)
+
+
+def read_range(path: str, start: int, end: int, stats: ReadStats, on_warning: Warn = None,
+               screen: LineScreen | None = None) -> Iterator[AuditEvent]:
+    """The events of the JSON lines in bytes [start, end) of a file, both line starts (see
+    :func:`line_starts`): one worker's part of a large file. Origins count lines from the range's
+    first (``path:1``); the caller knows the lines before it. Memory: a batch of lines at a time."""
+    try:
+        fh = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the events' iterator
+        fh.seek(start)
+    except OSError as e:
+        _read_error(path, 1, e, stats, on_warning)
+        return iter(())
+    lines = chain.from_iterable(_batches(fh, end - start))
+    if start == 0:
+        lines = _without_bom(lines)
+    return _read_lines(lines, path, stats, on_warning, fh, screen)
+
+
+def _batches(fh: IO[bytes], length: int) -> Iterator[list[bytes]]:
+    """The lines of the next ``length`` bytes of ``fh`` (which end at a line's end), a list of
+    about READ_BUFFER bytes of lines at a time. ``readlines(hint)`` stops after the line that
+    takes the total past ``hint``: a hint of ``length - 1`` stops at the range's last line."""
+    while length > 0:
+        if length > READ_BUFFER:
+            batch = fh.readlines(READ_BUFFER)
+        else:
+            batch = fh.readlines(length - 1) if length > 1 else [fh.readline()]
+        if not batch:
+            return
+        length -= sum(map(len, batch))
+        yield batch
+
+
+def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
+    for first in lines:
+        return chain((first.removeprefix(_BOM),), lines)
+    return iter(())
 
 
 # --- directories and rotation order --------------------------------------------------------

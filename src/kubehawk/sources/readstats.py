@@ -118,6 +118,26 @@ class ReadStats:
 
     MAX_SKIP_NOTES = 20
 
+    def add(self, summary: dict[str, Any]) -> None:
+        """Count another reader's :meth:`summary` in (a worker's part of a split run, kubehawk.scale,
+        or a Spark partition): its counters, its bad records per file, the files it skipped and
+        its warning texts up to ``max_warnings``."""
+        with self._lock:
+            self.files += summary["files"]
+            self.lines += summary["lines"]
+            self.events += summary["events"]
+            self.bad += summary["bad"]
+            self.skipped += summary["skipped"]
+            self.invalid_utf8 += summary.get("invalid_utf8", 0)
+            for f, n in summary.get("bad_files", {}).items():
+                if f in self.bad_files or len(self.bad_files) < self.MAX_FILES_NAMED:
+                    self.bad_files[f] = self.bad_files.get(f, 0) + n
+            for f in summary.get("not_audit", []):
+                if f not in self.not_audit and len(self.not_audit) < self.MAX_FILES_NAMED:
+                    self.not_audit.append(f)
+            room = self.max_warnings - len(self.warnings)
+            self.warnings.extend(summary["warnings"][:max(0, room)])
+
     def summary(self) -> dict[str, Any]:
         with self._lock:
             return {

@@ -1,0 +1,152 @@
+"""Scaling out: ``detect --workers 2`` and Spark ``local[2]`` against ``detect --workers 1``.
+
+Same corpus (bench/corpus.py, 1M events by default), same machine, ratios measured in the same
+run (the machines are shared: absolute figures move with the neighbours, ratios less). The cores
+the run could really have are measured before and after (two pure-Python loops at once against
+one alone): a speedup cannot pass them. Each
+``detect`` runs in a fresh process, the runs alternate, the median is reported. Spark's JVM
+start-up is reported apart from its detection time, and its detection time is taken apart:
+reading the lines and handing them to Python (transfer), decoding them (the reader, no rules),
+the executors' whole part (rules in split mode, results collected) and the driver's merge
+(``detect_files``, what ``kubehawk spark`` runs; ``detect_dataframe`` over DataFrame rows too).
+
+The ``--workers`` comparison is also run without the built-in first-seen rules, whose matches
+(a fifth of this corpus's events) the serial merge replays one by one.
+
+    python bench/bench_scale.py [--events 1000000] [--repeat 3] [--no-spark]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import corpus  # noqa: E402
+from kubehawk.rules import BUILTIN_DIR  # noqa: E402
+
+
+def _detect(path: Path, workers: int, extra: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (the command and its workers) of one ``kubehawk detect``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kubehawk.cli", "detect", "--workers", str(workers), "--format", "json",
+                    *extra, str(path)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def _spin(n: int = 5_000_000) -> float:
+    t = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return time.perf_counter() - t
+
+
+def capacity() -> float:
+    """The cores this run can have now: one pure-Python loop alone, then two at once in two
+    processes (2.0 on an idle 2-core machine; 1.0 when the neighbours hold the other core)."""
+    alone = min(_spin() for _ in range(3))
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        t = time.perf_counter()
+        pool.map(_spin, [5_000_000] * 2)
+        both = time.perf_counter() - t
+    return 2 * alone / both
+
+
+def local(path: Path, repeat: int, extra: list[str] = ()) -> dict:
+    runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    for _ in range(repeat):
+        for n in (1, 2):
+            runs[n].append(_detect(path, n, list(extra)))
+    wall = {n: statistics.median(w for w, _ in r) for n, r in runs.items()}
+    cpu = {n: statistics.median(c for _, c in r) for n, r in runs.items()}
+    return {"wall_s": wall, "cpu_s": cpu, "speedup_workers2": wall[1] / wall[2], "all_runs": runs}
+
+
+def spark(path: Path, workers1_wall: float) -> dict:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    t = time.perf_counter()
+    from pyspark.sql import SparkSession
+
+    session = (SparkSession.builder.master("local[2]").appName("kubehawk-bench").config("spark.ui.enabled", "false")
+               .config("spark.driver.memory", "3g").config("spark.driver.maxResultSize", "0").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    session.range(1).count()  # the JVM and a first Python worker are up
+    startup = time.perf_counter() - t
+    from kubehawk.sources.files import ReadStats, read_lines_of
+    from kubehawk.spark import SparkRun, detect_dataframe, detect_files, read_lines
+
+    sc = session.sparkContext
+    text = sc.textFile(str(path), use_unicode=False)
+    t = time.perf_counter()
+    text.mapPartitions(lambda lines: [sum(len(x) for x in lines)]).sum()
+    transfer = time.perf_counter() - t
+
+    def decode(lines):
+        return [sum(1 for _ in read_lines_of(lines, "x", ReadStats()))]
+
+    t = time.perf_counter()
+    text.mapPartitions(decode).sum()
+    decoded = time.perf_counter() - t
+    run = SparkRun()
+    t = time.perf_counter()
+    n = detect_files(session, str(path), run=run).count()
+    detection = time.perf_counter() - t
+    rows = SparkRun()
+    t = time.perf_counter()
+    detect_dataframe(session, read_lines(session, str(path)), run=rows).count()
+    dataframe = time.perf_counter() - t
+    partitions = text.getNumPartitions()
+    session.stop()
+    return {"startup_s": startup, "splits": partitions, "transfer_s": transfer, "transfer_and_decode_s": decoded,
+            "executors_s": run.scan_seconds, "driver_merge_s": run.merge_seconds, "records_to_driver": run.records,
+            "detection_s": detection, "alerts": n, "speedup_vs_workers1": workers1_wall / detection,
+            "detect_dataframe_s": dataframe}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--corpus", type=Path, default=HERE / "out" / "corpus-1m.log")
+    ap.add_argument("--no-spark", action="store_true")
+    args = ap.parse_args()
+    if not args.corpus.exists():
+        args.corpus.parent.mkdir(parents=True, exist_ok=True)
+        corpus.write(args.corpus, args.events)
+    load = os.getloadavg()
+    out: dict = {"corpus": str(args.corpus), "bytes": args.corpus.stat().st_size, "cores": os.cpu_count(),
+                 "load_before": load}
+    out["cores_free_before"] = capacity()
+    out["local"] = local(args.corpus, args.repeat)
+    # The same without the six first-seen rules, whose matches (a fifth of the events here) the
+    # merge replays one by one: what --workers gives when few matches are stateful.
+    with tempfile.TemporaryDirectory() as rules:
+        for f in BUILTIN_DIR.glob("*.yml"):
+            if f.name != "baseline.yml":
+                shutil.copy(f, rules)
+        out["local_without_first_seen_rules"] = local(args.corpus, args.repeat, ["--no-builtin", "--rules", rules])
+    if not args.no_spark:
+        out["spark"] = spark(args.corpus, out["local"]["wall_s"][1])
+    out["cores_free_after"] = capacity()
+    out["load_after"] = os.getloadavg()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""``kubehawk detect --workers N``: the split run (see :mod:`kubehawk.scale`) on local processes.
+
+The input is cut into parts in reading order: a large uncompressed JSON-lines file into byte
+ranges that start at line starts, a compressed file or a document whole, folders into their
+files (in the order one process reads them). Each worker process builds one split-mode engine
+at start (forked from the parent, or from the rules cache where processes are spawned) and
+reads one part at a time, a batch of lines at a time; at most two parts per worker are in
+flight, so memory stays flat (per worker: a part's matched events, at most ``MAX_RANGE`` bytes
+of input). A worker that dies or fails ends the run with an error: no part is ever dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kubehawk.scale.merge import Merge
+from kubehawk.scale.records import ChunkResult, find_matches
+from kubehawk.sources.files import ReadStats, iter_files, line_starts, read_paths, read_range, splittable
+from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
+
+if TYPE_CHECKING:
+    from kubehawk.alerts import Alert
+    from kubehawk.config import Config
+    from kubehawk.detect import Detector
+    from kubehawk.rules import Engine, RuleSet
+
+__all__ = ["Part", "PartMerge", "Progress", "ScaleError", "plan_parts", "resolve_workers", "run_local"]
+
+MIN_RANGE = 4 << 20
+MAX_RANGE = 32 << 20
+MAX_PART_WARNINGS = 1000
+
+
+class ScaleError(RuntimeError):
+    """The split run cannot give the answer of one process (a worker died or failed)."""
+
+
+def resolve_workers(value: str | int) -> int:
+    """``auto`` (the cores this process may use) or a whole number >= 1; ValueError otherwise."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not Linux
+            return max(1, os.cpu_count() or 1)
+    n = int(value)
+    if n < 1:
+        raise ValueError(f"expected a number of workers >= 1 or auto, got {value!r}")
+    return n
+
+
+@dataclass(frozen=True)
+class Part:
+    """A worker's share: a file (or folder, for its warning) read whole, or a byte range."""
+
+    path: str
+    start: int = 0
+    end: int | None = None  # None: the whole path
+    first_of_file: bool = True
+
+    def describe(self) -> str:
+        return self.path if self.end is None else f"{self.path} bytes {self.start}-{self.end}"
+
+
+def _files(paths: Sequence[str]) -> Iterator[str]:
+    """The paths in the order read_paths reads them (a folder as its files)."""
+    for p in paths:
+        try:
+            is_dir = stat.S_ISDIR(os.stat(p).st_mode)
+        except OSError:
+            yield p  # the worker reading it gives the warning one process gives
+            continue
+        files = iter_files(p) if is_dir else [p]
+        yield from files if files else [p]
+
+
+def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None) -> list[Part]:
+    """The parts of ``paths`` in reading order (see the module docstring); ``part_bytes``: the size
+    of a byte range (default: about four parts per worker, within MIN_RANGE..MAX_RANGE)."""
+    files = list(_files(paths))
+    sizes = {}
+    for f in files:
+        try:
+            sizes[f] = os.stat(f).st_size if stat.S_ISREG(os.stat(f).st_mode) else 0
+        except OSError:
+            sizes[f] = 0
+    # about four parts per worker over the whole input, so that no worker waits long for the last
+    every = part_bytes or min(MAX_RANGE, max(MIN_RANGE, sum(sizes.values()) // max(1, 4 * workers)))
+    parts: list[Part] = []
+    for f in files:
+        size = sizes[f]
+        if size < 2 * every or not splittable(f):
+            parts.append(Part(f))
+            continue
+        starts = line_starts(f, size, every)
+        for i, s in enumerate(starts):
+            parts.append(Part(f, s, starts[i + 1] if i + 1 < len(starts) else size, i == 0))
+    return parts
+
+
+# --- the worker process ----------------------------------------------------------------------
+
+_engine: Engine | None = None
+_max_line_bytes = DEFAULT_MAX_LINE_BYTES  # the run's --max-line-mib, set by _init
+
+
+def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    """Once per worker process: its split-mode engine (the rules come forked or from the cache)
+    and the run's read limit."""
+    global _engine, _max_line_bytes
+    _max_line_bytes = max_line_bytes
+    from kubehawk.rules import Engine
+
+    if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's, which ends the run
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _engine = Engine(ruleset, config)
+    _engine.split = True
+
+
+def _read_part(part: Part) -> ChunkResult:
+    engine = _engine
+    assert engine is not None, "worker not initialised"
+    stats = ReadStats(max_warnings=MAX_PART_WARNINGS, max_line_bytes=_max_line_bytes)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:  # the first MAX_PART_WARNINGS of a part are sent; all are counted
+        if len(warnings) < MAX_PART_WARNINGS:
+            warnings.append(message)
+
+    if part.end is None:
+        events = read_paths([part.path], stats, on_warning=warn, screen=engine.line_screen)
+    else:
+        stats.files = 1 if part.first_of_file else 0
+        events = read_range(part.path, part.start, part.end, stats, warn, engine.line_screen)
+    before = len(engine.error_messages)
+    out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()))
+    s = stats.summary()
+    s["warnings"] = warnings
+    s["screened_out"] = engine.line_screen.skipped() if engine.line_screen is not None else 0
+    out.stats = s
+    out.engine_errors = engine.error_messages[before:]
+    return out
+
+
+# --- the parent ------------------------------------------------------------------------------
+
+
+def _renumber(message: str, path: str, base: int) -> str:
+    """A reader's warning about line n of a byte range, as line base+n of the file."""
+    if not base or not message.startswith(path + ":"):
+        return message
+    rest = message[len(path) + 1:]
+    num, sep, tail = rest.partition(":")
+    return f"{path}:{int(num) + base}{sep}{tail}" if num.isdigit() else message
+
+
+class PartMerge:
+    """The parts' results merged in reading order: alerts (:class:`Merge`), the read counters
+    summed, warnings with the line numbers of the whole file (a range counts from its start)."""
+
+    def __init__(self, detector: Detector, on_warning: Callable[[str], None] | None = None):
+        self.merge = Merge(detector)
+        self.stats = ReadStats()
+        self.engine_errors: list[str] = []
+        self.on_warning = on_warning
+        self._lines_before: dict[str, int] = {}  # per file: lines of its ranges merged so far
+
+    def add(self, part: Part, res: ChunkResult) -> None:
+        base = 0 if part.end is None or part.first_of_file else self._lines_before.get(part.path, 0)
+        self.merge.add(res, base)
+        s = dict(res.stats, warnings=[_renumber(w, part.path, base) for w in res.stats["warnings"]])
+        if part.end is not None:
+            self._lines_before[part.path] = base + s["lines"]
+        self.stats.add(s)
+        if self.on_warning is not None:
+            for w in s["warnings"]:
+                self.on_warning(w)
+        self.engine_errors.extend(res.engine_errors)
+
+    def finish(self) -> list[Alert]:
+        return self.merge.finish()
+
+
+def _context() -> Any:
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
+              on_warning: Callable[[str], None] | None = None,
+              on_progress: Callable[[ReadStats, Detector], None] | None = None,
+              part_bytes: int | None = None,
+              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[list[Alert], PartMerge]:
+    """Every alert of ``paths`` (in :func:`kubehawk.scale.alert_order`) with ``workers`` processes,
+    the stateful rules run by ``detector`` (made by the caller, with its config and baselines)."""
+    parts = plan_parts(paths, workers, part_bytes)
+    merged = PartMerge(detector, on_warning)
+    window = 2 * workers
+    pending: list[tuple[Part, Future[ChunkResult]]] = []
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init,
+                                 initargs=(detector.rules, detector.config, max_line_bytes)) as pool:
+            try:
+                for part in parts:
+                    pending.append((part, _submit(pool, part)))
+                    while len(pending) >= window or (pending and part is parts[-1]):
+                        done, fut = pending[0]
+                        res = _result(done, fut)
+                        pending.pop(0)
+                        merged.add(done, res)
+                        if on_progress is not None:
+                            on_progress(merged.stats, detector)
+            except BaseException:
+                for _, fut in pending:
+                    fut.cancel()
+                raise
+    except BrokenProcessPool:
+        where = pending[0][0].describe() if pending else "its input"
+        raise ScaleError(f"a worker process died (killed, or out of memory) while the run read {where}; "
+                         "the run is incomplete, so no alerts were written") from None
+    return merged.finish(), merged
+
+
+def _submit(pool: ProcessPoolExecutor, part: Part) -> Future[ChunkResult]:
+    """``pool.submit`` with Ctrl-C held back: the worker processes it may start inherit a mask
+    without SIGINT (Ctrl-C is the parent's to handle), and the pool is never left half started."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return pool.submit(_read_part, part)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return pool.submit(_read_part, part)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _result(part: Part, fut: Future[ChunkResult]) -> ChunkResult:
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        raise
+    except Exception as e:  # raised in the worker: its part is not read
+        raise ScaleError(f"a worker failed reading {part.describe()}: {type(e).__name__}: {e}; "
+                         "the run is incomplete, so no alerts were written") from e
+
+
+class Progress:
+    """Events read and alerts by level, on one line of a terminal (stderr), after each part."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.shown = False
+
+    def __call__(self, stats: ReadStats, detector: Detector) -> None:
+        from kubehawk.alerts import LEVELS
+
+        levels = ", ".join(f"{n} {lvl}" for lvl in reversed(LEVELS) if (n := detector.alerts_by_level.get(lvl)))
+        self.stream.write(f"\rkubehawk: {stats.events} events read; alerts: {levels or 'none'}\033[K")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        """Take the line away (before a warning is printed, and at the end)."""
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+    done = clear

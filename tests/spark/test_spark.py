@@ -1,0 +1,177 @@
+"""kubehawk.spark: the alerts of one process from Spark tasks (local mode, small inputs)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kubehawk.config import Config
+from kubehawk.detect import Detector, load_ruleset
+from kubehawk.spark import ALERT_COLUMNS, SparkRun, detect_dataframe, detect_files, read_lines
+from kubehawk.spark.job import write_alerts
+from scaletools import CONFIG, key, mixed_lines, one_process, write
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def _contract(alert_key: str) -> str:
+    """The part of :func:`scaletools.key` the Spark output holds: the alert contract's fields."""
+    return json.dumps(json.loads(alert_key)[0], sort_keys=True)
+
+
+def _rows(df) -> list[dict]:
+    return [r.asDict(recursive=True) for r in df.collect()]
+
+
+def _same(spark, paths: list[str], config: Config | None, max_split: int | None = None, documents=()):
+    """One process over ``paths``; Spark over their lines, and ``documents`` read whole."""
+    rules = load_ruleset(config, collect_errors=True)
+    single, stats = one_process(paths, Detector(rules, config))
+    if max_split:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", str(max_split))
+        spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        run = SparkRun()
+        lines = read_lines(spark, [p for p in paths if p not in documents] if documents else paths)
+        if documents:
+            lines = lines.union(read_lines(spark, list(documents), whole_files=True))
+        rows = _rows(detect_dataframe(spark, lines, config, rules, run=run))
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    got = Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                  for r in rows)
+    assert got == Counter(_contract(key(a)) for a in single)
+    assert (run.stats.events, run.stats.bad) == (stats.events, stats.bad)
+    times = [r["time"] or "" for r in rows]
+    assert times == sorted(times)
+    return single, rows, run
+
+
+def test_bundled_sample(spark):
+    single, rows, _ = _same(spark, [str(ROOT / "examples" / "sample-audit.log")],
+                            Config.load(ROOT / "examples" / "kubehawk.yaml"), max_split=20_000)
+    assert len(rows) > 20
+    assert list(rows[0]) == list(ALERT_COLUMNS)
+    assert all(r["source"].startswith(str(ROOT / "examples" / "sample-audit.log")) for r in rows)
+
+
+def test_correlations_and_first_seen_values_across_splits(spark, tmp_path):
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    log = write(tmp_path / "audit.log", mixed_lines(2500))
+    single, rows, run = _same(spark, [str(log)], Config.load(cfg), max_split=16_000)  # ~40 splits
+    assert Counter(a.rule.kind for a in single)["correlation"] >= 5
+    assert run.stats.bad > 0 and any("malformed" in w or "JSON" in w for w in run.stats.warnings)
+    blocks = {r["source"].split("@")[1].split(":")[0] for r in rows if "@" in r["source"]}
+    assert len(blocks) > 5, "alerts must come from many splits of the file"
+
+
+def test_falco_fixtures(spark):
+    folder = CORPUS / "falco"
+    if not folder.is_dir():
+        pytest.skip(f"no Falco fixtures at {folder} (../shared/corpus)")
+    _same(spark, [str(folder / "k8s_audit"), str(folder / "psp")], None)
+
+
+def test_external_captures(spark):
+    folder = CORPUS / "external-captures"
+    if not folder.is_dir():
+        pytest.skip(f"no external captures at {folder} (../shared/corpus)")
+    from kubehawk.sources.files import iter_files
+
+    files = [f for f in iter_files(str(folder)) if not f.endswith(".md")]  # in the order one process reads
+    documents = [f for f in files if f.endswith(".json")]  # pretty-printed: read whole
+    assert documents
+    _same(spark, files, None, max_split=1 << 16, documents=documents)
+
+
+def _folder(tmp_path: Path, n: int, seed: int) -> tuple[Path, Config]:
+    """A rotated plain file and a gzip file after it, and the config of the mixed log."""
+    lines = mixed_lines(n, seed=seed)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write(folder / "audit-2026-11-23T09-00-00.000.log", lines[:n * 3 // 5])
+    with gzip.open(folder / "audit.log.gz", "wt") as fh:
+        fh.writelines(line + "\n" for line in lines[n * 3 // 5:])
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    return folder, Config.load(cfg)
+
+
+def test_gzip_and_a_folder(spark, tmp_path):
+    folder, config = _folder(tmp_path, 1200, seed=6)
+    _same(spark, [str(folder)], config, max_split=8_000)
+
+
+def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
+    log = write(tmp_path / "audit.log", mixed_lines(600, seed=7))
+    alerts = detect_dataframe(spark, read_lines(spark, str(log)))
+    write_alerts(alerts, str(tmp_path / "pq"), "parquet")
+    write_alerts(alerts, str(tmp_path / "js"), "json")
+    assert [p.name for p in (tmp_path / "pq").iterdir() if p.is_dir()] == ["day=2026-11-23"]
+    back = spark.read.parquet(str(tmp_path / "pq"))
+    assert back.count() == alerts.count() > 0
+    line = json.loads(next((tmp_path / "js" / "day=2026-11-23").glob("*.json")).read_text().splitlines()[0])
+    assert set(line) == set(ALERT_COLUMNS) - {"day"}  # nulls written too: the contract's every field
+
+
+def test_kubehawk_spark_command(tmp_path):
+    """The command end to end (its own Spark session, in a subprocess); then a missing path."""
+    pytest.importorskip("pyspark")
+    log = write(tmp_path / "audit.log", mixed_lines(800, seed=2))
+    out = tmp_path / "alerts"
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable)
+    missing = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[1]", "-o", str(out),
+                              str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=300, env=env)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith("kubehawk spark: ")
+    assert "nowhere" in missing.stderr.strip().splitlines()[-1]
+    r = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[2]", "-o", str(out), str(log)],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    single, stats = one_process([str(log)], Detector(load_ruleset(None)))
+    written = [json.loads(x) for p in out.glob("day=*/*.json") for x in p.read_text().splitlines()]
+    assert len(written) == len(single) > 0
+    assert f"kubehawk: {stats.events} events read; {stats.bad} bad records" in r.stderr
+    assert "Spark start-up" in r.stderr
+
+
+def test_detect_files_reads_each_file_in_splits_as_bytes(spark, tmp_path):
+    """The command's fast path (textFile per file): one process's alerts, counts and warnings."""
+    folder, config = _folder(tmp_path, 2000, seed=15)
+    rules = load_ruleset(config)
+    single, stats = one_process([str(folder)], Detector(rules, config))
+    run = SparkRun()
+    rows = _rows(detect_files(spark, str(folder), config, rules, run=run, min_splits=6))
+    got = Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True) for r in rows)
+    assert got == Counter(_contract(key(a)) for a in single)
+    assert (run.stats.files, run.stats.lines, run.stats.events, run.stats.bad) == (
+        stats.files, stats.lines, stats.events, stats.bad)
+    assert any("#" in r["source"] for r in rows), "alerts must come from later splits of the plain file"
+
+
+def test_spark_submit_runs_the_command_file(tmp_path):
+    """``spark-submit .../kubehawk/spark/__main__.py``: what the README tells cluster users to run."""
+    import kubehawk.spark.__main__ as entry
+
+    submit = Path(sys.executable).parent / "spark-submit"
+    if not submit.exists():
+        pytest.skip(f"no spark-submit beside {sys.executable}")
+    log = write(tmp_path / "audit.log", mixed_lines(300, seed=16))
+    out = tmp_path / "alerts"
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    r = subprocess.run([str(submit), "--master", "local[1]", entry.__file__, "--format", "parquet", "-o", str(out),
+                        str(log)], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # spark-submit runs the Python driver as its child and passes on its output on stdout
+    assert "events read" in r.stdout + r.stderr
+    assert list(out.glob("day=*/*.parquet")), [str(p) for p in out.rglob("*")]
