@@ -254,8 +254,12 @@ def test_a_worker_killed_mid_run_fails_the_run_loudly(tmp_path):
 
 def test_ctrl_c_ends_the_run_with_one_line(tmp_path):
     log = write(tmp_path / "audit.log", mixed_lines(4000, seed=8) * 25)
+    # SIGINT back to its default in the child: a runner started in the background of a script
+    # (as `cmd &` in a non-interactive shell) passes it on ignored, and Python then never raises
+    # KeyboardInterrupt, so the test would see a whole run
     proc = subprocess.Popen([*KUBEHAWK, "detect", "--workers", "2", "--format", "json", str(log)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     while time.monotonic() < deadline and proc.poll() is None and not (children.exists() and children.read_text()):
