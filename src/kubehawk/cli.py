@@ -233,7 +233,14 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     detector.on_warning = warn
     n_workers = _workers(workers, follow, paths, event_filter.active, evidence)
     if n_workers > 1:
-        stats = _detect_parallel(paths, detector, n_workers, sink, warn, stats.max_line_bytes)
+        merged = [0]  # events of the parts merged so far
+        progress = _progress(quiet, False, sink, lambda: merged[0], detector, own_reads=False)
+        try:
+            stats = _detect_parallel(paths, detector, n_workers, sink, warn, stats.max_line_bytes,
+                                     lambda st, _det: merged.__setitem__(0, st.events))
+        finally:
+            if progress is not None:
+                progress.stop()
         s = _summary(stats, detector)
         code, why = exit_code(s, detector.alerts_by_level, fail_on=fail_on, strict=strict)
         if code:
@@ -251,7 +258,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         if checkpoints is not None:  # Ctrl-C too, so the position saved is the last one processed
             signal.signal(signal.SIGINT, lambda *_: stop.set())
     events = event_filter.apply(events)
-    progress = _progress(quiet, follow, sink, stats, detector)
+    progress = _progress(quiet, follow, sink, lambda: stats.events, detector)
     try:
         for alert in detector.alerts(events):
             sink.emit(alert)
@@ -280,14 +287,17 @@ def _warn_unused(config, ruleset, command: str) -> None:
         click.echo(f"kubehawk: warning: {line}", err=True)
 
 
-def _progress(quiet: bool, follow: bool, sink: _Sink, stats, detector):
-    """The progress line (kubehawk.progress), when stderr is a terminal that no alert is streamed to."""
+def _progress(quiet: bool, follow: bool, sink: _Sink, events, detector, own_reads: bool = True):
+    """The progress line (kubehawk.progress), when stderr is a terminal that no alert is streamed to;
+    ``events()`` the events read so far; ``own_reads``: this process reads the input (else workers
+    do, and the line shows events/s rather than MB/s)."""
     from kubehawk.progress import Progress
 
     streams_to_terminal = sink.fh is None and sink.fmt == "json" and sys.stdout.isatty()
     if follow or streams_to_terminal or not Progress.wanted(quiet):
         return None
-    return Progress(lambda: stats.events, detector.alerts_by_level, tuple(reversed(LEVELS))).start()
+    kw = {} if own_reads else {"bytes_read": lambda: None}
+    return Progress(events, detector.alerts_by_level, tuple(reversed(LEVELS)), **kw).start()
 
 
 def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple[str, ...], flush):
@@ -328,20 +338,13 @@ def _workers(value: str, follow: bool, paths: tuple[str, ...], filtered: bool, e
     return n
 
 
-def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_bytes: int):
+def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_bytes: int, on_progress):
     """``detect --workers N``: kubehawk.scale.local, then the alerts in event-time order; the run's
     read counters."""
-    from kubehawk.scale.local import Progress, ScaleError, run_local
-
-    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
-
-    def warn_clear(msg: str) -> None:  # a warning on its own line, not after the progress
-        if progress is not None:
-            progress.clear()
-        warn(msg)
+    from kubehawk.scale.local import ScaleError, run_local
 
     try:
-        alerts, run = run_local(list(paths), detector, workers, on_warning=warn_clear, on_progress=progress,
+        alerts, run = run_local(list(paths), detector, workers, on_warning=warn, on_progress=on_progress,
                                 max_line_bytes=max_line_bytes)
     except ScaleError as e:
         sink.close()
@@ -349,9 +352,6 @@ def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_
     except KeyboardInterrupt:  # the alerts are written in order at the end: an interrupted run has none
         sink.close()
         _fail("interrupted; no alerts were written", 130)
-    finally:
-        if progress is not None:
-            progress.done()
     try:
         for alert in alerts:
             sink.emit(alert)

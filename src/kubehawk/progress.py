@@ -39,8 +39,12 @@ class Progress:
     """The progress line of one run: :meth:`start`, :meth:`note` for a message, :meth:`stop`."""
 
     def __init__(self, events: Callable[[], int], alerts: Mapping[str, int], levels: tuple[str, ...],
-                 stream: TextIO | None = None, delay: float = 1.0, interval: float = 0.5) -> None:
+                 stream: TextIO | None = None, delay: float = 1.0, interval: float = 0.5,
+                 bytes_read: Callable[[], int | None] = _bytes_read) -> None:
+        """``bytes_read``: what this process has read so far (None: unknown, the line shows events/s
+        instead); a run whose worker processes do the reading passes ``lambda: None``."""
         self.events = events
+        self.bytes_read = bytes_read
         self.alerts = alerts
         self.levels = levels  # most severe first
         self.stream = stream or sys.stderr
@@ -50,7 +54,7 @@ class Progress:
         self._stop = threading.Event()
         self._shown = False
         self._t0 = time.monotonic()
-        self._b0 = _bytes_read()
+        self._b0 = bytes_read()
         self._thread: threading.Thread | None = None
 
     @staticmethod
@@ -61,7 +65,7 @@ class Progress:
 
     def start(self) -> Progress:
         self._t0 = time.monotonic()
-        self._b0 = _bytes_read()
+        self._b0 = self.bytes_read()
         self._thread = threading.Thread(target=self._run, name="kubehawk-progress", daemon=True)
         self._thread.start()
         return self
@@ -71,7 +75,7 @@ class Progress:
         elapsed = max(time.monotonic() - self._t0, 1e-6)
         n = self.events()
         parts = [f"{n:,} events"]
-        b = _bytes_read()
+        b = self.bytes_read()
         if b is not None and self._b0 is not None:
             mb = (b - self._b0) / 1e6
             parts.append(f"{mb:,.1f} MB, {mb / elapsed:,.1f} MB/s")

@@ -272,10 +272,12 @@ def test_ctrl_c_ends_the_run_with_one_line(tmp_path):
 
 
 def test_progress_on_a_terminal(tmp_path):
-    """stderr a terminal: after each part, events read and alerts by level on one line."""
+    """stderr a terminal: detect's progress line (kubehawk.progress, after its first second): the
+    events of the parts merged so far and the alerts by level, rewritten in place; warnings on
+    lines of their own."""
     import pty
 
-    log = write(tmp_path / "audit.log", mixed_lines(4000, seed=8) * 25)  # ~30 MB: several parts
+    log = write(tmp_path / "audit.log", mixed_lines(4000, seed=8) * 100)  # ~120 MB: a few seconds
     cfg = tmp_path / "kubehawk.yaml"
     cfg.write_text(CONFIG)
     main, tty = pty.openpty()
@@ -297,7 +299,7 @@ def test_progress_on_a_terminal(tmp_path):
     os.close(main)
     out = alerts.read_bytes()
     assert proc.returncode == 0
-    progress = [p for p in seen.decode().split("\r") if "events read; alerts:" in p]
+    progress = [p for p in seen.decode().split("\r") if " events · " in p and "alerts: " in p]
     assert len(progress) >= 2, seen[-500:]
     assert "low" in progress[-1] or "medium" in progress[-1] or "high" in progress[-1]
     text = seen.decode()

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from kubehawk.detect import Detector
     from kubehawk.rules import Engine, RuleSet
 
-__all__ = ["Part", "PartMerge", "Progress", "ScaleError", "plan_parts", "resolve_workers", "run_local"]
+__all__ = ["Part", "PartMerge", "ScaleError", "plan_parts", "resolve_workers", "run_local"]
 
 MIN_RANGE = 4 << 20
 MAX_RANGE = 32 << 20
@@ -249,28 +249,3 @@ def _result(part: Part, fut: Future[ChunkResult]) -> ChunkResult:
     except Exception as e:  # raised in the worker: its part is not read
         raise ScaleError(f"a worker failed reading {part.describe()}: {type(e).__name__}: {e}; "
                          "the run is incomplete, so no alerts were written") from e
-
-
-class Progress:
-    """Events read and alerts by level, on one line of a terminal (stderr), after each part."""
-
-    def __init__(self, stream: Any):
-        self.stream = stream
-        self.shown = False
-
-    def __call__(self, stats: ReadStats, detector: Detector) -> None:
-        from kubehawk.alerts import LEVELS
-
-        levels = ", ".join(f"{n} {lvl}" for lvl in reversed(LEVELS) if (n := detector.alerts_by_level.get(lvl)))
-        self.stream.write(f"\rkubehawk: {stats.events} events read; alerts: {levels or 'none'}\033[K")
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        """Take the line away (before a warning is printed, and at the end)."""
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.shown = False
-
-    done = clear
