@@ -306,3 +306,29 @@ def test_progress_on_a_terminal(tmp_path):
     warnings = [line for line in text.replace("\r", "\n").splitlines() if "warning:" in line]
     assert warnings and not any("alerts:" in w for w in warnings)  # each warning on a line of its own
     assert out.count(b"\n") > 50  # the alerts still go to stdout, after the progress
+
+
+def test_a_worker_reads_one_enormous_line_in_bounded_memory(tmp_path):
+    """A byte range holding a 192 MiB line (no newline inside) costs a worker about the line limit,
+    not the line: the reader drops it piece by piece, warns with its line number, and goes on."""
+    good = b"".join(json.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+                                "auditID": f"a-{i}", "stage": "ResponseComplete", "verb": "get",
+                                "requestURI": "/api/v1/pods", "stageTimestamp": "2026-11-23T10:00:00Z"}).encode()
+                    + b"\n" for i in range(2000))
+    log = tmp_path / "audit.log"
+    with log.open("wb") as fh:
+        fh.write(good)
+        fh.write(b'{"kind": "Event", "pad": "' + b"x" * (192 << 20) + b'"}\n')
+        fh.write(good)
+    probe = ("import json, resource, subprocess, sys\n"
+             "r = subprocess.run(sys.argv[1:], capture_output=True)\n"
+             "print(json.dumps([resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode,\n"
+             "                  r.stderr.decode()]))\n")
+    out = subprocess.run([sys.executable, "-c", probe, *KUBEHAWK, "detect", "--workers", "2", "--max-line-mib", "4",
+                          "--format", "json", str(log)], capture_output=True, timeout=300, cwd=ROOT, check=True)
+    rss_kib, code, err = json.loads(out.stdout)
+    assert code == 0, err
+    lineno = good.count(b"\n") + 1
+    assert f"{log}:{lineno}: line longer than 4194304 bytes" in err, err[-2000:]
+    assert "4000 events read; 1 bad records" in err, err[-2000:]
+    assert rss_kib < 150 << 10, f"a process peaked at {rss_kib >> 10} MiB reading a 192 MiB line"

@@ -352,6 +352,9 @@ def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_war
 # --- byte ranges of a large file (kubehawk.scale) --------------------------------------------
 
 
+_SPLIT_PROBE = 1 << 20  # how much of a line planning the split holds at once
+
+
 def splittable(path: str) -> bool:
     """Can the file be read in byte ranges? Only an uncompressed JSON-lines file can: its first
     non-blank line is a whole JSON object. A compressed file or a document is read whole."""
@@ -359,7 +362,9 @@ def splittable(path: str) -> bool:
         with open(path, "rb") as fh:
             if any(fh.peek(6)[:6].startswith(magic) for magic, _ in _MAGIC):
                 return False
-            for raw in fh:
+            for raw in bounded_lines(fh, _SPLIT_PROBE):
+                if is_cut(raw, _SPLIT_PROBE):
+                    return False  # a first line too long to look at: one worker reads the file
                 line = raw.removeprefix(_BOM).strip()
                 if line:
                     return line[:1] == b"{" and is_complete_json(line)
@@ -375,7 +380,10 @@ def line_starts(path: str, size: int, every: int) -> list[int]:
         pos = every
         while pos < size:
             fh.seek(pos - 1)
-            fh.readline()  # to the end of the line holding byte pos-1
+            while True:  # to the end of the line holding byte pos-1, a piece at a time (memory)
+                piece = fh.readline(_SPLIT_PROBE)
+                if not piece or piece[-1:] == b"\n":
+                    break
             at = fh.tell()
             if at >= size:
                 break
@@ -396,32 +404,43 @@ def read_range(path: str, start: int, end: int, stats: ReadStats, on_warning: Wa
                screen: LineScreen | None = None) -> Iterator[AuditEvent]:
     """The events of the JSON lines in bytes [start, end) of a file, both line starts (see
     :func:`line_starts`): one worker's part of a large file. Origins count lines from the range's
-    first (``path:1``); the caller knows the lines before it. Memory: a batch of lines at a time."""
+    first (``path:1``); the caller knows the lines before it. Memory: a read buffer, and no line
+    longer than the run's limit (a longer one comes in pieces and is dropped, as everywhere)."""
     try:
-        fh = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by the events' iterator
-        fh.seek(start)
+        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the events' iterator
+        raw.seek(start)
     except OSError as e:
         _read_error(path, 1, e, stats, on_warning)
         return iter(())
-    lines = chain.from_iterable(_batches(fh, end - start))
+    fh = io.BufferedReader(_Range(raw, end - start), READ_BUFFER)
+    lines = bounded_lines(fh, stats.max_line_bytes)
     if start == 0:
         lines = _without_bom(lines)
     return _read_lines(lines, path, stats, on_warning, fh, screen)
 
 
-def _batches(fh: IO[bytes], length: int) -> Iterator[list[bytes]]:
-    """The lines of the next ``length`` bytes of ``fh`` (which end at a line's end), a list of
-    about READ_BUFFER bytes of lines at a time. ``readlines(hint)`` stops after the line that
-    takes the total past ``hint``: a hint of ``length - 1`` stops at the range's last line."""
-    while length > 0:
-        if length > READ_BUFFER:
-            batch = fh.readlines(READ_BUFFER)
-        else:
-            batch = fh.readlines(length - 1) if length > 1 else [fh.readline()]
-        if not batch:
-            return
-        length -= sum(map(len, batch))
-        yield batch
+class _Range(io.RawIOBase):
+    """The next ``length`` bytes of a raw file, as a raw stream of their own (a buffered reader
+    over it reads lines with the same C code as a whole file, and stops at the range's end)."""
+
+    def __init__(self, raw: io.FileIO, length: int) -> None:
+        self.raw = raw
+        self.left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.left <= 0:
+            return 0
+        view = memoryview(b)
+        n = self.raw.readinto(view[:min(len(view), self.left)]) or 0
+        self.left -= n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
