@@ -14,7 +14,8 @@ import tracemalloc
 
 import pytest
 
-from kubehawk.sources.files import ReadStats, order_files, read_paths, rotation_of
+from kubehawk.sources.files import ReadStats, read_paths
+from kubehawk.sources.folders import order_files, rotation_of
 
 from helpers import CORPUS, REPO, SAMPLES, audit, need
 

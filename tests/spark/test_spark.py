@@ -86,7 +86,7 @@ def test_external_captures(spark):
     folder = CORPUS / "external-captures"
     if not folder.is_dir():
         pytest.skip(f"no external captures at {folder} (../shared/corpus)")
-    from kubehawk.sources.files import iter_files
+    from kubehawk.sources.folders import iter_files
 
     files = [f for f in iter_files(str(folder)) if not f.endswith(".md")]  # in the order one process reads
     documents = [f for f in files if f.endswith(".json")]  # pretty-printed: read whole

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from kubehawk.scale.merge import Merge
 from kubehawk.scale.records import ChunkResult, find_matches
-from kubehawk.sources.files import ReadStats, iter_files, line_starts, read_paths, read_range, splittable
+from kubehawk.sources.files import ReadStats, line_starts, read_paths, read_range, splittable
+from kubehawk.sources.folders import iter_files
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 if TYPE_CHECKING:

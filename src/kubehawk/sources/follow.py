@@ -37,9 +37,8 @@ from kubehawk.sources.files import (
     bounded_lines,
     emit_line,
     is_cut,
-    rotation_of,
-    walk_files,
 )
+from kubehawk.sources.folders import rotation_of, walk_files
 
 __all__ = ["follow_paths"]
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from kubehawk.scale.merge import Merge
 from kubehawk.scale.records import ChunkResult, find_matches
-from kubehawk.sources.files import ReadStats, order_files, read_lines_of, read_stream
+from kubehawk.sources.files import ReadStats, read_lines_of, read_stream
+from kubehawk.sources.folders import order_files
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
