@@ -3,6 +3,7 @@ ends with a message and exit code 1 or 2, never a traceback (issue 15, item 4)."
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from kubehawk.cli import main
 
 KUBEHAWK = Path(sys.executable).with_name("kubehawk")
+REPO = Path(__file__).resolve().parents[1]
 
 BAD_CONFIGS = {
     "learning_days_word": 'baseline: {learning_days: "seven"}\n',
@@ -123,6 +125,7 @@ def test_no_traceback_for_wrong_arguments(path, cmd, files, tmp_path, monkeypatc
     monkeypatch.setenv("KUBEHAWK_NO_CACHE", "1")
     runner = CliRunner()
     bad = []
+    before = set(os.listdir(REPO))
     cases = _cases(cmd, files)
     assert len(cases) >= 1
     for args in cases:
@@ -137,6 +140,8 @@ def test_no_traceback_for_wrong_arguments(path, cmd, files, tmp_path, monkeypatc
             bad.append(f"kubehawk {' '.join(path)} {' '.join(args)} -> {res.exit_code}: "
                        f"{res.exception!r} {text[-300:]}")
     assert not bad, "\n".join(bad)
+    # relative paths are the caller's (here tmp_path), never the repository's (Spark's JVM kept its own cwd)
+    assert set(os.listdir(REPO)) <= before, f"left in the repository: {sorted(set(os.listdir(REPO)) - before)}"
 
 
 def test_every_command_is_walked():

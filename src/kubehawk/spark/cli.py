@@ -41,6 +41,8 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
     problem = _local_output_problem(output)
     if problem:  # said before Spark starts, not as a Java stack after the whole run
         fail("kubehawk spark", f"--output {output}: {problem}")
+    if "://" not in output:  # a local folder is the one the user means: from here, not the JVM's cwd
+        output = os.path.abspath(output)
     config = load_config(config_path, prog="kubehawk spark")
     ruleset = load_rules(config, rule_dirs, builtin=not no_builtin, prog="kubehawk spark")
     t0 = time.perf_counter()
