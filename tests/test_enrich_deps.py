@@ -13,7 +13,8 @@ import pytest
 
 from kubehawk.config import Config
 from kubehawk.enrich import DERIVED_DEPS, derived_gates
-from kubehawk.event import event_from_dict, has_body, split_path
+from kubehawk.event import event_from_dict, split_path
+from kubehawk.event_schema import has_body
 
 CFG = Config.from_dict({
     "gitops": {"identities": ["system:serviceaccount:argocd:argocd-application-controller"], "namespaces": ["bank"]},

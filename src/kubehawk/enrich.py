@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from kubehawk.event_schema import has_body
 from kubehawk.identity import (
     BUILTIN_CONTROLLERS,
     _kind,
@@ -81,16 +82,10 @@ SPEC_DERIVED: dict[str, tuple[str | None, Callable[[str], Any] | None]] = {
 }
 
 
-def _logged(raw: Any) -> bool:
-    """Was this body logged? (kubehawk.event.has_body's test: the event module imports this one.)"""
-    n = len(raw)
-    return n > 4 or (n > 0 and bytes(raw) != b"null")
-
-
 def _no_body(event: AuditEvent) -> bool:
     """Neither body was logged (the pod spec is read from the request's, else the response's)."""
     h = event.head
-    return not _logged(h.requestObject) and not _logged(h.responseObject)
+    return not has_body(h.requestObject) and not has_body(h.responseObject)
 
 
 # Derived values read from a body, and when that body was not logged (issue 13): the value is then
@@ -100,7 +95,7 @@ def _no_body(event: AuditEvent) -> bool:
 # here: an exec is known at every level, and the command a real apiserver logs is in the requestURI.
 DERIVED_UNKNOWN: dict[str, Callable[[AuditEvent], bool]] = {
     "pod_spec": _no_body, "containers": _no_body, "images": _no_body, "registry": _no_body,
-    "labels_removed": lambda e: not _logged(e.head.requestObject),
+    "labels_removed": lambda e: not has_body(e.head.requestObject),
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from kubehawk.enrich import EVENT_ONLY, Derived
+from kubehawk.event_schema import has_body
 
 __all__ = [
     "AuditEvent",
@@ -304,12 +305,6 @@ _name_decoder = msgspec.json.Decoder(_Named)
 def _metadata_name(body: Any) -> Any:
     meta = body.get("metadata") if isinstance(body, dict) else None
     return meta.get("name") if isinstance(meta, dict) else None
-
-
-def has_body(raw: msgspec.Raw) -> bool:
-    n = len(raw)
-    # only a 4-byte body can be "null": no copy of the others
-    return n > 4 or (n > 0 and bytes(raw) != b"null")
 
 
 def _decode_body(raw: msgspec.Raw, name: str, origin: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["HEAD_SCHEMA", "ListMeta", "ObjectReference", "Status", "StatusCause", "StatusDetails", "UserInfo"]
+__all__ = ["HEAD_SCHEMA", "has_body", "ListMeta", "ObjectReference", "Status", "StatusCause", "StatusDetails", "UserInfo"]
 
 
 class UserInfo(msgspec.Struct):
@@ -70,3 +70,10 @@ class Status(msgspec.Struct):
 # The type of each head field kept as a dict (the others are typed in EventHead itself).
 HEAD_SCHEMA: dict[str, type] = {"user": UserInfo, "impersonatedUser": UserInfo, "objectRef": ObjectReference,
                                 "responseStatus": Status}
+
+
+def has_body(raw: msgspec.Raw) -> bool:
+    """Was this body (``requestObject``/``responseObject``, kept raw) logged? Absent or ``null``: no."""
+    n = len(raw)
+    # only a 4-byte body can be "null": no copy of the others
+    return n > 4 or (n > 0 and bytes(raw) != b"null")

@@ -16,7 +16,8 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, EventHead, has_body
+from kubehawk.event import AuditEvent, EventHead
+from kubehawk.event_schema import has_body
 from kubehawk.policy.model import LEVELS, Policy, level_rank
 
 _encoder = msgspec.json.Encoder()

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kubehawk.enrich import derived_gates
-from kubehawk.event import TOP_FIELDS, AuditEvent, has_body, split_path
+from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
+from kubehawk.event_schema import has_body
 from kubehawk.rules.fields import make_getter
 from kubehawk.rules.index_keys import _PRESENT_FREQ, _USELESS
 from kubehawk.rules.ir import Test
