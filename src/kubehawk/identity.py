@@ -179,10 +179,8 @@ _CONTROL_PLANE_USERS = frozenset({
 
 def _sa_ref(user: Any) -> str | None:
     """``namespace/name`` of a ServiceAccount user name, else None."""
-    if type(user) is not str or not user.startswith(SA_PREFIX):
-        return None
-    ns, _, name = user[len(SA_PREFIX):].partition(":")
-    return f"{ns}/{name}"
+    sa = _sa_of(user) if type(user) is str else None
+    return None if sa is None else f"{sa['namespace']}/{sa['name']}"
 
 
 def _kind(user: str | None, groups: list[str]) -> str:
