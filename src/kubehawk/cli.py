@@ -17,9 +17,16 @@ import click
 import msgspec
 
 from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
-from kubehawk.cliutil import fail, load_config, load_rules, make_detector, open_output, require_paths
+from kubehawk.cliutil import (
+    LevelChoice,
+    fail,
+    load_config,
+    load_rules,
+    make_detector,
+    open_output,
+    require_paths,
+)
 from kubehawk.filters import FilterError, build_filter, filter_options
-from kubehawk.levels import LevelChoice
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 _LEVEL_STYLE = LEVEL_STYLE  # the one table of level styles lives in kubehawk.alerts

@@ -9,12 +9,14 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from kubehawk.levels import LEVELS, level_names, parse_level
+
 if TYPE_CHECKING:
     from kubehawk.config import Config
     from kubehawk.detect import Detector
     from kubehawk.rules import RuleSet
 
-__all__ = ["InputError", "fail", "load_config", "load_rules", "make_detector", "open_output", "require_paths"]
+__all__ = ["LevelChoice", "InputError", "fail", "load_config", "load_rules", "make_detector", "open_output", "require_paths"]
 
 
 class InputError(click.ClickException):
@@ -94,3 +96,18 @@ def load_rules(config: Config | None, rule_dirs: Sequence[str] = (), builtin: bo
     if strict and errors:
         fail(prog, f"{len(errors)} rule file problem(s) (--strict)")
     return ruleset
+
+
+class LevelChoice(click.ParamType):
+    """A click option that takes a level in any case, ``info`` included; gives the canonical name."""
+
+    name = "level"
+
+    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:
+        return "[" + "|".join(("info", *LEVELS[1:])) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        level = parse_level(value)
+        if level is None:
+            self.fail(f"{value!r} is not a level; use one of {level_names()}", param, ctx)
+        return level

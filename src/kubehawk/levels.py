@@ -2,7 +2,7 @@
 
 The Sigma levels, compared case-insensitively, with ``info`` (the policy linter's word and
 what most tools say) accepted for ``informational``. Everything that takes a level from a
-user goes through :func:`parse_level` or :class:`LevelChoice`, so ``--min-level INFO``,
+user goes through :func:`parse_level` (on the command line, :class:`kubehawk.cliutil.LevelChoice`), so ``--min-level INFO``,
 ``--fail-on informational`` and ``min_level: High`` in a config all mean what they say.
 """
 
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
-__all__ = ["LEVELS", "LevelChoice", "level_names", "parse_level"]
+__all__ = ["LEVELS", "level_names", "parse_level"]
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 _ALIASES = {"info": "informational"}
@@ -30,18 +28,3 @@ def parse_level(value: Any) -> str | None:
 def level_names() -> str:
     """The names to suggest in an error message."""
     return ", ".join(("info", *LEVELS[1:])) + " (informational = info; any case)"
-
-
-class LevelChoice(click.ParamType):
-    """A click option that takes a level in any case, ``info`` included; gives the canonical name."""
-
-    name = "level"
-
-    def get_metavar(self, param: click.Parameter, *args: Any, **kwargs: Any) -> str:
-        return "[" + "|".join(("info", *LEVELS[1:])) + "]"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        level = parse_level(value)
-        if level is None:
-            self.fail(f"{value!r} is not a level; use one of {level_names()}", param, ctx)
-        return level

@@ -14,8 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
-from kubehawk.cliutil import fail, load_config, load_rules
-from kubehawk.levels import LevelChoice
+from kubehawk.cliutil import LevelChoice, fail, load_config, load_rules
 from kubehawk.policy.model import LEVELS, Policy, PolicyError
 
 FORMATS = click.Choice(["table", "json"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kubehawk.levels import LEVELS
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AUDIT_LEVELS", "LEVELS", "CorrelationSpec", "Match", "Rule", "RuleLoadError", "Scope"]
 
-LEVELS = ("informational", "low", "medium", "high", "critical")
 # Audit policy levels in the order they add information.
 AUDIT_LEVELS = ("Metadata", "Request", "RequestResponse")
 

@@ -13,9 +13,10 @@ import threading
 import time
 from typing import Any
 
+from kubehawk.levels import LEVELS
+
 log = logging.getLogger("kubehawk.sinks")
 
-LEVELS = ("informational", "low", "medium", "high", "critical")
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
 
 __all__ = ["LEVELS", "LEVEL_RANK", "DeliveryDeferred", "Sink", "SinkStats", "alert_key", "alert_level", "as_dict"]

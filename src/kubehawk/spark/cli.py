@@ -10,8 +10,7 @@ import time
 import click
 
 from kubehawk.alerts import LEVELS
-from kubehawk.cliutil import fail, load_config, load_rules
-from kubehawk.levels import LevelChoice
+from kubehawk.cliutil import LevelChoice, fail, load_config, load_rules
 
 
 @click.command("spark")

@@ -12,8 +12,7 @@ from typing import Any, TextIO
 
 import click
 
-from kubehawk.cliutil import InputError, open_output
-from kubehawk.levels import LevelChoice
+from kubehawk.cliutil import InputError, LevelChoice, open_output
 from kubehawk.sources import _cloud
 from kubehawk.sources.pull.base import MissingExtra, PullStats, Sink
 from kubehawk.sources.pull.state import PullState
