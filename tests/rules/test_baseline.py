@@ -358,5 +358,5 @@ def test_entry_memo_never_mixes_equal_but_different_values(tmp_path, ruleset):
                 e = event_from_dict(d)
                 key, value = spec.key_of(e), spec.value_of(e)
                 want = None if key is None or value is None else (rule.id, key, value)
-                assert b._entry(rule.id, spec, e) == want, (u, ua)
+                assert b.entries.entry(rule.id, e) == want, (u, ua)
     b.close()

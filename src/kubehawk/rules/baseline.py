@@ -39,7 +39,6 @@ first-seen rule first matches something. Memory is bounded by ``cache_entries`` 
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import weakref
 from collections import Counter
@@ -49,9 +48,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubehawk.config import ConfigError
-from kubehawk.rules.baseline_spec import _MISSING, BaselineSpec, _reader, _utc_day, spec_of
+from kubehawk.rules.baseline_entries import Entries, Entry
+from kubehawk.rules.baseline_spec import BaselineSpec, _utc_day, spec_of
 from kubehawk.rules.baseline_store import BaselineStore
-from kubehawk.rules.correlation import event_epoch
+from kubehawk.rules.correlation import epoch_of, event_epoch
 
 if TYPE_CHECKING:
     from kubehawk.config import Config
@@ -143,9 +143,8 @@ class Baselines:
         # (rule, key, value) -> "YYYY-MM-DDT", the UTC day of its _hot time: an event stamped that
         # day (in UTC, "...Z") is within a day of it, known without parsing its timestamp
         self._hot_day: dict[tuple[str, str, str], str] = {}
-        # per rule: what to read (key fields, then the value field), and raw values -> (rule, key, value)
-        self._readers = {rid: tuple(_reader(p) for p in (*spec.key, spec.value)) for rid, spec in self.specs.items()}
-        self._entries: dict[str, dict[tuple[Any, ...], Any]] = {rid: {} for rid in self.specs}
+        # per rule: the entry (rule, key, value) an event is judged by (the split run's workers read it too)
+        self.entries = Entries(self.specs, self._hot_size)
         # told once, at the first match a first-seen rule judges (see decide), and only when in memory
         self._note = note if self.config.path is None else None
 
@@ -184,39 +183,31 @@ class Baselines:
         return {rid: self._gate(rid) for rid in self.specs}
 
     def _gate(self, rid: str) -> Callable[[AuditEvent], bool]:
-        """``decide(rid, ev)`` with its commonest answer inlined: a (key, value) already remembered
-        (``_entries``) and seen within a day (``_hot``) is "known". The same reads and tests as
-        :meth:`decide`, which answers everything else (a miss there does all the work again)."""
-        readers = self._readers[rid]
-        decide = functools.partial(self.decide, rid)
-        if len(readers) != 2:
-            return decide
-        r0, r1 = readers
-        memo, hot, hot_day, stats, epoch = self._entries[rid], self._hot, self._hot_day, self.stats, event_epoch
+        """``decide(rid, ev)`` as :meth:`judge` of the event's entry and timestamp text."""
+        read, judge = self.entries.reader(rid), self.judge
 
         def gate(ev: AuditEvent) -> bool:
-            a = r0(ev)
-            b = r1(ev)
-            if (a is None or a.__class__ is str) and (b is None or b.__class__ is str):
-                k = memo.get((a, b))
-                if k is not None:
-                    h = ev.head
-                    ts = h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp  # as event_epoch
-                    if ts.__class__ is str and ts[-1:] == "Z" and ts[:11] == hot_day.get(k):
-                        stats["known"] += 1  # the same UTC day as its last-seen time: within a day
-                        return False
-                    t = epoch(ev)
-                    if t is not None:
-                        last = hot.get(k)
-                        if last is not None and t - last < DAY:
-                            stats["known"] += 1
-                            return False
-            return decide(ev)
+            h = ev.head
+            return judge(rid, read(ev), h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp)  # event_stamp
 
         return gate
 
     def decide(self, rid: str, ev: AuditEvent) -> bool:
-        """Should this event, matched by baseline rule ``rid``, alert? Records what it learns.
+        """Should this event, matched by baseline rule ``rid``, alert? Records what it learns."""
+        return self.decide_entry(rid, self.entries.entry(rid, ev), event_epoch(ev))
+
+    def judge(self, rid: str, k: Entry | None, ts: Any) -> bool:
+        """:meth:`decide_entry` for entry ``k`` of a match stamped ``ts`` (:func:`event_stamp`), with
+        its commonest answer first: a (key, value) last seen the same UTC day as an event stamped in
+        UTC ("...Z") is within a day of it, "known" without parsing the timestamp."""
+        if k is not None and ts.__class__ is str and ts[-1:] == "Z" and ts[:11] == self._hot_day.get(k):
+            self.stats["known"] += 1
+            return False
+        return self.decide_entry(rid, k, epoch_of(ts))
+
+    def decide_entry(self, rid: str, k: Entry | None, t: float | None) -> bool:
+        """Should a match of baseline rule ``rid`` with entry ``k`` (None: the event has no key or
+        no value) at time ``t`` alert? Records what it learns.
 
         Most matches repeat a (key, value) seen minutes ago: ``_hot`` remembers, per value,
         a last-seen time the store has held, so those matches are answered without the store.
@@ -227,13 +218,11 @@ class Baselines:
         if self._note is not None:
             note, self._note = self._note, None
             note(MEMORY_NOTE)
-        spec = self.specs[rid]
-        k = self._entry(rid, spec, ev)
         if k is None:
             self.stats["undecided"] += 1
             return False
+        spec = self.specs[rid]
         key, value = k[1], k[2]
-        t = event_epoch(ev)
         if t is None:
             t = self.started.get(rid, 0.0)
         hot = self._hot
@@ -270,27 +259,6 @@ class Baselines:
             return False
         self.stats["new"] += 1
         return True
-
-    def _entry(self, rid: str, spec: BaselineSpec, ev: AuditEvent) -> tuple[str, str, str] | None:
-        """(rule, key, value) of the event, or None when it has no key or no value. Remembered per
-        raw values read (strings and None only: 1, 1.0 and true are equal keys but not equal text)."""
-        readers = self._readers[rid]
-        raw = tuple([read(ev) for read in readers])
-        for v in raw:
-            if v is not None and v.__class__ is not str:
-                return self._make_entry(rid, spec, raw)
-        memo = self._entries[rid]
-        k = memo.get(raw, _MISSING)
-        if k is _MISSING:
-            if len(memo) >= self._hot_size:
-                memo.clear()
-            k = memo[raw] = self._make_entry(rid, spec, raw)
-        return k
-
-    @staticmethod
-    def _make_entry(rid: str, spec: BaselineSpec, raw: tuple[Any, ...]) -> tuple[str, str, str] | None:
-        key, value = spec.key_from(raw[:-1]), spec.value_from(raw[-1])
-        return None if key is None or value is None else (rid, key, value)
 
     def filter(self, matches: list[Match]) -> list[Match]:
         return [m for m in matches if self.admit(m)]

@@ -26,16 +26,25 @@ import msgspec
 from kubehawk.event import AuditEvent, split_path
 from kubehawk.rules.model import Match, Rule
 
-__all__ = ["CorrelationState", "event_epoch"]
+__all__ = ["CorrelationState", "epoch_of", "event_epoch", "event_stamp"]
 
 MAX_LISTED_EVENTS = 20
 MAX_GROUPS = 100_000  # per correlation: a hard cap on top of time-based expiry
 
 
+def event_stamp(e: AuditEvent) -> Any:
+    """The timestamp text an event's time is read from (stage time, else receive time)."""
+    h = e.head
+    return h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp
+
+
 def event_epoch(e: AuditEvent) -> float | None:
     """Seconds since the epoch of the event (stage time, else receive time)."""
-    h = e.head
-    ts = h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp
+    return epoch_of(event_stamp(e))
+
+
+def epoch_of(ts: Any) -> float | None:
+    """Seconds since the epoch of a timestamp text as :func:`event_stamp` gives it (None: no time)."""
     if not ts:
         return None
     try:
