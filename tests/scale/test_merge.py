@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
 from kubehawk.event import decode_event
@@ -107,3 +109,102 @@ def test_the_line_screen_works_in_a_worker(tmp_path):
     for part in plan_parts([str(log)], 2, part_bytes=100_000):
         res = local._read_part(part)
     assert res.stats["screened_out"] > before  # lines skipped undecoded, in the worker's own screen
+
+
+def _sa_get(aid: str, stage: str, ip: str, second: int) -> str:
+    """A ServiceAccount's successful request: matched by the first-seen rule
+    baseline-serviceaccount-new-network alone, so it crosses as an entry."""
+    return json.dumps({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata", "auditID": aid,
+                       "stage": stage, "verb": "get", "requestURI": "/api/v1/namespaces/web/configmaps/settings",
+                       "user": {"username": "system:serviceaccount:web:frontend"}, "sourceIPs": [ip],
+                       "objectRef": {"resource": "configmaps", "namespace": "web", "name": "settings",
+                                     "apiVersion": "v1"},
+                       "responseStatus": {"code": 200}, "userAgent": "frontend/1.0",
+                       "stageTimestamp": f"2026-11-23T10:00:{second:02d}.000000Z"})
+
+
+def test_first_seen_matches_cross_as_entries_and_only_an_entrys_first_line_whole(tmp_path):
+    from kubehawk.scale import local
+
+    lines = [_sa_get(f"r{i}", "ResponseComplete", f"10.1.{i % 3}.{i}", i) for i in range(30)]
+    log = write(tmp_path / "audit.log", lines)
+    rules = load_ruleset(None)
+    detector = Detector(rules, None)
+    local._init(rules, None, first_seen=detector.first_seen_only())
+    (res,) = [local._read_part(p) for p in plan_parts([str(log)], 1)]
+    assert len(res) == 30 and res.entries == [(SA_NET_ID, "system:serviceaccount:web:frontend", "10.1.0.0/16")]
+    assert list(res.entry_at) == [0] * 30 and res.blob == lines[0].encode() + b"\n"  # one line crosses
+    assert res.aids == [f"r{i}" for i in range(30)] and res.stamps[3] == "2026-11-23T10:00:03.000000Z"
+    noise = write(tmp_path / "other.log", [_exec("ResponseComplete").decode()])  # a rule with no gate: crosses whole
+    (other,) = [local._read_part(p) for p in plan_parts([str(noise)], 1)]
+    assert list(other.entry_at) == [-1] and other.blob
+
+
+SA_NET_ID = "062099d2-1a30-5710-8a45-b87ebc605f7a"  # baseline-serviceaccount-new-network
+
+
+def test_a_new_value_whose_line_did_not_cross_is_read_again_from_its_part(tmp_path, monkeypatch):
+    """Request x's two stages land in two files, the second with another network; one process drops
+    it as a repeat of (rule, x), so request y is the first from that network and alerts. y's worker
+    sent x's line for that entry, not y's: the merge reads y's line again from its part."""
+    from kubehawk.scale import local
+
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text("baseline:\n  learning_days: 0\n")
+    config = Config.load(cfg)
+    first = write(tmp_path / "1.log", [_sa_get("x", "ResponseStarted", "10.1.0.5", 1)])
+    second = write(tmp_path / "2.log", [_sa_get("x", "ResponseComplete", "203.0.113.5", 2),
+                                        _sa_get("y", "ResponseComplete", "203.0.113.6", 3)])
+    paths = [str(first), str(second)]
+    rules = load_ruleset(config)
+    single, _ = one_process(paths, Detector(rules, config))
+    assert [(a.event.head.auditID, a.event.origin) for a in single] == [("x", f"{first}:1"), ("y", f"{second}:2")]
+    read_again, original = [], local.read_again
+
+    def counted(part, n, **kw):
+        read_again.append(n)
+        return original(part, n, **kw)
+
+    monkeypatch.setattr(local, "read_again", counted)
+    detector = Detector(rules, config)
+    split, _ = local.run_local(paths, detector, 2)
+    assert Counter(map(key, split)) == Counter(map(key, single)) and read_again == [2]
+
+
+def test_a_line_needed_again_without_a_way_to_read_it_is_an_error_not_a_silent_miss(tmp_path):
+    from kubehawk.scale import local
+    from kubehawk.scale.merge import Merge, ScaleError
+
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text("baseline:\n  learning_days: 0\n")
+    config = Config.load(cfg)
+    log = write(tmp_path / "2.log", [_sa_get("x", "ResponseComplete", "203.0.113.5", 2),
+                                     _sa_get("y", "ResponseComplete", "203.0.113.6", 3)])
+    rules = load_ruleset(config)
+    detector = Detector(rules, config)
+    local._init(rules, config, first_seen=detector.first_seen_only())
+    (res,) = [local._read_part(p) for p in plan_parts([str(log)], 1)]
+    detector.engine.admit([rules.get("baseline-serviceaccount-new-network").ordinal], ["x"])  # x: a repeat
+    with pytest.raises(ScaleError, match=r"2\.log: line 2 is needed again"):
+        Merge(detector).add(res)
+
+
+def test_admitting_in_runs_is_the_engine_s_dedup():
+    """Engine.admit (the merge's dedup of first-seen matches, in runs) keeps and forgets exactly as
+    the engine's own dedup does, rotation included."""
+    import random
+
+    rng = random.Random(5)
+    keys = [(rng.randint(0, 3), rng.choice([None, *map(str, range(40))])) for _ in range(3000)]
+    rules = load_ruleset(None)
+    engine = Engine(rules, dedup_size=16)
+    reference = Engine(rules, dedup_size=16)._dedup
+    got, at = [], 0
+    while at < len(keys):
+        n = rng.randint(1, 50)
+        run = keys[at:at + n]
+        got += [at + i for i in engine.admit([o for o, _ in run], [a for _, a in run])]
+        at += n
+    want = [i for i, (o, a) in enumerate(keys) if a is None or not reference.seen((o, a))]
+    assert got == want and 0 < len(want) < len(keys)
+    assert sum(engine._counts) == len(want)

@@ -8,7 +8,7 @@ on its matches before any Match object is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from kubehawk.event import AuditEvent
@@ -234,6 +234,31 @@ class Engine:
                         out.append(m)
         self._tests += tests
         return out
+
+    def admit(self, ordinals: Sequence[int], aids: Sequence[str | None]) -> list[int]:
+        """The dedup and count of :meth:`run_plan` for matches found by a split engine and judged
+        elsewhere (kubehawk.scale), in stream order: the positions of those that are not a repeat
+        of (rule, auditID)."""
+        dedup, counts = self._dedup, self._counts
+        cur, old, size = dedup._cur, dedup._old, dedup.size
+        out = []
+        for i, aid in enumerate(aids):
+            o = ordinals[i]
+            if aid is not None:
+                key = (o, aid)  # Dedup.seen, inlined as in run_plan
+                if key in cur or key in old:
+                    continue
+                cur.add(key)
+                if len(cur) >= size:
+                    dedup._old = old = cur
+                    dedup._cur = cur = set()
+            counts[o] += 1
+            out.append(i)
+        return out
+
+    def feeds_correlations(self, rule_id: str) -> bool:
+        """Does a match of this rule count towards some correlation?"""
+        return bool(self._feeds.get(rule_id))
 
     def _after_match(self, r: Rule) -> tuple[int, bool, Callable[[AuditEvent], bool] | None, list[Any] | None]:
         """What follows a match of ``r``, read once: its dedup key, whether it alerts, its gate,

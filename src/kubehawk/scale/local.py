@@ -12,18 +12,19 @@ silently.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
 import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubehawk.scale.merge import Merge
-from kubehawk.scale.records import ChunkResult, find_matches
+from kubehawk.scale.merge import Merge, ScaleError, collector_paused
+from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
 from kubehawk.sources.files import ReadStats, line_starts, read_paths, read_range, splittable
 from kubehawk.sources.folders import iter_files
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
@@ -39,10 +40,6 @@ __all__ = ["Part", "PartMerge", "ScaleError", "plan_parts", "resolve_workers", "
 MIN_RANGE = 4 << 20
 MAX_RANGE = 32 << 20
 MAX_PART_WARNINGS = 1000
-
-
-class ScaleError(RuntimeError):
-    """The split run cannot give the answer of one process (a worker died or failed)."""
 
 
 def resolve_workers(value: str | int) -> int:
@@ -111,13 +108,16 @@ def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None
 
 _engine: Engine | None = None
 _max_line_bytes = DEFAULT_MAX_LINE_BYTES  # the run's --max-line-mib, set by _init
+_readers: EntryReaders = {}  # the first-seen rules whose lone matches cross as entries
 
 
-def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
-    """Once per worker process: its split-mode engine (the rules come forked or from the cache)
-    and the run's read limit."""
-    global _engine, _max_line_bytes
+def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+          first_seen: Mapping[int, str] | None = None) -> None:
+    """Once per worker process: its split-mode engine (the rules come forked or from the cache),
+    the run's read limit and the entry readers of ``first_seen`` (:meth:`Detector.first_seen_only`)."""
+    global _engine, _max_line_bytes, _readers
     _max_line_bytes = max_line_bytes
+    _readers = entry_readers(ruleset, first_seen or {})
     from kubehawk.rules import Engine
 
     if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's, which ends the run
@@ -142,13 +142,29 @@ def _read_part(part: Part) -> ChunkResult:
         stats.files = 1 if part.first_of_file else 0
         events = read_range(part.path, part.start, part.end, stats, warn, engine.line_screen)
     before = len(engine.error_messages)
-    out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()))
+    out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()), _readers)
     s = stats.summary()
     s["warnings"] = warnings
     s["screened_out"] = engine.line_screen.skipped() if engine.line_screen is not None else 0
     out.stats = s
     out.engine_errors = engine.error_messages[before:]
     return out
+
+
+def read_again(part: Part, n: int, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> bytes:
+    """Line ``n`` of a part (numbered from the part's first line), read again (see Merge.add)."""
+    stats = ReadStats(max_warnings=0, max_line_bytes=max_line_bytes)
+    events = (read_paths([part.path], stats) if part.end is None
+              else read_range(part.path, part.start, part.end, stats))
+    it = iter(events)
+    try:
+        for ev in it:
+            o = ev._origin
+            if o.__class__ is tuple and o[1] == n and ev._line is not None:
+                return ev._line
+    finally:
+        getattr(it, "close", lambda: None)()  # the file is closed now, not at garbage collection
+    raise ScaleError(f"{part.describe()}: line {n} changed while the run read it")
 
 
 # --- the parent ------------------------------------------------------------------------------
@@ -167,8 +183,10 @@ class PartMerge:
     """The parts' results merged in reading order: alerts (:class:`Merge`), the read counters
     summed, warnings with the line numbers of the whole file (a range counts from its start)."""
 
-    def __init__(self, detector: Detector, on_warning: Callable[[str], None] | None = None):
+    def __init__(self, detector: Detector, on_warning: Callable[[str], None] | None = None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
         self.merge = Merge(detector)
+        self.max_line_bytes = max_line_bytes
         self.stats = ReadStats()
         self.engine_errors: list[str] = []
         self.on_warning = on_warning
@@ -176,7 +194,7 @@ class PartMerge:
 
     def add(self, part: Part, res: ChunkResult) -> None:
         base = 0 if part.end is None or part.first_of_file else self._lines_before.get(part.path, 0)
-        self.merge.add(res, base)
+        self.merge.add(res, base, functools.partial(read_again, part, max_line_bytes=self.max_line_bytes))
         s = dict(res.stats, warnings=[_renumber(w, part.path, base) for w in res.stats["warnings"]])
         if part.end is not None:
             self._lines_before[part.path] = base + s["lines"]
@@ -203,12 +221,13 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
     """Every alert of ``paths`` (in :func:`kubehawk.scale.alert_order`) with ``workers`` processes,
     the stateful rules run by ``detector`` (made by the caller, with its config and baselines)."""
     parts = plan_parts(paths, workers, part_bytes)
-    merged = PartMerge(detector, on_warning)
+    merged = PartMerge(detector, on_warning, max_line_bytes)
     window = 2 * workers
     pending: list[tuple[Part, Future[ChunkResult]]] = []
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init,
-                                 initargs=(detector.rules, detector.config, max_line_bytes)) as pool:
+        with collector_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init,
+                                 initargs=(detector.rules, detector.config, max_line_bytes,
+                                           detector.first_seen_only())) as pool:
             try:
                 for part in parts:
                     pending.append((part, _submit(pool, part)))

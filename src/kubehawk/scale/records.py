@@ -4,22 +4,34 @@ An event read from a JSON-lines file crosses as its line (re-decoded by the merg
 pickling a decoded head); the lines of a part travel as one bytes object with their end offsets
 and line numbers in arrays, so that crossing processes costs a copy, not an object per event.
 Any other event (a cloud export's record, a document's item) crosses as head, origin and extras.
+
+A line that matched one rule only, a first-seen rule with nothing else after its match
+(:meth:`Detector.first_seen_only`), crosses as what that rule judges it by: its auditID (for the
+dedup), its entry (rule, key, value) and its timestamp text. Such matches are most of a busy
+cluster's (every ServiceAccount request, for the built-in pack) and almost all "known": the
+merge judges them without an event. Only the first line of each entry in a part crosses whole,
+the one that can be new; the merge reads any other it needs again from the part (``fetch``).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubehawk.event import AuditEvent, decode_head
-from kubehawk.rules.correlation import event_epoch
+from kubehawk.rules.baseline_entries import Entries, Entry
+from kubehawk.rules.baseline_spec import spec_of
+from kubehawk.rules.correlation import event_epoch, event_stamp
 
 if TYPE_CHECKING:
-    from kubehawk.rules import Engine
+    from kubehawk.rules import Engine, RuleSet
 
-__all__ = ["ChunkResult", "find_matches"]
+__all__ = ["ChunkResult", "EntryReaders", "entry_readers", "find_matches"]
+
+# rule ordinal -> the reader of a first-seen rule's entry (see entry_readers)
+EntryReaders = dict[int, Callable[[AuditEvent], "Entry | None"]]
 
 # (head, origin, extra, line) of an event that is not a plain line of a JSON-lines file
 Packed = tuple[Any, ...]
@@ -40,25 +52,29 @@ class ChunkResult:
     stats: dict[str, Any] = field(default_factory=dict)  # ReadStats.summary() of the part
     engine_errors: list[str] = field(default_factory=list)
     where: str = ""  # the part, for messages
+    # first-seen records (see the module docstring), per record (-1 / None for any other record):
+    entry_at: array = field(default_factory=lambda: array("i"))  # its entry's number in `entries`
+    stamps: list[Any] = field(default_factory=list)  # its timestamp text (event_stamp)
+    aids: list[str | None] = field(default_factory=list)  # its auditID
+    entries: list[Entry | None] = field(default_factory=list)  # each entry once, in order of first sight
 
     def __len__(self) -> int:
         return len(self.rules)
 
-    def events(self, line_base: int = 0) -> Iterator[tuple[AuditEvent, tuple[int, ...]]]:
-        """(event, rule ordinals) of each record; ``line_base``: the lines of the file before the
-        part (a byte range counts its lines from its start)."""
-        blob, ends, linenos, others, name = self.blob, self.ends, self.linenos, self.others, self.name
-        start = 0
-        for i, ordinals in enumerate(self.rules):
-            end = ends[i]
-            if end == start:
-                head, origin, extra, line = others[i]
-                yield AuditEvent(head, origin, extra, line), ordinals
-            else:
-                line = blob[start:end]
-                # a line the worker's reader took the fast path for, where decode_head took it
-                yield AuditEvent(decode_head(line), (name, linenos[i] + line_base), None, line), ordinals
-            start = end
+    def event_at(self, i: int, line_base: int = 0) -> AuditEvent | None:
+        """The event of record ``i``; ``line_base``: the lines of the file before the part (a byte
+        range counts its lines from its start). None for a first-seen record that crossed without
+        its line (``linenos[i]`` says which line of the part to read again)."""
+        start = self.ends[i - 1] if i else 0
+        end = self.ends[i]
+        if end != start:
+            line = self.blob[start:end]
+            # a line the worker's reader took the fast path for, where decode_head took it
+            return AuditEvent(decode_head(line), (self.name, self.linenos[i] + line_base), None, line)
+        if self.entry_at[i] >= 0:
+            return None
+        head, origin, extra, line = self.others[i]
+        return AuditEvent(head, origin, extra, line)
 
     def first_event(self, line_base: int = 0) -> AuditEvent | None:
         if self.first is None:
@@ -69,8 +85,17 @@ class ChunkResult:
         return AuditEvent(head, origin, extra, line)
 
 
-def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult) -> ChunkResult:
-    """Run a split-mode engine (``Engine.split``) over ``events``, filling ``out``.
+def entry_readers(ruleset: RuleSet, first_seen: Mapping[int, str]) -> EntryReaders:
+    """The entry readers of the rules ``first_seen`` names (ordinal -> rule id), for a worker."""
+    rules = {r.ordinal: r for r in ruleset.rules if r.ordinal in first_seen}
+    entries = Entries({r.id: spec_of(r) for r in rules.values()})
+    return {o: entries.reader(r.id) for o, r in rules.items()}
+
+
+def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
+                 readers: EntryReaders | None = None) -> ChunkResult:
+    """Run a split-mode engine (``Engine.split``) over ``events``, filling ``out``; ``readers``:
+    the first-seen rules whose lone matches cross as entries (see the module docstring).
 
     Until the first event with a time the events go one by one (:meth:`Engine.process`, the line
     screen learns nothing), as :meth:`Detector.alerts` does while the baselines wait for their
@@ -78,7 +103,10 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult)
     """
     lines: list[bytes] = []
     ends, linenos, rules, others = out.ends, out.linenos, out.rules, out.others
+    entry_at, stamps, aids, entries = out.entry_at, out.stamps, out.aids, out.entries
     interned: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per rule combination: pickles once
+    numbers: dict[Entry | None, int] = {}  # entry -> its number in `entries`
+    readers = readers or {}
     size = 0
 
     def add(ev: AuditEvent, matched: list[Any]) -> None:
@@ -87,12 +115,31 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult)
         rules.append(interned.setdefault(ordinals, ordinals))
         o = ev._origin
         if ev._extra is None and ev._line is not None and o.__class__ is tuple and o[0] == out.name:
-            lines.append(ev._line)
-            size += len(ev._line)
             linenos.append(o[1])
+            read = readers.get(ordinals[0]) if len(ordinals) == 1 else None
+            if read is not None:
+                k = read(ev)
+                number = numbers.get(k)
+                if number is None:
+                    number = numbers[k] = len(entries)
+                    entries.append(k)
+                    lines.append(ev._line)  # the entry's first line in the part: the one that can be new
+                    size += len(ev._line)
+                entry_at.append(number)
+                stamps.append(event_stamp(ev))
+                aids.append(ev.head.auditID)
+            else:
+                lines.append(ev._line)
+                size += len(ev._line)
+                entry_at.append(-1)
+                stamps.append(None)
+                aids.append(None)
         else:
             others[len(rules) - 1] = (ev.head, ev._origin, ev._extra, ev._line)
             linenos.append(0)
+            entry_at.append(-1)
+            stamps.append(None)
+            aids.append(None)
         ends.append(size)
 
     it = iter(events)
