@@ -33,12 +33,18 @@ def collector_paused() -> Iterator[None]:
     alerts, the dedup keys, every part's records while it replays them), so the collector's full
     passes, started each time the heap grows by a quarter, walked all of it again and again: half
     a second of a 1M-event run's merge (5 full passes), against 30 ms for one process. What the
-    merge throws away holds no cycles and is freed as it goes; the collector runs once after."""
+    merge throws away holds no cycles and is freed as it goes; the collector runs after.
+
+    What exists when it starts is also frozen (``gc.freeze``): worker processes forked then never
+    walk the parent's objects (the compiled rules) in their own collections, which would copy
+    every page holding one."""
     was = gc.isenabled()
     gc.disable()
+    gc.freeze()
     try:
         yield
     finally:
+        gc.unfreeze()
         if was:
             gc.enable()
 

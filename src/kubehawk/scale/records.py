@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kubehawk.event import AuditEvent, decode_head
 from kubehawk.rules.baseline_entries import Entries, Entry
 from kubehawk.rules.baseline_spec import spec_of
-from kubehawk.rules.correlation import event_epoch, event_stamp
+from kubehawk.rules.correlation import event_epoch
 
 if TYPE_CHECKING:
     from kubehawk.rules import Engine, RuleSet
@@ -106,36 +106,48 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
     entry_at, stamps, aids, entries = out.entry_at, out.stamps, out.aids, out.entries
     interned: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per rule combination: pickles once
     numbers: dict[Entry | None, int] = {}  # entry -> its number in `entries`
+    alone: dict[Any, tuple[int, ...]] = {}  # rule -> the ordinals of a record it alone matched
+    name = out.name
     readers = readers or {}
     size = 0
 
     def add(ev: AuditEvent, matched: list[Any]) -> None:
         nonlocal size
-        ordinals = tuple([r.ordinal for r in matched])
-        rules.append(interned.setdefault(ordinals, ordinals))
+        if len(matched) == 1:  # most records: one rule, maybe a first-seen one
+            ordinals = alone.get(matched[0])
+            if ordinals is None:
+                o = (matched[0].ordinal,)
+                ordinals = alone[matched[0]] = interned.setdefault(o, o)
+            read = readers.get(ordinals[0])
+        else:
+            ordinals = tuple([r.ordinal for r in matched])
+            ordinals = interned.setdefault(ordinals, ordinals)
+            read = None
+        rules.append(ordinals)
         o = ev._origin
-        if ev._extra is None and ev._line is not None and o.__class__ is tuple and o[0] == out.name:
+        line = ev._line
+        if ev._extra is None and line is not None and o.__class__ is tuple and o[0] == name:
             linenos.append(o[1])
-            read = readers.get(ordinals[0]) if len(ordinals) == 1 else None
             if read is not None:
                 k = read(ev)
                 number = numbers.get(k)
                 if number is None:
                     number = numbers[k] = len(entries)
                     entries.append(k)
-                    lines.append(ev._line)  # the entry's first line in the part: the one that can be new
-                    size += len(ev._line)
+                    lines.append(line)  # the entry's first line in the part: the one that can be new
+                    size += len(line)
                 entry_at.append(number)
-                stamps.append(event_stamp(ev))
-                aids.append(ev.head.auditID)
+                h = ev.head
+                stamps.append(h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp)  # event_stamp
+                aids.append(h.auditID)
             else:
-                lines.append(ev._line)
-                size += len(ev._line)
+                lines.append(line)
+                size += len(line)
                 entry_at.append(-1)
                 stamps.append(None)
                 aids.append(None)
         else:
-            others[len(rules) - 1] = (ev.head, ev._origin, ev._extra, ev._line)
+            others[len(rules) - 1] = (ev.head, o, ev._extra, line)
             linenos.append(0)
             entry_at.append(-1)
             stamps.append(None)
