@@ -81,3 +81,19 @@ def test_detect_takes_the_filters() -> None:
     bad = subprocess.run([*base, "--until", "+2h"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "kubehawk: --until: +2h is relative to --since" in bad.stderr
+
+
+def test_a_filter_pickles_as_its_options():
+    """detect --workers sends the filter to worker processes (spawned ones pickle it)."""
+    import pickle
+
+    f = build_filter(user=("system:serviceaccount:*",), namespace=("bank",), since="2026-11-23T09:00:00Z")
+    back = pickle.loads(pickle.dumps(f))
+    assert back == f and back.active
+    sa = event_from_dict({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get", "auditID": "a",
+                          "user": {"username": "system:serviceaccount:bank:api"}, "requestURI": "/x",
+                          "objectRef": {"namespace": "bank"}, "stageTimestamp": "2026-11-23T10:00:00Z"})
+    human = event_from_dict({"kind": "Event", "apiVersion": "audit.k8s.io/v1", "verb": "get", "auditID": "b",
+                             "user": {"username": "alice"}, "requestURI": "/x", "objectRef": {"namespace": "bank"},
+                             "stageTimestamp": "2026-11-23T10:00:00Z"})
+    assert back.matches(sa) and not back.matches(human)

@@ -238,13 +238,13 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
             click.echo(f"kubehawk: warning: {msg}", err=True)
 
     detector.on_warning = warn
-    n_workers = _workers(workers, follow, paths, event_filter.active, evidence)
+    n_workers = _workers(workers, follow, paths)
     if n_workers > 1:
         merged = [0]  # events of the parts merged so far
         progress = _progress(quiet, False, sink, lambda: merged[0], detector, own_reads=False)
         try:
             stats = _detect_parallel(paths, detector, n_workers, sink, warn, stats.max_line_bytes,
-                                     lambda st, _det: merged.__setitem__(0, st.events))
+                                     lambda st, _det: merged.__setitem__(0, st.events), event_filter)
         finally:
             if progress is not None:
                 progress.stop()
@@ -328,7 +328,7 @@ def _follow_checkpoints(state_path: str | None, output: str | None, paths: tuple
     return Checkpoints(state, output, flush, lambda m: click.echo(f"kubehawk: warning: {m}", err=True))
 
 
-def _workers(value: str, follow: bool, paths: tuple[str, ...], filtered: bool, evidence: bool) -> int:
+def _workers(value: str, follow: bool, paths: tuple[str, ...]) -> int:
     from kubehawk.scale.local import resolve_workers
 
     try:
@@ -339,20 +339,18 @@ def _workers(value: str, follow: bool, paths: tuple[str, ...], filtered: bool, e
         _fail("--workers reads the input in parts; it cannot --follow a growing log (use --workers 1)")
     if n > 1 and "-" in paths:
         _fail("--workers reads files in parts; standard input is read by one process (use --workers 1)")
-    if n > 1 and (filtered or evidence):
-        _fail("--workers does not take the event filters (--user, --namespace, --resource, --source-ip, "
-              "--since, --until) or --evidence yet: use --workers 1")
     return n
 
 
-def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_bytes: int, on_progress):
+def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_bytes: int, on_progress,
+                     event_filter):
     """``detect --workers N``: kubehawk.scale.local, then the alerts in event-time order; the run's
     read counters."""
     from kubehawk.scale.local import ScaleError, run_local
 
     try:
         alerts, run = run_local(list(paths), detector, workers, on_warning=warn, on_progress=on_progress,
-                                max_line_bytes=max_line_bytes)
+                                max_line_bytes=max_line_bytes, event_filter=event_filter)
     except ScaleError as e:
         sink.close()
         _fail(f"error: {e}", 1)

@@ -95,6 +95,11 @@ class EventFilter:
         self._res = _matcher(self.resources)
         self._ip = _matcher(self.source_ips)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its options (its matchers are closures): ``detect --workers`` sends it to
+        each worker."""
+        return (EventFilter, (self.users, self.namespaces, self.resources, self.source_ips, self.since, self.until))
+
     @property
     def active(self) -> bool:
         return any((self.users, self.namespaces, self.resources, self.source_ips, self.since, self.until))

@@ -211,6 +211,29 @@ def test_cli_workers_two_writes_what_workers_one_writes_in_event_time_order(tmp_
     assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
 
 
+def test_cli_workers_take_the_event_filters_and_evidence(tmp_path):
+    """The filters reach the workers (applied after reading, as one process applies them) and
+    evidence names each alert's line in the whole file, whichever part read it."""
+    log = write(tmp_path / "audit.log", mixed_lines(3000, seed=3) * 4)  # more than one part
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    args = ["detect", "--format", "json", "--config", str(cfg), "--evidence", "--since", "2026-11-23T09:04:00Z",
+            "--user", "system:serviceaccount:*", "--user", "mallory", str(log)]
+    one, two = _cli(*args), _cli(*args, "--workers", "2")
+    assert one.returncode == two.returncode == 0, two.stderr
+    assert sorted(one.stdout.splitlines()) == sorted(two.stdout.splitlines())
+    rows = [json.loads(line) for line in two.stdout.splitlines()]
+    users = {r["user"] for r in rows}
+    assert len(rows) > 20 and users and all(u == "mallory" or u.startswith("system:serviceaccount:") for u in users)
+    assert min(r["time"] for r in rows) >= "2026-11-23T09:04:00"
+    lines = log.read_text().splitlines()
+    for r in rows[:200]:
+        path, _, n = r["evidence"]["origin"].rpartition(":")
+        assert path == str(log) and json.loads(lines[int(n) - 1]) == r["evidence"]["event"]
+    unfiltered = _cli("detect", "--format", "json", "--config", str(cfg), "--workers", "2", str(log))
+    assert len(unfiltered.stdout.splitlines()) > len(rows)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--workers", "0"], "--workers: expected a number >= 1 or auto"),
     (["--workers", "many"], "--workers: expected a number >= 1 or auto"),

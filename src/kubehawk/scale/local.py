@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from kubehawk.alerts import Alert
     from kubehawk.config import Config
     from kubehawk.detect import Detector
+    from kubehawk.filters import EventFilter
     from kubehawk.rules import Engine, RuleSet
 
 __all__ = ["Part", "PartMerge", "ScaleError", "plan_parts", "resolve_workers", "run_local"]
@@ -109,15 +110,18 @@ def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None
 _engine: Engine | None = None
 _max_line_bytes = DEFAULT_MAX_LINE_BYTES  # the run's --max-line-mib, set by _init
 _readers: EntryReaders = {}  # the first-seen rules whose lone matches cross as entries
+_filter: EventFilter | None = None  # the run's event filters (--user, --since...)
 
 
 def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-          first_seen: Mapping[int, str] | None = None) -> None:
+          first_seen: Mapping[int, str] | None = None, event_filter: EventFilter | None = None) -> None:
     """Once per worker process: its split-mode engine (the rules come forked or from the cache),
-    the run's read limit and the entry readers of ``first_seen`` (:meth:`Detector.first_seen_only`)."""
-    global _engine, _max_line_bytes, _readers
+    the run's read limit, the entry readers of ``first_seen`` (:meth:`Detector.first_seen_only`)
+    and the events it keeps (``event_filter``, applied after reading as one process applies it)."""
+    global _engine, _max_line_bytes, _readers, _filter
     _max_line_bytes = max_line_bytes
     _readers = entry_readers(ruleset, first_seen or {})
+    _filter = event_filter
     from kubehawk.rules import Engine
 
     if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's, which ends the run
@@ -141,6 +145,8 @@ def _read_part(part: Part) -> ChunkResult:
     else:
         stats.files = 1 if part.first_of_file else 0
         events = read_range(part.path, part.start, part.end, stats, warn, engine.line_screen)
+    if _filter is not None:
+        events = _filter.apply(events)
     before = len(engine.error_messages)
     out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()), _readers)
     s = stats.summary()
@@ -216,10 +222,11 @@ def _context() -> Any:
 def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
               on_warning: Callable[[str], None] | None = None,
               on_progress: Callable[[ReadStats, Detector], None] | None = None,
-              part_bytes: int | None = None,
-              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> tuple[list[Alert], PartMerge]:
+              part_bytes: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+              event_filter: EventFilter | None = None) -> tuple[list[Alert], PartMerge]:
     """Every alert of ``paths`` (in :func:`kubehawk.scale.alert_order`) with ``workers`` processes,
-    the stateful rules run by ``detector`` (made by the caller, with its config and baselines)."""
+    the stateful rules run by ``detector`` (made by the caller, with its config and baselines);
+    ``event_filter``: only the events it keeps are detected on."""
     parts = plan_parts(paths, workers, part_bytes)
     merged = PartMerge(detector, on_warning, max_line_bytes)
     window = 2 * workers
@@ -227,7 +234,7 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
     try:
         with collector_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init,
                                  initargs=(detector.rules, detector.config, max_line_bytes,
-                                           detector.first_seen_only())) as pool:
+                                           detector.first_seen_only(), event_filter)) as pool:
             try:
                 for part in parts:
                     pending.append((part, _submit(pool, part)))
