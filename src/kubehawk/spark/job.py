@@ -9,17 +9,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
+from kubehawk.scale.local import Part, PartMerge, ScaleError, plan_parts, scan_part
 from kubehawk.scale.merge import Merge
 from kubehawk.scale.records import ChunkResult, find_matches
 from kubehawk.sources.files import ReadStats, read_lines_of, read_stream
 from kubehawk.sources.folders import order_files
+from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from kubehawk.alerts import Alert
     from kubehawk.config import Config
+    from kubehawk.detect import Detector
     from kubehawk.rules import Engine, RuleSet
 
 __all__ = ["ALERT_COLUMNS", "SparkRun", "detect_dataframe", "detect_files", "read_lines", "write_alerts"]
@@ -107,6 +111,14 @@ def _scan_split(file: str, key: int, payload: Any, index: int, lines: Iterator[b
     yield file, index, _scan(_engine(key, payload), name, lines, index == 0)
 
 
+def _scan_parts(key: int, payload: Any, max_line_bytes: int, parts: Iterator[Part]) -> Iterator[ChunkResult]:
+    """The parts of a Spark partition (one, as :func:`detect_files` plans them), each read from
+    the file by the executor's Python itself: the local workers' code (:func:`scan_part`)."""
+    engine = _engine(key, payload)
+    for part in parts:
+        yield scan_part(engine, part, max_line_bytes)
+
+
 def _scan(engine: Engine, name: str, lines: Iterator[bytes] | bytes, first: bool = False) -> ChunkResult:
     """Run the split engine over a split's lines (or a whole file's bytes); ``first``: the split
     starts the file (a byte-order mark is dropped there, as one process drops it)."""
@@ -140,11 +152,17 @@ def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
 
 def _local(path: str) -> str:
     """A file:// path as the local path one process would name it; other schemes as they are."""
-    if path.startswith("file://"):
-        return path[len("file://"):]
-    if path.startswith("file:"):
-        return path[len("file:"):]
-    return path
+    local = _local_path(path)
+    return path if local is None else local
+
+
+def _local_path(uri: str) -> str | None:
+    """The local path of a file Spark listed (``file:`` URIs, percent-escapes decoded; a path
+    without a scheme as it is), or None for other storage (s3a://, gs://, hdfs://...)."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return unquote(parts.path)
+    return uri if not parts.scheme else None
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -187,11 +205,18 @@ def detect_dataframe(spark: SparkSession, lines: DataFrame, config: Config | Non
 
 def detect_files(spark: SparkSession, paths: str | list[str], config: Config | None = None,
                  rules: RuleSet | None = None, *, min_level: str | None = None, run: SparkRun | None = None,
-                 whole_files: bool = False, min_splits: int | None = None) -> DataFrame:
+                 whole_files: bool = False, min_splits: int | None = None, local_read: bool = True,
+                 part_bytes: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> DataFrame:
     """:func:`detect_dataframe` over the files of ``paths`` (files, folders, globs, any scheme),
-    each file read with ``SparkContext.textFile`` as bytes: half the cost of a DataFrame's rows
-    on their way to Python. Positions are (file, split number, line); ``min_splits``: per file
-    (``textFile``'s ``minPartitions``)."""
+    listed by Spark. When every file is local to the executors (``file:`` or no scheme: Spark in
+    local mode, or a filesystem every node mounts), the driver cuts them into the parts of
+    ``detect --workers`` (:func:`kubehawk.scale.local.plan_parts`: byte ranges of ``part_bytes``
+    of a large JSON-lines file, a compressed file whole), one Spark task each, and each task's
+    Python reads its part from the file itself, as a local worker does, the line screen
+    skipping undecoded the lines no rule wants; no line crosses the JVM, and origins are the
+    ``path:line`` of one process. Other storage (or ``local_read=False``) is read with
+    ``SparkContext.textFile`` as bytes: half the cost of a DataFrame's rows on their way to
+    Python; positions (file, split number, line), ``min_splits`` per file (``minPartitions``)."""
     from kubehawk.detect import load_ruleset
 
     if whole_files:
@@ -199,6 +224,10 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
     run = run if run is not None else SparkRun()
     files = spark.read.text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
+    local = [_local_path(f) for f in files]
+    if local_read and files and all(p is not None for p in local):
+        return _detect_parts(spark, order_files(sorted(set(local))), ruleset, config, min_level, run,
+                             part_bytes, max_line_bytes)
     sc = spark.sparkContext
     payload = sc.broadcast((ruleset, config))
     key = id(payload)
@@ -208,6 +237,34 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     parts = sc.union(splits).collect() if splits else []
     payload.unpersist()
     return _merged(spark, parts, ruleset, config, min_level, run, t0)
+
+
+def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, config: Config | None,
+                  min_level: str | None, run: SparkRun, part_bytes: int | None, max_line_bytes: int) -> DataFrame:
+    """The local-read route of :func:`detect_files`: ``files`` (local paths, in the order one
+    process reads them) cut into parts, a task each, merged on the driver in reading order."""
+    from kubehawk.detect import Detector
+
+    sc = spark.sparkContext
+    parts = plan_parts(files, sc.defaultParallelism, part_bytes)
+    payload = sc.broadcast((ruleset, config))
+    key = id(payload)
+    t0 = time.perf_counter()
+    results = (sc.parallelize(parts, len(parts))  # one part per task; collect keeps their order
+               .mapPartitions(partial(_scan_parts, key, payload, max_line_bytes)).collect())
+    payload.unpersist()
+    if len(results) != len(parts):  # never merge a run with a part missing
+        raise ScaleError(f"{len(parts)} parts were planned and {len(results)} read; the run is incomplete")
+    t1 = time.perf_counter()
+    detector = Detector(ruleset, config, min_level=min_level)
+    merge = PartMerge(detector)
+    for part, res in zip(parts, results, strict=True):
+        merge.add(part, res)
+    alerts = merge.finish()
+    run.stats.add(merge.stats.summary())
+    run.engine_errors.extend(merge.engine_errors)
+    run.records = sum(len(r) for r in results)
+    return _alerts_frame(spark, detector, alerts, run, t0, t1)
 
 
 def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], ruleset: RuleSet, config: Config | None,
@@ -225,10 +282,17 @@ def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], rule
         merge.add(part)
         _count(run, part, file, block)
     alerts = merge.finish()
+    run.records = sum(len(p) for _, _, p in parts)
+    return _alerts_frame(spark, detector, alerts, run, t0, t1)
+
+
+def _alerts_frame(spark: SparkSession, detector: Detector, alerts: list[Alert], run: SparkRun, t0: float,
+                  t1: float) -> DataFrame:
+    """The run's alerts as a DataFrame (the driver's merge done: its detector is closed here);
+    the executors' time (``t0``..``t1``) and the merge's in ``run``."""
     detector.close()
     run.alerts_by_level = dict(detector.alerts_by_level)
     run.scan_seconds, run.merge_seconds = t1 - t0, time.perf_counter() - t1
-    run.records = sum(len(p) for _, _, p in parts)
     return spark.createDataFrame([_row(a) for a in alerts], schema=_SCHEMA)
 
 
