@@ -10,7 +10,8 @@ reading the lines and handing them to Python (transfer), decoding them (the read
 the executors' whole part (rules in split mode, results collected) and the driver's merge.
 ``detect_files`` on local files (what ``kubehawk spark`` runs there) reads the parts of
 ``--workers`` in its Python tasks, no line crossing the JVM; it is measured against a
-``--workers 1`` run alternating with it in the same bench run. The textFile route
+``--workers 1`` run alternating with it in the same bench run, and its executors once more
+without sending their results (``scan_only_s``). The textFile route
 (``local_read=False``, what other storage takes) and ``detect_dataframe`` are measured after it,
 with the transfer and decode costs apart.
 
@@ -121,6 +122,7 @@ def spark(path: Path, repeat: int) -> dict:
                                 "first_run_speedup": w1 / local_read[0]["detection_s"], "runs": local_read}}
 
     sc = session.sparkContext
+    out["local_read"]["scan_only_s"] = _scan_only(sc, path)
     text = sc.textFile(str(path), use_unicode=False)
     t = time.perf_counter()
     text.mapPartitions(lambda lines: [sum(len(x) for x in lines)]).sum()
@@ -146,6 +148,28 @@ def spark(path: Path, repeat: int) -> dict:
                        "speedup_vs_workers1": w1 / detection, "detect_dataframe_s": dataframe}
     session.stop()
     return out
+
+
+def _scan_only(sc, path: Path) -> float:
+    """The local-read route's executors without sending their results (a count of records
+    comes back instead): the difference to ``executors_s`` is the results' way to the driver."""
+    from functools import partial
+
+    from kubehawk.detect import load_ruleset
+    from kubehawk.scale.local import plan_parts
+    from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
+    from kubehawk.spark.job import _scan_parts
+
+    parts = plan_parts([str(path)], sc.defaultParallelism)
+    payload = sc.broadcast((load_ruleset(None, collect_errors=True), None))
+    scan = sc.parallelize(parts, len(parts)).mapPartitions(partial(_scan_parts, id(payload), payload,
+                                                                   DEFAULT_MAX_LINE_BYTES))
+    scan.map(len).sum()  # the workers build their engines for this rule set
+    t = time.perf_counter()
+    scan.map(len).sum()
+    took = time.perf_counter() - t
+    payload.unpersist()
+    return took
 
 
 def main() -> None:
