@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import socket
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -114,9 +116,13 @@ def _scan_split(file: str, key: int, payload: Any, index: int, lines: Iterator[b
 def _scan_parts(key: int, payload: Any, max_line_bytes: int, parts: Iterator[Part]) -> Iterator[ChunkResult]:
     """The parts of a Spark partition (one, as :func:`detect_files` plans them), each read from
     the file by the executor's Python itself: the local workers' code (:func:`scan_part`)."""
-    engine = _engine(key, payload)
     for part in parts:
-        yield scan_part(engine, part, max_line_bytes)
+        if not os.path.exists(part.path):  # fail the run rather than count a part unread
+            raise FileNotFoundError(
+                f"{part.path}: not found by the executor on {socket.gethostname()}; reading local files, every "
+                "executor must see the driver's files at the same path (a shared filesystem), or pass "
+                "local_read=False")
+        yield scan_part(_engine(key, payload), part, max_line_bytes)
 
 
 def _scan(engine: Engine, name: str, lines: Iterator[bytes] | bytes, first: bool = False) -> ChunkResult:
