@@ -288,3 +288,21 @@ def test_an_executor_that_cannot_see_a_file_fails_the_run(tmp_path):
     """On a cluster whose executors do not mount the driver's files, a part is never counted as read."""
     with pytest.raises(FileNotFoundError, match="nowhere.log: not found by the executor on .*local_read=False"):
         list(_scan_parts(0, None, 1 << 20, iter([Part(str(tmp_path / "nowhere.log"), 0, 100)])))
+
+
+def test_a_part_an_executor_cannot_read_fails_the_whole_run(spark, tmp_path, monkeypatch):
+    """Parts come back a group of tasks at a time while the driver merges: a failed group fails
+    the run (its later groups cancelled), it is never merged without its part."""
+    import kubehawk.spark.job as job
+
+    log = write(tmp_path / "audit.log", mixed_lines(1500, seed=26))
+
+    def with_a_lost_part(files, workers, part_bytes=None):
+        parts = plan_parts(files, workers, part_bytes)
+        return parts[:3] + [Part(str(tmp_path / "gone.log"))] + parts[3:]
+
+    monkeypatch.setattr(job, "plan_parts", with_a_lost_part)
+    with pytest.raises(Exception, match="gone.log: not found by the executor"):
+        detect_files(spark, str(log), part_bytes=40_000)
+    monkeypatch.undo()
+    assert detect_files(spark, str(log), part_bytes=40_000).count() > 0  # the session is still usable

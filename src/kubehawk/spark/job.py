@@ -7,7 +7,8 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -256,21 +257,59 @@ def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, confi
     payload = sc.broadcast((ruleset, config))
     key = id(payload)
     t0 = time.perf_counter()
-    results = (sc.parallelize(parts, len(parts))  # one part per task; collect keeps their order
-               .mapPartitions(partial(_scan_parts, key, payload, max_line_bytes)).collect())
-    payload.unpersist()
-    if len(results) != len(parts):  # never merge a run with a part missing
-        raise ScaleError(f"{len(parts)} parts were planned and {len(results)} read; the run is incomplete")
-    t1 = time.perf_counter()
+    tasks = sc.parallelize(parts, len(parts)).mapPartitions(partial(_scan_parts, key, payload, max_line_bytes))
     detector = Detector(ruleset, config, min_level=min_level)
     merge = PartMerge(detector)
-    for part, res in zip(parts, results, strict=True):
-        merge.add(part, res)
+    results = _in_order(sc, tasks, len(parts), 2 * sc.defaultParallelism)
+    try:
+        for part in parts:  # merged as they come, while the executors read the later parts
+            res = next(results, None)
+            if res is None:  # never merge a run with a part missing
+                raise ScaleError(f"no result for {part.describe()}; the run is incomplete")
+            merge.add(part, res)
+            run.records += len(res)
+    finally:
+        results.close()
+        payload.unpersist()
+    t1 = time.perf_counter()
     alerts = merge.finish()
     run.stats.add(merge.stats.summary())
     run.engine_errors.extend(merge.engine_errors)
-    run.records = sum(len(r) for r in results)
     return _alerts_frame(spark, detector, alerts, run, t0, t1)
+
+
+_IN_FLIGHT = 8  # jobs submitted ahead of the merge
+
+
+def _in_order(sc: Any, tasks: Any, n: int, group: int) -> Generator[Any, None, None]:
+    """The results of the ``n`` partitions of ``tasks`` in partition order, as each group of
+    ``group`` partitions is done: one Spark job per group, a few submitted ahead from threads
+    (Spark runs an application's jobs first come first served), so that the driver merges the
+    first parts while the executors read the later ones. A failed job cancels the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    job_group = f"kubehawk-{uuid.uuid4().hex}"
+    groups = [list(range(i, min(n, i + group))) for i in range(0, n, group)]
+
+    def run_job(partitions: list[int]) -> list[Any]:
+        sc.setJobGroup(job_group, "kubehawk: read parts, run the rules")  # per thread: its jobs
+        return sc.runJob(tasks, _identity, partitions)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(groups), _IN_FLIGHT)))
+    futures: list[Any] = [pool.submit(run_job, g) for g in groups]
+    try:
+        for i, f in enumerate(futures):
+            futures[i] = None  # a group's results are held only until merged
+            yield from f.result()
+    except BaseException:
+        sc.cancelJobGroup(job_group)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _identity(rows: Iterator[Any]) -> Iterator[Any]:
+    return rows
 
 
 def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], ruleset: RuleSet, config: Config | None,
