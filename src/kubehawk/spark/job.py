@@ -49,8 +49,9 @@ class SparkRun:
     stats: ReadStats = field(default_factory=ReadStats)
     engine_errors: list[str] = field(default_factory=list)
     alerts_by_level: dict[str, int] = field(default_factory=dict)
-    scan_seconds: float = 0.0  # the executors' part, results collected on the driver
-    merge_seconds: float = 0.0  # the driver's replay of the matches (the stateful rules)
+    scan_seconds: float = 0.0  # until the executors' last results are on the driver
+    merge_seconds: float = 0.0  # the driver's replay of the matches (the stateful rules), in all
+    # (reading local files, the merge runs while the executors read: the two overlap)
     records: int = 0  # matched events sent to the driver
 
 
@@ -261,12 +262,15 @@ def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, confi
     detector = Detector(ruleset, config, min_level=min_level)
     merge = PartMerge(detector)
     results = _in_order(sc, tasks, len(parts), 2 * sc.defaultParallelism)
+    merging = 0.0
     try:
         for part in parts:  # merged as they come, while the executors read the later parts
             res = next(results, None)
             if res is None:  # never merge a run with a part missing
                 raise ScaleError(f"no result for {part.describe()}; the run is incomplete")
+            t = time.perf_counter()
             merge.add(part, res)
+            merging += time.perf_counter() - t
             run.records += len(res)
     finally:
         results.close()
@@ -275,7 +279,7 @@ def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, confi
     alerts = merge.finish()
     run.stats.add(merge.stats.summary())
     run.engine_errors.extend(merge.engine_errors)
-    return _alerts_frame(spark, detector, alerts, run, t0, t1)
+    return _alerts_frame(spark, detector, alerts, run, t0, t1, merging)
 
 
 _IN_FLIGHT = 8  # jobs submitted ahead of the merge
@@ -332,12 +336,13 @@ def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], rule
 
 
 def _alerts_frame(spark: SparkSession, detector: Detector, alerts: list[Alert], run: SparkRun, t0: float,
-                  t1: float) -> DataFrame:
+                  t1: float, merged_before: float = 0.0) -> DataFrame:
     """The run's alerts as a DataFrame (the driver's merge done: its detector is closed here);
-    the executors' time (``t0``..``t1``) and the merge's in ``run``."""
+    in ``run`` the executors' time (``t0``..``t1``) and the merge's (after ``t1``, plus
+    ``merged_before``: the part of it that ran while the executors read)."""
     detector.close()
     run.alerts_by_level = dict(detector.alerts_by_level)
-    run.scan_seconds, run.merge_seconds = t1 - t0, time.perf_counter() - t1
+    run.scan_seconds, run.merge_seconds = t1 - t0, time.perf_counter() - t1 + merged_before
     return spark.createDataFrame([_row(a) for a in alerts], schema=_SCHEMA)
 
 
