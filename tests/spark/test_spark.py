@@ -14,8 +14,9 @@ import pytest
 
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
+from kubehawk.scale.local import Part, plan_parts, run_local
 from kubehawk.spark import ALERT_COLUMNS, SparkRun, detect_dataframe, detect_files, read_lines
-from kubehawk.spark.job import write_alerts
+from kubehawk.spark.job import _local_path, _scan_parts, write_alerts
 from scaletools import CONFIG, key, mixed_lines, one_process, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,12 +147,13 @@ def test_kubehawk_spark_command(tmp_path):
 
 
 def test_detect_files_reads_each_file_in_splits_as_bytes(spark, tmp_path):
-    """The command's fast path (textFile per file): one process's alerts, counts and warnings."""
+    """The textFile route (forced here; taken for s3a://, gs://, hdfs://...): one process's alerts,
+    counts and warnings."""
     folder, config = _folder(tmp_path, 2000, seed=15)
     rules = load_ruleset(config)
     single, stats = one_process([str(folder)], Detector(rules, config))
     run = SparkRun()
-    rows = _rows(detect_files(spark, str(folder), config, rules, run=run, min_splits=6))
+    rows = _rows(detect_files(spark, str(folder), config, rules, run=run, min_splits=6, local_read=False))
     got = Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True) for r in rows)
     assert got == Counter(_contract(key(a)) for a in single)
     assert (run.stats.files, run.stats.lines, run.stats.events, run.stats.bad) == (
@@ -175,3 +177,132 @@ def test_spark_submit_runs_the_command_file(tmp_path):
     # spark-submit runs the Python driver as its child and passes on its output on stdout
     assert "events read" in r.stdout + r.stderr
     assert list(out.glob("day=*/*.parquet")), [str(p) for p in out.rglob("*")]
+
+
+# --- detect_files' local-read route: the parts of detect --workers, one Spark task each ----------
+
+
+def _same_as_one_process(spark, paths: list[str], config: Config | None, **kw) -> tuple[list[dict], SparkRun]:
+    """``detect_files`` over ``paths`` gives the alerts of one process, each with the origin one
+    process names (``path:line`` of the whole file), its read counters, and the warnings of
+    ``detect --workers``."""
+    rules = load_ruleset(config, collect_errors=True)
+    single, stats = one_process(paths, Detector(rules, config))
+    run = SparkRun()
+    rows = _rows(detect_files(spark, paths, config, rules, run=run, **kw))
+    got = Counter(json.dumps([{k: v for k, v in r.items() if k not in ("source", "day")}, r["source"]], sort_keys=True)
+                  for r in rows)
+    o = [a.event._origin for a in single]
+    want = Counter(json.dumps([json.loads(_contract(key(a))), f"{p}:{n}"], sort_keys=True)
+                   for a, (p, n) in zip(single, o, strict=True))
+    assert got == want
+    assert (run.stats.files, run.stats.lines, run.stats.events, run.stats.bad) == (
+        stats.files, stats.lines, stats.events, stats.bad)
+    # the warnings of detect --workers (a whole-file part shows a file's first few, then "… and N more")
+    _, local = run_local(paths, Detector(rules, config), 2, part_bytes=kw.get("part_bytes"))
+    assert run.stats.warnings == local.stats.warnings
+    times = [r["time"] or "" for r in rows]
+    assert times == sorted(times)
+    return rows, run
+
+
+def test_local_read_of_a_file_cut_into_byte_ranges(spark, tmp_path):
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    log = write(tmp_path / "audit.log", mixed_lines(2500, seed=21))
+    parts = plan_parts([str(log)], 2, 40_000)
+    assert len(parts) > 10 and all(p.end is not None for p in parts)
+    rows, run = _same_as_one_process(spark, [str(log)], Config.load(cfg), part_bytes=40_000)
+    lines = [int(r["source"].rsplit(":", 1)[1]) for r in rows]
+    assert max(lines) > 2000, "alerts from the file's last ranges, numbered as in the whole file"
+    assert run.stats.bad > 0
+
+
+def test_local_read_of_a_folder_of_several_files(spark, tmp_path):
+    lines = mixed_lines(3000, seed=22)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    write(folder / "audit-2026-11-23T08-00-00.000.log", lines[:900])
+    write(folder / "audit-2026-11-23T09-00-00.000.log", lines[900:1500])
+    with gzip.open(folder / "audit-2026-11-23T10-00-00.000.log.gz", "wt") as fh:
+        fh.writelines(line + "\n" for line in lines[1500:2200])
+    write(folder / "audit.log", lines[2200:])
+    (tmp_path / "k.yaml").write_text(CONFIG)
+    rows, run = _same_as_one_process(spark, [str(folder)], Config.load(tmp_path / "k.yaml"), part_bytes=30_000)
+    assert run.stats.files == 4
+    assert {r["source"].rsplit(":", 1)[0].rsplit("/", 1)[1] for r in rows} >= {
+        "audit-2026-11-23T08-00-00.000.log", "audit-2026-11-23T10-00-00.000.log.gz", "audit.log"}
+
+
+def test_local_read_of_a_gzip_file(spark, tmp_path):
+    path = tmp_path / "audit log.jsonl.gz"  # a space: Spark lists it as file:...audit%20log.jsonl.gz
+    with gzip.open(path, "wt") as fh:
+        fh.writelines(line + "\n" for line in mixed_lines(1500, seed=23))
+    (tmp_path / "k.yaml").write_text(CONFIG)
+    rows, _ = _same_as_one_process(spark, [str(path)], Config.load(tmp_path / "k.yaml"), part_bytes=4_000)
+    assert rows and all(r["source"].startswith(f"{path}:") for r in rows)
+
+
+def test_forced_textfile_route_gives_the_same_alerts(spark, tmp_path):
+    folder, config = _folder(tmp_path, 1500, seed=24)
+    rules = load_ruleset(config)
+    fast, slow = SparkRun(), SparkRun()
+    local_rows = _rows(detect_files(spark, str(folder), config, rules, run=fast, part_bytes=20_000))
+    text_rows = _rows(detect_files(spark, str(folder), config, rules, run=slow, local_read=False, min_splits=4))
+
+    def contract(rows):
+        return Counter(json.dumps({k: v for k, v in r.items() if k != "source"}, sort_keys=True) for r in rows)
+
+    assert contract(local_rows) == contract(text_rows) and local_rows
+    assert not any("#" in r["source"] for r in local_rows)
+    assert any("#" in r["source"] for r in text_rows)  # the textFile route names later splits file#n
+    assert (fast.stats.lines, fast.stats.events, fast.stats.bad) == (slow.stats.lines, slow.stats.events,
+                                                                     slow.stats.bad)
+
+
+def test_a_bad_line_in_a_later_range_is_named_by_its_line_in_the_file(spark, tmp_path):
+    lines = [x for x in mixed_lines(1200, seed=25) if "broken" not in x]
+    offset, bad_at = 0, 1  # the bad line goes half-way into the second range of 100 kB
+    while offset < 150_000:
+        offset += len(lines[bad_at - 1]) + 1
+        bad_at += 1
+    lines.insert(bad_at - 1, '{"kind":"Event","verb": nope')
+    log = write(tmp_path / "audit.log", lines)
+    second = plan_parts([str(log)], 2, 100_000)[1]
+    assert second.start <= offset < second.end and bad_at > 200, "the bad line must lie in the second byte range"
+    run = SparkRun()
+    detect_files(spark, str(log), run=run, part_bytes=100_000).count()
+    assert run.stats.bad == 1
+    assert [w.split(": ")[0] for w in run.stats.warnings] == [f"{log}:{bad_at}"]
+
+
+def test_which_paths_the_executors_open_themselves():
+    assert _local_path("file:///data/audit%20logs/a.log") == "/data/audit logs/a.log"
+    assert _local_path("file:/data/a.log") == "/data/a.log"
+    assert _local_path("/data/a.log") == "/data/a.log"
+    for remote in ("s3a://bucket/audit/a.log", "gs://b/a.log", "hdfs://nn:8020/a.log", "abfss://c@a.dfs/x.log"):
+        assert _local_path(remote) is None
+
+
+def test_an_executor_that_cannot_see_a_file_fails_the_run(tmp_path):
+    """On a cluster whose executors do not mount the driver's files, a part is never counted as read."""
+    with pytest.raises(FileNotFoundError, match="nowhere.log: not found by the executor on .*local_read=False"):
+        list(_scan_parts(0, None, 1 << 20, iter([Part(str(tmp_path / "nowhere.log"), 0, 100)])))
+
+
+def test_a_part_an_executor_cannot_read_fails_the_whole_run(spark, tmp_path, monkeypatch):
+    """Parts come back a group of tasks at a time while the driver merges: a failed group fails
+    the run (its later groups cancelled), it is never merged without its part."""
+    import kubehawk.spark.job as job
+
+    log = write(tmp_path / "audit.log", mixed_lines(1500, seed=26))
+
+    def with_a_lost_part(files, workers, part_bytes=None):
+        parts = plan_parts(files, workers, part_bytes)
+        return parts[:3] + [Part(str(tmp_path / "gone.log"))] + parts[3:]
+
+    monkeypatch.setattr(job, "plan_parts", with_a_lost_part)
+    with pytest.raises(Exception, match="gone.log: not found by the executor"):
+        detect_files(spark, str(log), part_bytes=40_000)
+    monkeypatch.undo()
+    assert detect_files(spark, str(log), part_bytes=40_000).count() > 0  # the session is still usable

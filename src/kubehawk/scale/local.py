@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from kubehawk.filters import EventFilter
     from kubehawk.rules import Engine, RuleSet
 
-__all__ = ["Part", "PartMerge", "ScaleError", "plan_parts", "resolve_workers", "run_local"]
+__all__ = ["Part", "PartMerge", "ScaleError", "plan_parts", "resolve_workers", "run_local", "scan_part"]
 
 MIN_RANGE = 4 << 20
 MAX_RANGE = 32 << 20
@@ -131,9 +131,17 @@ def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT
 
 
 def _read_part(part: Part) -> ChunkResult:
-    engine = _engine
-    assert engine is not None, "worker not initialised"
-    stats = ReadStats(max_warnings=MAX_PART_WARNINGS, max_line_bytes=_max_line_bytes)
+    """A local worker's part, read by its engine (:func:`scan_part`)."""
+    assert _engine is not None, "worker not initialised"
+    return scan_part(_engine, part, _max_line_bytes)
+
+
+def scan_part(engine: Engine, part: Part, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> ChunkResult:
+    """The workers' half of a split run over one part (a local worker's, or a Spark task's:
+    :mod:`kubehawk.spark`): the part read from the file itself (the line screen skipping the
+    lines no rule wants, undecoded) and ``engine``, in split mode, run over its events. Origins
+    and warnings count lines from the part's start; :class:`PartMerge` makes them the file's."""
+    stats = ReadStats(max_warnings=MAX_PART_WARNINGS, max_line_bytes=max_line_bytes)
     warnings: list[str] = []
 
     def warn(message: str) -> None:  # the first MAX_PART_WARNINGS of a part are sent; all are counted

@@ -4,7 +4,8 @@
     from kubehawk.spark import detect_dataframe
     alerts_df = detect_dataframe(spark, spark.read.text("s3a://bucket/audit/"), config=config)
 
-Executors read the lines (any path and codec Spark reads), build one split-mode engine per
+Executors read the lines (any path and codec Spark reads; local files in the parts of
+``detect --workers``, read by the executors' Python itself: :func:`detect_files`), build one split-mode engine per
 Python worker from the broadcast rule set and config (rebuilt from the rule text, or the rules
 cache), and send back each part's matched events; the driver replays them in stream order
 through one :class:`kubehawk.detect.Detector` (dedup, first-seen baselines, correlations, and

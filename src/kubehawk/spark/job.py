@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import socket
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
+from kubehawk.scale.local import Part, PartMerge, ScaleError, plan_parts, scan_part
 from kubehawk.scale.merge import Merge
 from kubehawk.scale.records import ChunkResult, find_matches
 from kubehawk.sources.files import ReadStats, read_lines_of, read_stream
 from kubehawk.sources.folders import order_files
+from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from kubehawk.alerts import Alert
     from kubehawk.config import Config
+    from kubehawk.detect import Detector
     from kubehawk.rules import Engine, RuleSet
 
 __all__ = ["ALERT_COLUMNS", "SparkRun", "detect_dataframe", "detect_files", "read_lines", "write_alerts"]
@@ -42,8 +49,9 @@ class SparkRun:
     stats: ReadStats = field(default_factory=ReadStats)
     engine_errors: list[str] = field(default_factory=list)
     alerts_by_level: dict[str, int] = field(default_factory=dict)
-    scan_seconds: float = 0.0  # the executors' part, results collected on the driver
-    merge_seconds: float = 0.0  # the driver's replay of the matches (the stateful rules)
+    scan_seconds: float = 0.0  # until the executors' last results are on the driver
+    merge_seconds: float = 0.0  # the driver's replay of the matches (the stateful rules), in all
+    # (reading local files, the merge runs while the executors read: the two overlap)
     records: int = 0  # matched events sent to the driver
 
 
@@ -107,6 +115,18 @@ def _scan_split(file: str, key: int, payload: Any, index: int, lines: Iterator[b
     yield file, index, _scan(_engine(key, payload), name, lines, index == 0)
 
 
+def _scan_parts(key: int, payload: Any, max_line_bytes: int, parts: Iterator[Part]) -> Iterator[ChunkResult]:
+    """The parts of a Spark partition (one, as :func:`detect_files` plans them), each read from
+    the file by the executor's Python itself: the local workers' code (:func:`scan_part`)."""
+    for part in parts:
+        if not os.path.exists(part.path):  # fail the run rather than count a part unread
+            raise FileNotFoundError(
+                f"{part.path}: not found by the executor on {socket.gethostname()}; reading local files, every "
+                "executor must see the driver's files at the same path (a shared filesystem), or pass "
+                "local_read=False")
+        yield scan_part(_engine(key, payload), part, max_line_bytes)
+
+
 def _scan(engine: Engine, name: str, lines: Iterator[bytes] | bytes, first: bool = False) -> ChunkResult:
     """Run the split engine over a split's lines (or a whole file's bytes); ``first``: the split
     starts the file (a byte-order mark is dropped there, as one process drops it)."""
@@ -140,11 +160,17 @@ def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
 
 def _local(path: str) -> str:
     """A file:// path as the local path one process would name it; other schemes as they are."""
-    if path.startswith("file://"):
-        return path[len("file://"):]
-    if path.startswith("file:"):
-        return path[len("file:"):]
-    return path
+    local = _local_path(path)
+    return path if local is None else local
+
+
+def _local_path(uri: str) -> str | None:
+    """The local path of a file Spark listed (``file:`` URIs, percent-escapes decoded; a path
+    without a scheme as it is), or None for other storage (s3a://, gs://, hdfs://...)."""
+    parts = urlsplit(uri)
+    if parts.scheme == "file":
+        return unquote(parts.path)
+    return uri if not parts.scheme else None
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -187,11 +213,18 @@ def detect_dataframe(spark: SparkSession, lines: DataFrame, config: Config | Non
 
 def detect_files(spark: SparkSession, paths: str | list[str], config: Config | None = None,
                  rules: RuleSet | None = None, *, min_level: str | None = None, run: SparkRun | None = None,
-                 whole_files: bool = False, min_splits: int | None = None) -> DataFrame:
+                 whole_files: bool = False, min_splits: int | None = None, local_read: bool = True,
+                 part_bytes: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> DataFrame:
     """:func:`detect_dataframe` over the files of ``paths`` (files, folders, globs, any scheme),
-    each file read with ``SparkContext.textFile`` as bytes: half the cost of a DataFrame's rows
-    on their way to Python. Positions are (file, split number, line); ``min_splits``: per file
-    (``textFile``'s ``minPartitions``)."""
+    listed by Spark. When every file is local to the executors (``file:`` or no scheme: Spark in
+    local mode, or a filesystem every node mounts), the driver cuts them into the parts of
+    ``detect --workers`` (:func:`kubehawk.scale.local.plan_parts`: byte ranges of ``part_bytes``
+    of a large JSON-lines file, a compressed file whole), one Spark task each, and each task's
+    Python reads its part from the file itself, as a local worker does, the line screen
+    skipping undecoded the lines no rule wants; no line crosses the JVM, and origins are the
+    ``path:line`` of one process. Other storage (or ``local_read=False``) is read with
+    ``SparkContext.textFile`` as bytes: half the cost of a DataFrame's rows on their way to
+    Python; positions (file, split number, line), ``min_splits`` per file (``minPartitions``)."""
     from kubehawk.detect import load_ruleset
 
     if whole_files:
@@ -199,6 +232,10 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
     run = run if run is not None else SparkRun()
     files = spark.read.text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
+    local = [_local_path(f) for f in files]
+    if local_read and files and all(p is not None for p in local):
+        return _detect_parts(spark, order_files(sorted(set(local))), ruleset, config, min_level, run,
+                             part_bytes, max_line_bytes)
     sc = spark.sparkContext
     payload = sc.broadcast((ruleset, config))
     key = id(payload)
@@ -208,6 +245,75 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     parts = sc.union(splits).collect() if splits else []
     payload.unpersist()
     return _merged(spark, parts, ruleset, config, min_level, run, t0)
+
+
+def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, config: Config | None,
+                  min_level: str | None, run: SparkRun, part_bytes: int | None, max_line_bytes: int) -> DataFrame:
+    """The local-read route of :func:`detect_files`: ``files`` (local paths, in the order one
+    process reads them) cut into parts, a task each, merged on the driver in reading order."""
+    from kubehawk.detect import Detector
+
+    sc = spark.sparkContext
+    parts = plan_parts(files, sc.defaultParallelism, part_bytes)
+    payload = sc.broadcast((ruleset, config))
+    key = id(payload)
+    t0 = time.perf_counter()
+    tasks = sc.parallelize(parts, len(parts)).mapPartitions(partial(_scan_parts, key, payload, max_line_bytes))
+    detector = Detector(ruleset, config, min_level=min_level)
+    merge = PartMerge(detector)
+    results = _in_order(sc, tasks, len(parts), 2 * sc.defaultParallelism)
+    merging = 0.0
+    try:
+        for part in parts:  # merged as they come, while the executors read the later parts
+            res = next(results, None)
+            if res is None:  # never merge a run with a part missing
+                raise ScaleError(f"no result for {part.describe()}; the run is incomplete")
+            t = time.perf_counter()
+            merge.add(part, res)
+            merging += time.perf_counter() - t
+            run.records += len(res)
+    finally:
+        results.close()
+        payload.unpersist()
+    t1 = time.perf_counter()
+    alerts = merge.finish()
+    run.stats.add(merge.stats.summary())
+    run.engine_errors.extend(merge.engine_errors)
+    return _alerts_frame(spark, detector, alerts, run, t0, t1, merging)
+
+
+_IN_FLIGHT = 8  # jobs submitted ahead of the merge
+
+
+def _in_order(sc: Any, tasks: Any, n: int, group: int) -> Generator[Any, None, None]:
+    """The results of the ``n`` partitions of ``tasks`` in partition order, as each group of
+    ``group`` partitions is done: one Spark job per group, a few submitted ahead from threads
+    (Spark runs an application's jobs first come first served), so that the driver merges the
+    first parts while the executors read the later ones. A failed job cancels the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    job_group = f"kubehawk-{uuid.uuid4().hex}"
+    groups = [list(range(i, min(n, i + group))) for i in range(0, n, group)]
+
+    def run_job(partitions: list[int]) -> list[Any]:
+        sc.setJobGroup(job_group, "kubehawk: read parts, run the rules")  # per thread: its jobs
+        return sc.runJob(tasks, _identity, partitions)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(groups), _IN_FLIGHT)))
+    futures: list[Any] = [pool.submit(run_job, g) for g in groups]
+    try:
+        for i, f in enumerate(futures):
+            futures[i] = None  # a group's results are held only until merged
+            yield from f.result()
+    except BaseException:
+        sc.cancelJobGroup(job_group)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _identity(rows: Iterator[Any]) -> Iterator[Any]:
+    return rows
 
 
 def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], ruleset: RuleSet, config: Config | None,
@@ -225,10 +331,18 @@ def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], rule
         merge.add(part)
         _count(run, part, file, block)
     alerts = merge.finish()
+    run.records = sum(len(p) for _, _, p in parts)
+    return _alerts_frame(spark, detector, alerts, run, t0, t1)
+
+
+def _alerts_frame(spark: SparkSession, detector: Detector, alerts: list[Alert], run: SparkRun, t0: float,
+                  t1: float, merged_before: float = 0.0) -> DataFrame:
+    """The run's alerts as a DataFrame (the driver's merge done: its detector is closed here);
+    in ``run`` the executors' time (``t0``..``t1``) and the merge's (after ``t1``, plus
+    ``merged_before``: the part of it that ran while the executors read)."""
     detector.close()
     run.alerts_by_level = dict(detector.alerts_by_level)
-    run.scan_seconds, run.merge_seconds = t1 - t0, time.perf_counter() - t1
-    run.records = sum(len(p) for _, _, p in parts)
+    run.scan_seconds, run.merge_seconds = t1 - t0, time.perf_counter() - t1 + merged_before
     return spark.createDataFrame([_row(a) for a in alerts], schema=_SCHEMA)
 
 
