@@ -133,14 +133,16 @@ def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT
 def _read_part(part: Part) -> ChunkResult:
     """A local worker's part, read by its engine (:func:`scan_part`)."""
     assert _engine is not None, "worker not initialised"
-    return scan_part(_engine, part, _max_line_bytes)
+    return scan_part(_engine, part, _max_line_bytes, _readers, _filter)
 
 
-def scan_part(engine: Engine, part: Part, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> ChunkResult:
+def scan_part(engine: Engine, part: Part, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+              readers: EntryReaders | None = None, event_filter: EventFilter | None = None) -> ChunkResult:
     """The workers' half of a split run over one part (a local worker's, or a Spark task's:
     :mod:`kubehawk.spark`): the part read from the file itself (the line screen skipping the
-    lines no rule wants, undecoded) and ``engine``, in split mode, run over its events. Origins
-    and warnings count lines from the part's start; :class:`PartMerge` makes them the file's."""
+    lines no rule wants, undecoded) and ``engine``, in split mode, run over its events (those
+    ``event_filter`` keeps); ``readers``: see :func:`find_matches`. Origins and warnings count
+    lines from the part's start; :class:`PartMerge` makes them the file's."""
     stats = ReadStats(max_warnings=MAX_PART_WARNINGS, max_line_bytes=max_line_bytes)
     warnings: list[str] = []
 
@@ -153,10 +155,10 @@ def scan_part(engine: Engine, part: Part, max_line_bytes: int = DEFAULT_MAX_LINE
     else:
         stats.files = 1 if part.first_of_file else 0
         events = read_range(part.path, part.start, part.end, stats, warn, engine.line_screen)
-    if _filter is not None:
-        events = _filter.apply(events)
+    if event_filter is not None:
+        events = event_filter.apply(events)
     before = len(engine.error_messages)
-    out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()), _readers)
+    out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()), readers)
     s = stats.summary()
     s["warnings"] = warnings
     s["screened_out"] = engine.line_screen.skipped() if engine.line_screen is not None else 0

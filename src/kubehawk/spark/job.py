@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from kubehawk.scale.local import Part, PartMerge, ScaleError, plan_parts, scan_part
-from kubehawk.scale.merge import Merge
-from kubehawk.scale.records import ChunkResult, find_matches
+from kubehawk.scale.merge import Merge, collector_paused
+from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
 from kubehawk.sources.files import ReadStats, read_lines_of, read_stream
 from kubehawk.sources.folders import order_files
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
@@ -65,21 +65,27 @@ def read_lines(spark: SparkSession, paths: str | list[str], whole_files: bool = 
 
 # --- executors -------------------------------------------------------------------------------
 
-_engines: dict[int, Engine] = {}
+_engines: dict[int, tuple[Engine, EntryReaders]] = {}
 
 
 def _engine(key: int, payload: Any) -> Engine:
     """One split-mode engine per Python worker and rule set (workers are reused between tasks)."""
-    engine = _engines.get(key)
-    if engine is None:
+    return _engine_and_readers(key, payload)[0]
+
+
+def _engine_and_readers(key: int, payload: Any) -> tuple[Engine, EntryReaders]:
+    """The worker's engine, and the entry readers of the first-seen rules the payload names
+    (``(ruleset, config[, first_seen])``, see :func:`kubehawk.scale.records.find_matches`)."""
+    made = _engines.get(key)
+    if made is None:
         from kubehawk.rules import Engine
 
-        ruleset, config = payload.value
+        ruleset, config, *first_seen = payload.value
         engine = Engine(ruleset, config)
         engine.split = True
         _engines.clear()
-        _engines[key] = engine
-    return engine
+        made = _engines[key] = (engine, entry_readers(ruleset, first_seen[0] if first_seen else {}))
+    return made
 
 
 def _scan_partition(key: int, payload: Any, rows: Iterator[Any]) -> Iterator[tuple[str, int, ChunkResult]]:
@@ -124,7 +130,8 @@ def _scan_parts(key: int, payload: Any, max_line_bytes: int, parts: Iterator[Par
                 f"{part.path}: not found by the executor on {socket.gethostname()}; reading local files, every "
                 "executor must see the driver's files at the same path (a shared filesystem), or pass "
                 "local_read=False")
-        yield scan_part(_engine(key, payload), part, max_line_bytes)
+        engine, readers = _engine_and_readers(key, payload)
+        yield scan_part(engine, part, max_line_bytes, readers)
 
 
 def _scan(engine: Engine, name: str, lines: Iterator[bytes] | bytes, first: bool = False) -> ChunkResult:
@@ -255,23 +262,25 @@ def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, confi
 
     sc = spark.sparkContext
     parts = plan_parts(files, sc.defaultParallelism, part_bytes)
-    payload = sc.broadcast((ruleset, config))
+    detector = Detector(ruleset, config, min_level=min_level)
+    # the first-seen rules whose matches cross as entries: the driver reads a line again if it must
+    payload = sc.broadcast((ruleset, config, detector.first_seen_only()))
     key = id(payload)
     t0 = time.perf_counter()
     tasks = sc.parallelize(parts, len(parts)).mapPartitions(partial(_scan_parts, key, payload, max_line_bytes))
-    detector = Detector(ruleset, config, min_level=min_level)
-    merge = PartMerge(detector)
+    merge = PartMerge(detector, max_line_bytes=max_line_bytes)
     results = _in_order(sc, tasks, len(parts), 2 * sc.defaultParallelism)
     merging = 0.0
     try:
-        for part in parts:  # merged as they come, while the executors read the later parts
-            res = next(results, None)
-            if res is None:  # never merge a run with a part missing
-                raise ScaleError(f"no result for {part.describe()}; the run is incomplete")
-            t = time.perf_counter()
-            merge.add(part, res)
-            merging += time.perf_counter() - t
-            run.records += len(res)
+        with collector_paused():
+            for part in parts:  # merged as they come, while the executors read the later parts
+                res = next(results, None)
+                if res is None:  # never merge a run with a part missing
+                    raise ScaleError(f"no result for {part.describe()}; the run is incomplete")
+                t = time.perf_counter()
+                merge.add(part, res)
+                merging += time.perf_counter() - t
+                run.records += len(res)
     finally:
         results.close()
         payload.unpersist()
