@@ -112,24 +112,35 @@ class _Sink:
             self.console = Console(file=self.fh, width=160) if self.fh else (
                 Console() if sys.stdout.isatty() else Console(width=160))
 
-    def emit(self, alert: Alert) -> None:
-        if self.fmt != "table":  # JSON lines: our contract, or ECS, OCSF, Falco (kubehawk.formats)
-            from kubehawk.formats import alert_parts, render
+    @property
+    def writes_lines(self) -> bool:
+        """JSON lines (our contract, or ECS, OCSF, Falco: kubehawk.formats), not a table."""
+        return self.fmt != "table"
 
-            if self.fmt == "json":
-                doc = alert.to_dict()
-                if self.evidence:
-                    doc["evidence"] = alert.evidence()
-            else:
-                d, event = alert_parts(alert)
-                doc = render(d, self.fmt, event)
-            line = msgspec.json.encode(doc).decode()
-            if self.fh:
-                self.fh.write(line + "\n")
-            else:
-                sys.stdout.write(line + "\n")
-                if self.streaming:
-                    sys.stdout.flush()
+    def line(self, alert: Alert) -> str:
+        """The JSON line of an alert, newline included (:attr:`writes_lines`)."""
+        from kubehawk.formats import alert_parts, render
+
+        if self.fmt == "json":
+            doc = alert.to_dict()
+            if self.evidence:
+                doc["evidence"] = alert.evidence()
+        else:
+            d, event = alert_parts(alert)
+            doc = render(d, self.fmt, event)
+        return msgspec.json.encode(doc).decode() + "\n"
+
+    def write(self, line: str) -> None:
+        if self.fh:
+            self.fh.write(line)
+        else:
+            sys.stdout.write(line)
+            if self.streaming:
+                sys.stdout.flush()
+
+    def emit(self, alert: Alert) -> None:
+        if self.writes_lines:
+            self.write(self.line(alert))
         elif self.streaming:
             from kubehawk.alerttable import print_alert
 
@@ -349,8 +360,10 @@ def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_
     from kubehawk.scale.local import ScaleError, run_local
 
     try:
+        # JSON lines are made as the alerts are (while the workers read), and written in order at the end
         alerts, run = run_local(list(paths), detector, workers, on_warning=warn, on_progress=on_progress,
-                                max_line_bytes=max_line_bytes, event_filter=event_filter)
+                                max_line_bytes=max_line_bytes, event_filter=event_filter,
+                                render=sink.line if sink.writes_lines else None)
     except ScaleError as e:
         sink.close()
         _fail(f"error: {e}", 1)
@@ -359,7 +372,10 @@ def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_
         _fail("interrupted; no alerts were written", 130)
     try:
         for alert in alerts:
-            sink.emit(alert)
+            if sink.writes_lines:
+                sink.write(alert)
+            else:
+                sink.emit(alert)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)

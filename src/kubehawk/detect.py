@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kubehawk.alerts import Alert, level_rank
 
@@ -121,24 +121,15 @@ class Detector:
     def first_seen_only(self) -> dict[int, str]:
         """The first-seen rules whose match needs nothing after the dedup but the baseline's verdict
         (it alerts, no correlation counts it, no exception covers it), by ordinal: a split run's
-        merge judges their matches by entry (:meth:`judge_first_seen`), without the event."""
+        merge judges their matches by entry (kubehawk.scale.merge), without the event."""
         if self.baselines is None:
             return {}
         engine, specs = self.engine, self.baselines.specs
         return {r.ordinal: r.id for r in self.rules if r.id in specs and r.generate and r.id not in self._excepted
                 and not engine.feeds_correlations(r.id)}
 
-    def judge_first_seen(self, rules: Sequence[Rule], aids: Sequence[str | None], entries: Sequence[Any],
-                         stamps: Sequence[Any]) -> list[int]:
-        """What :meth:`replay` decides for consecutive matches of :meth:`first_seen_only` rules, from
-        what the workers read (rule, auditID, entry, timestamp text), in stream order: the
-        positions of those that alert (then :meth:`alert_of`)."""
-        judge = self.baselines.judge
-        return [i for i in self.engine.admit([r.ordinal for r in rules], aids)
-                if judge(rules[i].id, entries[i], stamps[i])]
-
     def alert_of(self, rule: Rule, event: AuditEvent) -> list[Alert]:
-        """The alert of a match :meth:`judge_first_seen` let through (none below ``min_level``)."""
+        """The alert of a first-seen match the split run's merge judged new (none below ``min_level``)."""
         from kubehawk.rules.model import Match
 
         if self.config is not None:

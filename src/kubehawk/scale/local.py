@@ -40,6 +40,7 @@ __all__ = ["Part", "PartMerge", "ScaleError", "plan_parts", "resolve_workers", "
 
 MIN_RANGE = 4 << 20
 MAX_RANGE = 32 << 20
+MIN_TAIL = 1 << 20  # the shortest part the end of a run is cut into
 MAX_PART_WARNINGS = 1000
 
 
@@ -83,7 +84,8 @@ def _files(paths: Sequence[str]) -> Iterator[str]:
 
 def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None) -> list[Part]:
     """The parts of ``paths`` in reading order (see the module docstring); ``part_bytes``: the size
-    of a byte range (default: about four parts per worker, within MIN_RANGE..MAX_RANGE)."""
+    of a byte range (default: about four parts per worker, within MIN_RANGE..MAX_RANGE, and
+    smaller towards the end of the input, so that the workers finish together)."""
     files = list(_files(paths))
     sizes = {}
     for f in files:
@@ -91,18 +93,29 @@ def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None
             sizes[f] = os.stat(f).st_size if stat.S_ISREG(os.stat(f).st_mode) else 0
         except OSError:
             sizes[f] = 0
+    total = sum(sizes.values())
     # about four parts per worker over the whole input, so that no worker waits long for the last
-    every = part_bytes or min(MAX_RANGE, max(MIN_RANGE, sum(sizes.values()) // max(1, 4 * workers)))
+    every = part_bytes or min(MAX_RANGE, max(MIN_RANGE, total // max(1, 4 * workers)))
     parts: list[Part] = []
+    before = 0  # bytes of the files before this one
     for f in files:
         size = sizes[f]
         if size < 2 * every or not splittable(f):
             parts.append(Part(f))
-            continue
-        starts = line_starts(f, size, every)
-        for i, s in enumerate(starts):
-            parts.append(Part(f, s, starts[i + 1] if i + 1 < len(starts) else size, i == 0))
+        else:
+            starts = line_starts(f, size, every if part_bytes else _tapering(every, total - before, workers))
+            for i, s in enumerate(starts):
+                parts.append(Part(f, s, starts[i + 1] if i + 1 < len(starts) else size, i == 0))
+        before += size
     return parts
+
+
+def _tapering(every: int, left: int, workers: int) -> Callable[[int], int]:
+    """Part lengths for a file with ``left`` bytes of input from its start to the end of the run:
+    ``every``, down to half the input still to plan divided among the workers, at least
+    MIN_TAIL. The last parts are short, so that a worker given one as the others finish ends soon
+    after them (guided self-scheduling)."""
+    return lambda pos: max(MIN_TAIL, min(every, (left - pos) // (2 * workers)))
 
 
 # --- the worker process ----------------------------------------------------------------------
@@ -200,8 +213,8 @@ class PartMerge:
     summed, warnings with the line numbers of the whole file (a range counts from its start)."""
 
     def __init__(self, detector: Detector, on_warning: Callable[[str], None] | None = None,
-                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
-        self.merge = Merge(detector)
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, render: Callable[[Alert], Any] | None = None):
+        self.merge = Merge(detector, render)
         self.max_line_bytes = max_line_bytes
         self.stats = ReadStats()
         self.engine_errors: list[str] = []
@@ -220,7 +233,7 @@ class PartMerge:
                 self.on_warning(w)
         self.engine_errors.extend(res.engine_errors)
 
-    def finish(self) -> list[Alert]:
+    def finish(self) -> list[Any]:
         return self.merge.finish()
 
 
@@ -233,12 +246,14 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
               on_warning: Callable[[str], None] | None = None,
               on_progress: Callable[[ReadStats, Detector], None] | None = None,
               part_bytes: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-              event_filter: EventFilter | None = None) -> tuple[list[Alert], PartMerge]:
+              event_filter: EventFilter | None = None,
+              render: Callable[[Alert], Any] | None = None) -> tuple[list[Any], PartMerge]:
     """Every alert of ``paths`` (in :func:`kubehawk.scale.alert_order`) with ``workers`` processes,
     the stateful rules run by ``detector`` (made by the caller, with its config and baselines);
-    ``event_filter``: only the events it keeps are detected on."""
+    ``event_filter``: only the events it keeps are detected on; ``render``: what is returned of
+    each alert (see :class:`Merge`)."""
     parts = plan_parts(paths, workers, part_bytes)
-    merged = PartMerge(detector, on_warning, max_line_bytes)
+    merged = PartMerge(detector, on_warning, max_line_bytes, render)
     window = 2 * workers
     pending: list[tuple[Part, Future[ChunkResult]]] = []
     try:

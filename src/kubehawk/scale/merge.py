@@ -33,7 +33,7 @@ def collector_paused() -> Iterator[None]:
     alerts, the dedup keys, every part's records while it replays them), so the collector's full
     passes, started each time the heap grows by a quarter, walked all of it again and again: half
     a second of a 1M-event run's merge (5 full passes), against 30 ms for one process. What the
-    merge throws away holds no cycles and is freed as it goes; the collector runs after.
+    merge throws away holds no cycles and is freed as it goes; the collector runs again after.
 
     What exists when it starts is also frozen (``gc.freeze``): worker processes forked then never
     walk the parent's objects (the compiled rules) in their own collections, which would copy
@@ -44,6 +44,10 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        # What the merge made joins the oldest generation too (freeze, then unfreeze everything):
+        # left young, the first allocation after enable() would walk all of it (70 ms at the end
+        # of a 1M-event run, when nothing else runs).
+        gc.freeze()
         gc.unfreeze()
         if was:
             gc.enable()
@@ -60,11 +64,14 @@ class Merge:
     """Feed it each worker's :class:`ChunkResult` in stream order (the parts in reading order);
     :meth:`finish` gives every alert in :func:`alert_order`."""
 
-    def __init__(self, detector: Detector):
+    def __init__(self, detector: Detector, render: Callable[[Alert], Any] | None = None):
+        """``render``: what is kept of each alert, made as soon as the alert is (the CLI's output
+        line: written at the end in order, made while the workers still read)."""
         self.detector = detector
         self.by_ordinal = {r.ordinal: r for r in detector.rules.rules}
         self._plans: dict[tuple[int, ...], list[tuple[Any, None]]] = {}  # rule ordinals -> replay plan
-        self._alerts: list[tuple[tuple[Any, ...], Alert]] = []
+        self._alerts: list[tuple[tuple[Any, ...], Any]] = []
+        self._render = render
         self._seq = 0
 
     def add(self, part: ChunkResult, line_base: int = 0, fetch: Fetch | None = None) -> list[Alert]:
@@ -95,25 +102,30 @@ class Merge:
             lo = hi + 1
         if part.first is not None and first_at >= len(part):
             detector.start_baselines(part.first_event(line_base))
-        for a in out:
-            self._alerts.append((alert_order(a, self._seq), a))
-            self._seq += 1
+        self._keep(out)
         return out
+
+    def _keep(self, alerts: list[Alert]) -> None:
+        render = self._render
+        for a in alerts:
+            self._alerts.append((alert_order(a, self._seq), a if render is None else render(a)))
+            self._seq += 1
 
     def _first_seen(self, part: ChunkResult, lo: int, hi: int, line_base: int, fetch: Fetch | None,
                     out: list[Alert]) -> None:
-        """Records lo..hi-1, all first-seen records, judged by entry in one call."""
+        """Records lo..hi-1, all first-seen records, judged by entry: what :meth:`Detector.replay`
+        decides for them (the engine's dedup and count, the baseline's verdict), without events."""
         if lo >= hi:
             return
-        entries = part.entries
-        rules = [self.by_ordinal[o[0]] for o in part.rules[lo:hi]]
-        alerting = self.detector.judge_first_seen(rules, part.aids[lo:hi], [entries[e] for e in part.entry_at[lo:hi]],
-                                                  part.stamps[lo:hi])
-        for i in alerting:
-            event = part.event_at(lo + i, line_base)
-            if event is None:
-                event = self._fetch(part, lo + i, line_base, fetch)
-            out.extend(self.detector.alert_of(rules[i], event))
+        detector, entries, entry_at, stamps = self.detector, part.entries, part.entry_at, part.stamps
+        ordinals = [o[0] for o in part.rules[lo:hi]]
+        judge, rule_of = detector.baselines.judge, self.by_ordinal
+        for i in detector.engine.admit(ordinals, part.aids[lo:hi]):
+            j = lo + i
+            rule = rule_of[ordinals[i]]
+            if judge(rule.id, entries[entry_at[j]], stamps[j]):
+                event = part.event_at(j, line_base)
+                out.extend(detector.alert_of(rule, event if event is not None else self._fetch(part, j, line_base, fetch)))
 
     @staticmethod
     def _fetch(part: ChunkResult, i: int, line_base: int, fetch: Fetch | None) -> AuditEvent:
@@ -123,10 +135,9 @@ class Merge:
         line = fetch(n)
         return AuditEvent(decode_head(line), (part.name, n + line_base), None, line)
 
-    def finish(self) -> list[Alert]:
-        """End of the stream (the baselines write what they learned); every alert, in order."""
-        for a in self.detector.flush():
-            self._alerts.append((alert_order(a, self._seq), a))
-            self._seq += 1
+    def finish(self) -> list[Any]:
+        """End of the stream (the baselines write what they learned); every alert (or what
+        ``render`` made of it), in order."""
+        self._keep(self.detector.flush())
         self._alerts.sort(key=lambda x: x[0])
         return [a for _, a in self._alerts]

@@ -108,6 +108,7 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
     numbers: dict[Entry | None, int] = {}  # entry -> its number in `entries`
     alone: dict[Any, tuple[int, ...]] = {}  # rule -> the ordinals of a record it alone matched
     name = out.name
+    prefix = name + ":"
     readers = readers or {}
     size = 0
 
@@ -126,6 +127,8 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
         rules.append(ordinals)
         o = ev._origin
         line = ev._line
+        if o.__class__ is str and o.startswith(prefix) and o[len(prefix):].isdigit():
+            o = (name, int(o[len(prefix):]))  # a (file, line) origin formatted (AuditEvent.origin was asked)
         if ev._extra is None and line is not None and o.__class__ is tuple and o[0] == name:
             linenos.append(o[1])
             if read is not None:

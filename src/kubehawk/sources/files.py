@@ -370,11 +370,13 @@ def splittable(path: str) -> bool:
     return False
 
 
-def line_starts(path: str, size: int, every: int) -> list[int]:
-    """Offsets of the lines that start first at or after each multiple of ``every`` (0 included)."""
+def line_starts(path: str, size: int, every: int | Callable[[int], int]) -> list[int]:
+    """Offsets of the lines that start first at or after each multiple of ``every`` (0 included);
+    ``every`` may also be a function of the offset reached, giving the length of the next piece."""
+    step = every if callable(every) else (lambda _pos: every)
     starts = [0]
     with open(path, "rb") as fh:
-        pos = every
+        pos = step(0)
         while pos < size:
             fh.seek(pos - 1)
             while True:  # to the end of the line holding byte pos-1, a piece at a time (memory)
@@ -386,7 +388,7 @@ def line_starts(path: str, size: int, every: int) -> list[int]:
                 break
             if at > starts[-1]:
                 starts.append(at)
-            pos = max(pos + every, at + 1)
+            pos = max(at + step(at), at + 1)
     return starts
 
 
