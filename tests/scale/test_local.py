@@ -107,6 +107,21 @@ def test_parts_start_at_line_starts_and_cover_the_file(tmp_path):
     assert [p.first_of_file for p in parts] == [True] + [False] * (len(parts) - 1)
 
 
+def test_parts_taper_towards_the_end_so_the_workers_finish_together(tmp_path):
+    log = write(tmp_path / "audit.log", mixed_lines(3000, seed=8) * 12)  # about 20 MB
+    data = log.read_bytes()
+    parts = plan_parts([str(log)], 2)
+    sizes = [p.end - p.start for p in parts]
+    assert parts[0].start == 0 and parts[-1].end == len(data) and len(parts) > 8
+    for a, b in zip(parts, parts[1:], strict=False):
+        assert a.end == b.start and data[b.start - 1:b.start] == b"\n"
+    assert sizes[0] >= 4 << 20 > sizes[-2] and sizes[-2] < sizes[0] / 3  # long first, short last
+    assert all(x >= y - 1000 for x, y in zip(sizes, sizes[1:-1], strict=False))  # never longer again
+    assert all(x >= scale_local.MIN_TAIL - 1000 for x in sizes[:-1])  # none shorter than a MiB but the rest
+    even = plan_parts([str(log)], 2, largest=4 << 20, smallest=4 << 20)  # how Spark plans: no short tail
+    assert {p.end - p.start for p in even[:-1]} <= set(range((4 << 20) - 2000, (4 << 20) + 2000))
+
+
 def test_a_document_is_read_whole(tmp_path):
     doc = tmp_path / "events.json"
     doc.write_text(json.dumps([json.loads(line) for line in mixed_lines(300)[1:] if "broken" not in line], indent=2))

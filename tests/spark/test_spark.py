@@ -297,8 +297,8 @@ def test_a_part_an_executor_cannot_read_fails_the_whole_run(spark, tmp_path, mon
 
     log = write(tmp_path / "audit.log", mixed_lines(1500, seed=26))
 
-    def with_a_lost_part(files, workers, part_bytes=None):
-        parts = plan_parts(files, workers, part_bytes)
+    def with_a_lost_part(files, workers, part_bytes=None, **kw):
+        parts = plan_parts(files, workers, part_bytes, **kw)
         return parts[:3] + [Part(str(tmp_path / "gone.log"))] + parts[3:]
 
     monkeypatch.setattr(job, "plan_parts", with_a_lost_part)

@@ -82,10 +82,12 @@ def _files(paths: Sequence[str]) -> Iterator[str]:
         yield from files if files else [p]
 
 
-def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None) -> list[Part]:
+def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None, *,
+               largest: int = MAX_RANGE, smallest: int = MIN_TAIL) -> list[Part]:
     """The parts of ``paths`` in reading order (see the module docstring); ``part_bytes``: the size
-    of a byte range (default: about four parts per worker, within MIN_RANGE..MAX_RANGE, and
-    smaller towards the end of the input, so that the workers finish together)."""
+    of a byte range (default: about four parts per worker, within MIN_RANGE..``largest``, and
+    smaller towards the end of the input, down to ``smallest``, so that the workers finish
+    together)."""
     files = list(_files(paths))
     sizes = {}
     for f in files:
@@ -95,7 +97,7 @@ def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None
             sizes[f] = 0
     total = sum(sizes.values())
     # about four parts per worker over the whole input, so that no worker waits long for the last
-    every = part_bytes or min(MAX_RANGE, max(MIN_RANGE, total // max(1, 4 * workers)))
+    every = part_bytes or min(largest, max(MIN_RANGE, total // max(1, 4 * workers)))
     parts: list[Part] = []
     before = 0  # bytes of the files before this one
     for f in files:
@@ -103,19 +105,19 @@ def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None
         if size < 2 * every or not splittable(f):
             parts.append(Part(f))
         else:
-            starts = line_starts(f, size, every if part_bytes else _tapering(every, total - before, workers))
+            starts = line_starts(f, size, every if part_bytes else _tapering(every, total - before, workers, smallest))
             for i, s in enumerate(starts):
                 parts.append(Part(f, s, starts[i + 1] if i + 1 < len(starts) else size, i == 0))
         before += size
     return parts
 
 
-def _tapering(every: int, left: int, workers: int) -> Callable[[int], int]:
+def _tapering(every: int, left: int, workers: int, smallest: int) -> Callable[[int], int]:
     """Part lengths for a file with ``left`` bytes of input from its start to the end of the run:
     ``every``, down to half the input still to plan divided among the workers, at least
-    MIN_TAIL. The last parts are short, so that a worker given one as the others finish ends soon
-    after them (guided self-scheduling)."""
-    return lambda pos: max(MIN_TAIL, min(every, (left - pos) // (2 * workers)))
+    ``smallest``. The last parts are short, so that a worker given one as the others finish ends
+    soon after them (guided self-scheduling)."""
+    return lambda pos: max(smallest, min(every, (left - pos) // (2 * workers)))
 
 
 # --- the worker process ----------------------------------------------------------------------
