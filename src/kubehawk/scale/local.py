@@ -23,7 +23,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubehawk.scale.merge import Merge, ScaleError, collector_paused
+from kubehawk.scale.collector import collector_paused, part_collected, young_pass
+from kubehawk.scale.merge import Merge, ScaleError
 from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
 from kubehawk.sources.files import ReadStats, line_starts, read_paths, read_range, splittable
 from kubehawk.sources.folders import iter_files
@@ -173,7 +174,8 @@ def scan_part(engine: Engine, part: Part, max_line_bytes: int = DEFAULT_MAX_LINE
     if event_filter is not None:
         events = event_filter.apply(events)
     before = len(engine.error_messages)
-    out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()), readers)
+    with part_collected():
+        out = find_matches(engine, events, ChunkResult(name=part.path, where=part.describe()), readers)
     s = stats.summary()
     s["warnings"] = warnings
     s["screened_out"] = engine.line_screen.skipped() if engine.line_screen is not None else 0
@@ -226,6 +228,7 @@ class PartMerge:
     def add(self, part: Part, res: ChunkResult) -> None:
         base = 0 if part.end is None or part.first_of_file else self._lines_before.get(part.path, 0)
         self.merge.add(res, base, functools.partial(read_again, part, max_line_bytes=self.max_line_bytes))
+        young_pass()  # the part's garbage cycles, while the run keeps the collector paused
         s = dict(res.stats, warnings=[_renumber(w, part.path, base) for w in res.stats["warnings"]])
         if part.end is not None:
             self._lines_before[part.path] = base + s["lines"]

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubehawk.event import AuditEvent, decode_head
@@ -17,7 +15,7 @@ if TYPE_CHECKING:
     from kubehawk.alerts import Alert
     from kubehawk.detect import Detector
 
-__all__ = ["Fetch", "Merge", "ScaleError", "alert_order", "collector_paused"]
+__all__ = ["Fetch", "Merge", "ScaleError", "alert_order"]
 
 Fetch = Callable[[int], bytes]  # line number in a part -> that line, read again
 
@@ -25,32 +23,6 @@ Fetch = Callable[[int], bytes]  # line number in a part -> that line, read again
 class ScaleError(RuntimeError):
     """The split run cannot give the answer of one process (a worker died or failed, a line
     cannot be read again)."""
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while parts are merged. The merge keeps what it is given (the
-    alerts, the dedup keys, every part's records while it replays them), so the collector's full
-    passes, started each time the heap grows by a quarter, walked all of it again and again: half
-    a second of a 1M-event run's merge (5 full passes), against 30 ms for one process. What the
-    merge throws away holds no cycles and is freed as it goes; the collector runs again after.
-
-    What exists when it starts is also frozen (``gc.freeze``): worker processes forked then never
-    walk the parent's objects (the compiled rules) in their own collections, which would copy
-    every page holding one."""
-    was = gc.isenabled()
-    gc.disable()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        # What the merge made joins the oldest generation too (freeze, then unfreeze everything):
-        # left young, the first allocation after enable() would walk all of it (70 ms at the end
-        # of a 1M-event run, when nothing else runs).
-        gc.freeze()
-        gc.unfreeze()
-        if was:
-            gc.enable()
 
 
 def alert_order(alert: Alert, seq: int = 0) -> tuple[Any, ...]:

@@ -14,8 +14,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from kubehawk.scale.collector import collector_paused
 from kubehawk.scale.local import Part, PartMerge, ScaleError, plan_parts, scan_part
-from kubehawk.scale.merge import Merge, collector_paused
+from kubehawk.scale.merge import Merge
 from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
 from kubehawk.sources.files import ReadStats, read_lines_of, read_stream
 from kubehawk.sources.folders import order_files
