@@ -272,8 +272,8 @@ def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, confi
     key = id(payload)
     t0 = time.perf_counter()
     tasks = sc.parallelize(parts, len(parts)).mapPartitions(partial(_scan_parts, key, payload, max_line_bytes))
-    merge = PartMerge(detector, max_line_bytes=max_line_bytes)
-    results = _in_order(sc, tasks, len(parts), 2 * sc.defaultParallelism)
+    merge = PartMerge(detector, max_line_bytes=max_line_bytes, render=_row)  # rows made as the merge goes
+    results = _in_order(sc, tasks, len(parts), sc.defaultParallelism)
     merging = 0.0
     try:
         with collector_paused():
@@ -289,10 +289,10 @@ def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, confi
         results.close()
         payload.unpersist()
     t1 = time.perf_counter()
-    alerts = merge.finish()
+    rows = merge.finish()
     run.stats.add(merge.stats.summary())
     run.engine_errors.extend(merge.engine_errors)
-    return _alerts_frame(spark, detector, alerts, run, t0, t1, merging)
+    return _alerts_frame(spark, detector, rows, run, t0, t1, merging)
 
 
 _IN_FLIGHT = 8  # jobs submitted ahead of the merge
@@ -300,26 +300,34 @@ _IN_FLIGHT = 8  # jobs submitted ahead of the merge
 
 def _in_order(sc: Any, tasks: Any, n: int, group: int) -> Generator[Any, None, None]:
     """The results of the ``n`` partitions of ``tasks`` in partition order, as each group of
-    ``group`` partitions is done: one Spark job per group, a few submitted ahead from threads
-    (Spark runs an application's jobs first come first served), so that the driver merges the
-    first parts while the executors read the later ones. A failed job cancels the others."""
+    ``group`` partitions is done: one Spark job per group, a few submitted ahead from threads,
+    so that the driver merges the first parts while the executors read the later ones. Spark runs
+    an application's jobs first come first served; threads started at once reach it in any order
+    (the last group was seen to run first, its results waiting for the first's), so each job is
+    started once the one before it is known to Spark. A failed job cancels the others."""
     from concurrent.futures import ThreadPoolExecutor
 
-    job_group = f"kubehawk-{uuid.uuid4().hex}"
+    run = uuid.uuid4().hex
     groups = [list(range(i, min(n, i + group))) for i in range(0, n, group)]
+    tracker = sc.statusTracker()
 
-    def run_job(partitions: list[int]) -> list[Any]:
-        sc.setJobGroup(job_group, "kubehawk: read parts, run the rules")  # per thread: its jobs
-        return sc.runJob(tasks, _identity, partitions)
+    def run_job(i: int) -> list[Any]:
+        sc.setJobGroup(f"kubehawk-{run}-{i}", "kubehawk: read parts, run the rules")  # per thread: its jobs
+        return sc.runJob(tasks, _identity, groups[i])
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(groups), _IN_FLIGHT)))
-    futures: list[Any] = [pool.submit(run_job, g) for g in groups]
+    futures: list[Any] = []
     try:
+        for i in range(len(groups)):
+            futures.append(pool.submit(run_job, i))
+            while not futures[-1].done() and not tracker.getJobIdsForGroup(f"kubehawk-{run}-{i}"):
+                time.sleep(0.002)  # until Spark has the job: the next one queues behind it
         for i, f in enumerate(futures):
             futures[i] = None  # a group's results are held only until merged
             yield from f.result()
     except BaseException:
-        sc.cancelJobGroup(job_group)
+        for i in range(len(groups)):
+            sc.cancelJobGroup(f"kubehawk-{run}-{i}")
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -339,25 +347,26 @@ def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], rule
     rank = {f: i for i, f in enumerate(order_files(sorted({_local(f) for f, _, _ in parts})))}
     parts.sort(key=lambda p: (rank[_local(p[0])], p[1]))
     detector = Detector(ruleset, config, min_level=min_level)
-    merge = Merge(detector)
-    for file, block, part in parts:
-        merge.add(part)
-        _count(run, part, file, block)
-    alerts = merge.finish()
+    merge = Merge(detector, render=_row)
+    with collector_paused():
+        for file, block, part in parts:
+            merge.add(part)
+            _count(run, part, file, block)
+    rows = merge.finish()
     run.records = sum(len(p) for _, _, p in parts)
-    return _alerts_frame(spark, detector, alerts, run, t0, t1)
+    return _alerts_frame(spark, detector, rows, run, t0, t1)
 
 
-def _alerts_frame(spark: SparkSession, detector: Detector, alerts: list[Alert], run: SparkRun, t0: float,
-                  t1: float, merged_before: float = 0.0) -> DataFrame:
-    """The run's alerts as a DataFrame (the driver's merge done: its detector is closed here);
+def _alerts_frame(spark: SparkSession, detector: Detector, rows: list[tuple[Any, ...]], run: SparkRun,
+                  t0: float, t1: float, merged_before: float = 0.0) -> DataFrame:
+    """The run's alerts (their :func:`_row`) as a DataFrame (the driver's merge done: its detector is closed here);
     in ``run`` the executors' time (``t0``..``t1``) and the merge's (after ``t1``, plus
     ``merged_before``: the part of it that ran while the executors read)."""
     detector.close()
     run.alerts_by_level = dict(detector.alerts_by_level)
     run.scan_seconds, run.merge_seconds = t1 - t0, time.perf_counter() - t1 + merged_before
     # the rows are made here to the schema: Spark's check of every value cost 0.4 s per 16k alerts
-    return spark.createDataFrame([_row(a) for a in alerts], schema=_SCHEMA, verifySchema=False)
+    return spark.createDataFrame(rows, schema=_SCHEMA, verifySchema=False)
 
 
 def _count(run: SparkRun, part: ChunkResult, file: str, block: int) -> None:
