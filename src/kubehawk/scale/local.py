@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubehawk.scale.collector import collector_paused, part_collected, young_pass
+from kubehawk.scale.collector import collector_paused, part_collected
 from kubehawk.scale.merge import Merge, ScaleError
 from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
 from kubehawk.sources.files import ReadStats, line_starts, read_paths, read_range, splittable
@@ -228,7 +228,6 @@ class PartMerge:
     def add(self, part: Part, res: ChunkResult) -> None:
         base = 0 if part.end is None or part.first_of_file else self._lines_before.get(part.path, 0)
         self.merge.add(res, base, functools.partial(read_again, part, max_line_bytes=self.max_line_bytes))
-        young_pass()  # the part's garbage cycles, while the run keeps the collector paused
         s = dict(res.stats, warnings=[_renumber(w, part.path, base) for w in res.stats["warnings"]])
         if part.end is not None:
             self._lines_before[part.path] = base + s["lines"]
