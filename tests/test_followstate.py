@@ -264,11 +264,11 @@ def test_the_alert_file_length_saved_is_its_real_length_after_the_state_cut_it(t
     """detect opens the alert file (appending) before the saved state cuts it back; the save made
     at the start, before any alert is written, must record the file's length after the cut, not
     the descriptor's offset from before it, or the next restart cannot cut and alerts come twice."""
-    from kubehawk.cli import _Sink
+    from kubehawk.alertsink import AlertSink
 
     out = tmp_path / "alerts.jsonl"
     out.write_text("x" * 1000)
-    sink = _Sink("json", str(out), streaming=True)
+    sink = AlertSink("json", str(out), streaming=True)
     try:
         os.truncate(out, 400)  # what FollowState.rewind_output does at a restart
         assert sink.flush() == 400  # the first save, nothing written yet

@@ -16,14 +16,14 @@ from typing import Any
 import click
 import msgspec
 
-from kubehawk.alerts import LEVEL_STYLE, LEVELS, Alert
+from kubehawk.alerts import LEVEL_STYLE, LEVELS
+from kubehawk.alertsink import AlertSink
 from kubehawk.cliutil import (
     LevelChoice,
     fail,
     load_config,
     load_rules,
     make_detector,
-    open_output,
     require_paths,
 )
 from kubehawk.filters import FilterError, build_filter, filter_options
@@ -94,81 +94,6 @@ def main() -> None:
 # --- detect -------------------------------------------------------------------------------
 
 
-class _Sink:
-    """Where alerts go: JSON lines, or a rich table/stream on a terminal."""
-
-    def __init__(self, fmt: str, output: str | None, streaming: bool, evidence: bool = False):
-        self.evidence = evidence
-        self.fh = open_output(output) if output else None
-        out_is_tty = self.fh is None and sys.stdout.isatty()
-        self.fmt = fmt if fmt != "auto" else ("table" if out_is_tty else "json")
-        self.streaming = streaming
-        self.rows: list[Alert] = []
-        self.console = None
-        if self.fmt == "table":
-            from rich.console import Console
-
-            # Off a terminal rich assumes 80 columns, too narrow for alerts.
-            self.console = Console(file=self.fh, width=160) if self.fh else (
-                Console() if sys.stdout.isatty() else Console(width=160))
-
-    @property
-    def writes_lines(self) -> bool:
-        """JSON lines (our contract, or ECS, OCSF, Falco: kubehawk.formats), not a table."""
-        return self.fmt != "table"
-
-    def line(self, alert: Alert) -> str:
-        """The JSON line of an alert, newline included (:attr:`writes_lines`)."""
-        from kubehawk.formats import alert_parts, render
-
-        if self.fmt == "json":
-            doc = alert.to_dict()
-            if self.evidence:
-                doc["evidence"] = alert.evidence()
-        else:
-            d, event = alert_parts(alert)
-            doc = render(d, self.fmt, event)
-        return msgspec.json.encode(doc).decode() + "\n"
-
-    def write(self, line: str) -> None:
-        if self.fh:
-            self.fh.write(line)
-        else:
-            sys.stdout.write(line)
-            if self.streaming:
-                sys.stdout.flush()
-
-    def emit(self, alert: Alert) -> None:
-        if self.writes_lines:
-            self.write(self.line(alert))
-        elif self.streaming:
-            from kubehawk.alerttable import print_alert
-
-            print_alert(self.console, alert, evidence=self.evidence)
-        else:
-            self.rows.append(alert)
-
-    def flush(self) -> int | None:
-        """Written alerts reach the file (its length is returned) or the pipe, before a follow
-        state says they were written."""
-        if self.fh is None:
-            sys.stdout.flush()
-            return None
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        # the file's own length, not tell(): the follow state may cut the file after it was opened
-        # for appending, and until the next write the descriptor's offset is where the end was
-        return os.fstat(self.fh.fileno()).st_size
-
-    def close(self) -> None:
-        if self.fmt == "table" and not self.streaming:
-            from kubehawk.alerttable import print_table
-
-            print_table(self.console, self.rows, evidence=self.evidence)
-        if self.fh:
-            self.fh.close()
-
-
 def _summary(stats, detector) -> dict[str, Any]:
     from kubehawk.outcome import summary_lines
 
@@ -231,7 +156,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     if (from_start or state_path) and not follow:
         _fail("--from-start and --state go with --follow")
     config = _load_config(config_path)
-    sink = _Sink(fmt, output, streaming=follow, evidence=evidence)
+    sink = AlertSink(fmt, output, streaming=follow, evidence=evidence)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin, strict=strict)
     _warn_unused(config, ruleset, "detect")
     detector = make_detector(ruleset, config, min_level=min_level,
@@ -305,7 +230,7 @@ def _warn_unused(config, ruleset, command: str) -> None:
         click.echo(f"kubehawk: warning: {line}", err=True)
 
 
-def _progress(quiet: bool, follow: bool, sink: _Sink, events, detector, own_reads: bool = True):
+def _progress(quiet: bool, follow: bool, sink: AlertSink, events, detector, own_reads: bool = True):
     """The progress line (kubehawk.progress), when stderr is a terminal that no alert is streamed to;
     ``events()`` the events read so far; ``own_reads``: this process reads the input (else workers
     do, and the line shows events/s rather than MB/s)."""
@@ -353,7 +278,7 @@ def _workers(value: str, follow: bool, paths: tuple[str, ...]) -> int:
     return n
 
 
-def _detect_parallel(paths, detector, workers: int, sink: _Sink, warn, max_line_bytes: int, on_progress,
+def _detect_parallel(paths, detector, workers: int, sink: AlertSink, warn, max_line_bytes: int, on_progress,
                      event_filter):
     """``detect --workers N``: kubehawk.scale.local, then the alerts in event-time order; the run's
     read counters."""
