@@ -371,8 +371,9 @@ def splittable(path: str) -> bool:
 
 
 def line_starts(path: str, size: int, every: int | Callable[[int], int]) -> list[int]:
-    """Offsets of the lines that start first at or after each multiple of ``every`` (0 included);
-    ``every`` may also be a function of the offset reached, giving the length of the next piece."""
+    """Offsets of line starts about ``every`` bytes apart (0 included): each the first line start
+    at or after the one before plus ``every``, which may also be a function of that offset (the
+    length of the next piece)."""
     step = every if callable(every) else (lambda _pos: every)
     starts = [0]
     with open(path, "rb") as fh:
