@@ -22,6 +22,7 @@ __all__ = [
     "EventHead",
     "decode_event",
     "event_from_dict",
+    "fast_decoded",
     "flatten_lists",
     "resolve",
     "split_path",
@@ -83,6 +84,12 @@ _decoder = msgspec.json.Decoder(EventHead)
 # DecodeError) and goes the way of decode_event, which names the problem. The rest of _check
 # (verb, requestURI or auditID present) stays with the caller.
 decode_head = msgspec.json.Decoder(_CheckedHead).decode
+
+
+def fast_decoded(head: EventHead) -> bool:
+    """Was this head made by :data:`decode_head` (the readers' fast path)? Its line then decodes
+    again the same way; a head of :func:`decode_event` may hold values decode_head refuses."""
+    return head.__class__ is _CheckedHead
 _body_decoder = msgspec.json.Decoder()
 _top_raw_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _NULL = msgspec.Raw(b"null")

@@ -208,3 +208,20 @@ def test_admitting_in_runs_is_the_engine_s_dedup():
     want = [i for i, (o, a) in enumerate(keys) if a is None or not reference.seen((o, a))]
     assert got == want and 0 < len(want) < len(keys)
     assert sum(engine._counts) == len(want)
+
+
+def test_an_event_the_fast_reader_refused_still_crosses_whole(tmp_path):
+    """A native Event the reader's typed fast path refuses (a level outside its list) is read by the
+    general path, whose origin is text; it must not cross as a line the merge decodes with the
+    fast path's decoder (which would refuse it), but whole, as before."""
+    from kubehawk.scale import local
+
+    odd = json.loads(_exec("ResponseComplete", "odd-1"))
+    odd["level"] = "Verbose"
+    log = write(tmp_path / "audit.log", [_sa_get("a", "ResponseComplete", "10.1.0.5", 1), json.dumps(odd),
+                                         _sa_get("b", "ResponseComplete", "10.1.0.6", 6)])
+    rules = load_ruleset(None)
+    single, _ = one_process([str(log)], Detector(rules))
+    assert any(a.event.head.auditID == "odd-1" for a in single), "a rule must match the odd event"
+    split, _ = local.run_local([str(log)], Detector(rules), 2)
+    assert Counter(map(key, split)) == Counter(map(key, single))

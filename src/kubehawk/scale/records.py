@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubehawk.event import AuditEvent, decode_head
+from kubehawk.event import AuditEvent, decode_head, fast_decoded
 from kubehawk.rules.baseline_entries import Entries, Entry
 from kubehawk.rules.baseline_spec import spec_of
 from kubehawk.rules.correlation import event_epoch
@@ -127,7 +127,7 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
         rules.append(ordinals)
         o = ev._origin
         line = ev._line
-        if o.__class__ is str and o.startswith(prefix) and o[len(prefix):].isdigit():
+        if o.__class__ is str and o.startswith(prefix) and o[len(prefix):].isdigit() and fast_decoded(ev.head):
             o = (name, int(o[len(prefix):]))  # a (file, line) origin formatted (AuditEvent.origin was asked)
         if ev._extra is None and line is not None and o.__class__ is tuple and o[0] == name:
             linenos.append(o[1])
