@@ -296,11 +296,11 @@ def _detect_parallel(paths, detector, workers: int, sink: AlertSink, warn, max_l
         sink.close()
         _fail("interrupted; no alerts were written", 130)
     try:
-        for alert in alerts:
+        for made in alerts:  # JSON lines made during the merge, or the alerts for a table
             if sink.writes_lines:
-                sink.write(alert)
+                sink.write(made)
             else:
-                sink.emit(alert)
+                sink.emit(made)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)

@@ -239,19 +239,12 @@ class Engine:
         """The dedup and count of :meth:`run_plan` for matches found by a split engine and judged
         elsewhere (kubehawk.scale), in stream order: the positions of those that are not a repeat
         of (rule, auditID)."""
-        dedup, counts = self._dedup, self._counts
-        cur, old, size = dedup._cur, dedup._old, dedup.size
+        seen, counts = self._dedup.seen, self._counts
         out = []
         for i, aid in enumerate(aids):
             o = ordinals[i]
-            if aid is not None:
-                key = (o, aid)  # Dedup.seen, inlined as in run_plan
-                if key in cur or key in old:
-                    continue
-                cur.add(key)
-                if len(cur) >= size:
-                    dedup._old = old = cur
-                    dedup._cur = cur = set()
+            if aid is not None and seen((o, aid)):
+                continue
             counts[o] += 1
             out.append(i)
         return out

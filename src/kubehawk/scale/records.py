@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kubehawk.event import AuditEvent, decode_head, fast_decoded
 from kubehawk.rules.baseline_entries import Entries, Entry
 from kubehawk.rules.baseline_spec import spec_of
-from kubehawk.rules.correlation import event_epoch
+from kubehawk.rules.correlation import event_epoch, event_stamp
 
 if TYPE_CHECKING:
     from kubehawk.rules import Engine, RuleSet
@@ -140,9 +140,8 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
                     lines.append(line)  # the entry's first line in the part: the one that can be new
                     size += len(line)
                 entry_at.append(number)
-                h = ev.head
-                stamps.append(h.stageTimestamp or h.requestReceivedTimestamp or h.timestamp)  # event_stamp
-                aids.append(h.auditID)
+                stamps.append(event_stamp(ev))
+                aids.append(ev.head.auditID)
             else:
                 lines.append(line)
                 size += len(line)
