@@ -41,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import corpus  # noqa: E402
+from installed import as_installed  # noqa: E402
 from kubehawk.rules import BUILTIN_DIR  # noqa: E402
 
 
@@ -182,6 +183,7 @@ def _scan_only(sc, path: Path) -> float:
 
 
 def main() -> None:
+    as_installed()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
