@@ -53,12 +53,15 @@ class Engine:
 
     MAX_SCREEN_PLANS = 50_000
 
-    def __init__(self, ruleset: RuleSet, config: Any = None, dedup_size: int = 200_000):
+    def __init__(self, ruleset: RuleSet, config: Any = None, dedup_size: int = 200_000,
+                 index: RuleIndex | None = None):
+        """``index``: the rule index of an engine of the same rules and config that has seen no
+        event yet, to use instead of building one (a forked worker's copy of its parent's)."""
         self.ruleset = ruleset
         self.config = config
         self._dedup_size = dedup_size
         event_rules = [r for r in ruleset.rules if r.kind == "event"]
-        self.index = RuleIndex(event_rules, config)
+        self.index = index if index is not None else RuleIndex(event_rules, config)
         self._plan = self.index.plan
         # Lines whose slots are known to meet no rule are skipped by the file reader, undecoded:
         # read_paths(..., screen=engine.line_screen); the engine teaches it (see stream).

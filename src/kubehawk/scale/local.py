@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from kubehawk.detect import Detector
     from kubehawk.filters import EventFilter
     from kubehawk.rules import Engine, RuleSet
+    from kubehawk.rules.index import RuleIndex
 
 __all__ = ["Part", "PartMerge", "ScaleError", "plan_parts", "resolve_workers", "run_local", "scan_part"]
 
@@ -130,10 +131,13 @@ _filter: EventFilter | None = None  # the run's event filters (--user, --since..
 
 
 def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-          first_seen: Mapping[int, str] | None = None, event_filter: EventFilter | None = None) -> None:
-    """Once per worker process: its split-mode engine (the rules come forked or from the cache),
-    the run's read limit, the entry readers of ``first_seen`` (:meth:`Detector.first_seen_only`)
-    and the events it keeps (``event_filter``, applied after reading as one process applies it)."""
+          first_seen: Mapping[int, str] | None = None, event_filter: EventFilter | None = None,
+          index: RuleIndex | None = None) -> None:
+    """Once per worker process: its split-mode engine (the rules come forked or from the cache;
+    ``index``: the parent's rule index, forked with it, so that the worker starts reading without
+    building its own), the run's read limit, the entry readers of ``first_seen``
+    (:meth:`Detector.first_seen_only`) and the events it keeps (``event_filter``, applied after
+    reading as one process applies it)."""
     global _engine, _max_line_bytes, _readers, _filter
     _max_line_bytes = max_line_bytes
     _readers = entry_readers(ruleset, first_seen or {})
@@ -142,7 +146,7 @@ def _init(ruleset: RuleSet, config: Config | None, max_line_bytes: int = DEFAULT
 
     if multiprocessing.parent_process() is not None:  # a worker: Ctrl-C is the parent's, which ends the run
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _engine = Engine(ruleset, config)
+    _engine = Engine(ruleset, config, index=index)
     _engine.split = True
 
 
@@ -260,10 +264,13 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
     merged = PartMerge(detector, on_warning, max_line_bytes, render)
     window = 2 * workers
     pending: list[tuple[Part, Future[ChunkResult]]] = []
+    context = _context()
+    # forked workers have the parent's rule index (built for its engine, which reads no event)
+    index = detector.engine.index if context.get_start_method() == "fork" else None
     try:
-        with collector_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_init,
+        with collector_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init,
                                  initargs=(detector.rules, detector.config, max_line_bytes,
-                                           detector.first_seen_only(), event_filter)) as pool:
+                                           detector.first_seen_only(), event_filter, index)) as pool:
             try:
                 for part in parts:
                     pending.append((part, _submit(pool, part)))
