@@ -58,6 +58,13 @@ class AlertSink:
             if self.streaming:
                 sys.stdout.flush()
 
+    def write_all(self, lines: list[str], batch: int = 4096) -> None:
+        """Lines made earlier (``detect --workers`` makes them during its merge), written in
+        batches: one write per batch, not per line (a write per line is a system call on an
+        unbuffered standard output, PYTHONUNBUFFERED)."""
+        for i in range(0, len(lines), batch):
+            self.write("".join(lines[i:i + batch]))
+
     def emit(self, alert: Alert) -> None:
         if self.writes_lines:
             self.write(self.line(alert))

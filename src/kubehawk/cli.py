@@ -296,11 +296,11 @@ def _detect_parallel(paths, detector, workers: int, sink: AlertSink, warn, max_l
         sink.close()
         _fail("interrupted; no alerts were written", 130)
     try:
-        for made in alerts:  # JSON lines made during the merge, or the alerts for a table
-            if sink.writes_lines:
-                sink.write(made)
-            else:
-                sink.emit(made)
+        if sink.writes_lines:  # JSON lines made during the merge
+            sink.write_all(alerts)
+        else:  # the alerts, for a table
+            for alert in alerts:
+                sink.emit(alert)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
