@@ -140,7 +140,6 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     wrong option, config or path, or input in which no audit event was recognised."""
     from kubehawk.outcome import exit_code
     from kubehawk.sources.files import ReadStats, read_paths
-    from kubehawk.sources.follow import follow_paths
 
     if not paths:
         paths = ("-",)
@@ -191,6 +190,8 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
         return
     stop = threading.Event()
     checkpoints = _follow_checkpoints(state_path, output, paths, lambda: sink.flush()) if follow else None
+    if follow:
+        from kubehawk.sources.follow import follow_paths
     events: Iterator = (
         follow_paths(list(paths), stats, on_warning=warn, stop=stop, from_start=from_start,
                      saved=checkpoints.state.positions if checkpoints else None, checkpoint=checkpoints)

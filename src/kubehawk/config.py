@@ -13,9 +13,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import yaml
 
 __all__ = ["AllowEntry", "BusinessHours", "Config", "ConfigError"]
 
@@ -146,6 +143,8 @@ class Config:
             text = p.read_text(encoding="utf-8")
         except OSError as e:
             raise ConfigError(f"{p}: cannot read config: {e.strerror or e}") from None
+        import yaml  # here, not at the top: a run without a config file never needs it (start-up time)
+
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -163,6 +162,8 @@ class Config:
         cfg = cls(raw=dict(data), source=source)
         if "timezone" in data:
             name = r.string(data["timezone"], "timezone")
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
             try:
                 cfg.timezone = ZoneInfo(name)
             except (ZoneInfoNotFoundError, ValueError):
