@@ -133,11 +133,12 @@ def test_first_seen_matches_cross_as_entries_and_only_an_entrys_first_line_whole
     local._init(rules, None, first_seen=detector.first_seen_only())
     (res,) = [local._read_part(p) for p in plan_parts([str(log)], 1)]
     assert len(res) == 30 and res.entries == [(SA_NET_ID, "system:serviceaccount:web:frontend", "10.1.0.0/16")]
-    assert list(res.entry_at) == [0] * 30 and res.blob == lines[0].encode() + b"\n"  # one line crosses
-    assert res.aids == [f"r{i}" for i in range(30)] and res.stamps[3] == "2026-11-23T10:00:03.000000Z"
+    assert list(res.fs_entries) == [0] * 30 and res.entry_blob == lines[0].encode() + b"\n"  # one line crosses
+    assert not res.rules and not res.blob and list(res.entry_first) == [0]
+    assert res.fs_aids == [f"r{i}" for i in range(30)] and res.fs_stamps[3] == "2026-11-23T10:00:03.000000Z"
     noise = write(tmp_path / "other.log", [_exec("ResponseComplete").decode()])  # a rule with no gate: crosses whole
     (other,) = [local._read_part(p) for p in plan_parts([str(noise)], 1)]
-    assert list(other.entry_at) == [-1] and other.blob
+    assert not other.fs_rules and len(other.rules) == 1 and other.blob
 
 
 SA_NET_ID = "062099d2-1a30-5710-8a45-b87ebc605f7a"  # baseline-serviceaccount-new-network

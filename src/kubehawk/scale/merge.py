@@ -51,27 +51,31 @@ class Merge:
         ``fetch``: reads a line of the part again, by its number in the part, for a first-seen
         record that crossed without it and turns out new (after a dedup the worker could not know).
 
-        Records go in stream order; each run of first-seen records is judged in one call."""
+        Records go in stream order: the first-seen records before each replayed record, judged
+        in one call, then that record."""
         detector, plans, by_ordinal, rules = self.detector, self._plans, self.by_ordinal, part.rules
         out: list[Alert] = []
         first_at = part.first_at if part.first is not None else len(part)
-        lo = 0  # the first record not yet replayed
-        for hi in [i for i, e in enumerate(part.entry_at) if e < 0] + [len(part)]:
-            if lo <= first_at < hi:  # the baselines start learning at the part's first timed event
-                self._first_seen(part, lo, first_at, line_base, fetch, out)
+        n = len(rules)
+        lo = 0  # the first first-seen record not yet judged
+        for i in range(n + 1):
+            hi = part.fs_before[i] if i < n else len(part.fs_rules)
+            # first-seen record j is at j + i in stream order, replayed record i at hi + i
+            if lo + i <= first_at < hi + i:  # the baselines start learning at the part's first timed event
+                self._first_seen(part, lo, first_at - i, line_base, fetch, out)
                 detector.start_baselines(part.first_event(line_base))
-                lo = first_at
+                lo = first_at - i
             self._first_seen(part, lo, hi, line_base, fetch, out)
-            if hi == len(part):
+            lo = hi
+            if i == n:
                 break
-            if hi == first_at:
+            if hi + i == first_at:
                 detector.start_baselines(part.first_event(line_base))
-            ordinals = rules[hi]
+            ordinals = rules[i]
             plan = plans.get(ordinals)
             if plan is None:
                 plan = plans[ordinals] = [(by_ordinal[o], None) for o in ordinals]
-            out.extend(detector.replay(part.event_at(hi, line_base), plan))
-            lo = hi + 1
+            out.extend(detector.replay(part.event_at(i, line_base), plan))
         if part.first is not None and first_at >= len(part):
             detector.start_baselines(part.first_event(line_base))
         self._keep(out)
@@ -85,23 +89,23 @@ class Merge:
 
     def _first_seen(self, part: ChunkResult, lo: int, hi: int, line_base: int, fetch: Fetch | None,
                     out: list[Alert]) -> None:
-        """Records lo..hi-1, all first-seen records, judged by entry: what :meth:`Detector.replay`
-        decides for them (the engine's dedup and count, the baseline's verdict), without events."""
+        """First-seen records lo..hi-1, judged by entry: what :meth:`Detector.replay` decides for
+        them (the engine's dedup and count, the baseline's verdict), without events."""
         if lo >= hi:
             return
-        detector, entries, entry_at, stamps = self.detector, part.entries, part.entry_at, part.stamps
-        ordinals = [o[0] for o in part.rules[lo:hi]]
+        detector, entries, fs_entries, stamps = self.detector, part.entries, part.fs_entries, part.fs_stamps
+        ordinals = part.fs_rules[lo:hi]
         judge, rule_of = detector.baselines.judge, self.by_ordinal
-        for i in detector.engine.admit(ordinals, part.aids[lo:hi]):
+        for i in detector.engine.admit(ordinals, part.fs_aids[lo:hi]):
             j = lo + i
             rule = rule_of[ordinals[i]]
-            if judge(rule.id, entries[entry_at[j]], stamps[j]):
-                event = part.event_at(j, line_base)
+            if judge(rule.id, entries[fs_entries[j]], stamps[j]):
+                event = part.first_seen_event(j, line_base)
                 out.extend(detector.alert_of(rule, event if event is not None else self._fetch(part, j, line_base, fetch)))
 
     @staticmethod
-    def _fetch(part: ChunkResult, i: int, line_base: int, fetch: Fetch | None) -> AuditEvent:
-        n = part.linenos[i]
+    def _fetch(part: ChunkResult, j: int, line_base: int, fetch: Fetch | None) -> AuditEvent:
+        n = part.fs_linenos[j]
         if fetch is None:
             raise ScaleError(f"{part.where}: line {n} is needed again and this run cannot read it again")
         line = fetch(n)

@@ -39,42 +39,58 @@ Packed = tuple[Any, ...]
 
 @dataclass
 class ChunkResult:
-    """One worker's part: its matched events in reading order and what the merge needs besides."""
+    """One worker's part: its matches in reading order and what the merge needs besides. Two
+    kinds of record, each in reading order: records replayed with their event, and first-seen
+    records judged by their entry (see the module docstring); ``fs_before`` puts them in one order."""
 
-    blob: bytes = b""  # the matched lines, one after another
-    ends: array = field(default_factory=lambda: array("q"))  # per record: where its line ends in blob
-    linenos: array = field(default_factory=lambda: array("q"))  # per record: its line number (file:line)
-    rules: list[tuple[int, ...]] = field(default_factory=list)  # per record: the ordinals of its rules
+    # records replayed with their event, per record:
+    blob: bytes = b""  # their lines, one after another
+    ends: array = field(default_factory=lambda: array("q"))  # where its line ends in blob
+    linenos: array = field(default_factory=lambda: array("q"))  # its line number (file:line)
+    rules: list[tuple[int, ...]] = field(default_factory=list)  # the ordinals of its rules
+    fs_before: array = field(default_factory=lambda: array("q"))  # how many first-seen records come before it
     others: dict[int, Packed] = field(default_factory=dict)  # record number -> an event that is no line
+    # first-seen records, per record:
+    fs_rules: array = field(default_factory=lambda: array("i"))  # its rule's ordinal
+    fs_entries: array = field(default_factory=lambda: array("i"))  # its entry's number in `entries`
+    fs_linenos: array = field(default_factory=lambda: array("q"))  # its line number
+    fs_stamps: list[Any] = field(default_factory=list)  # its timestamp text (event_stamp)
+    fs_aids: list[str | None] = field(default_factory=list)  # its auditID
+    # per entry, in order of first sight: the entry, its first record and that record's line
+    entries: list[Entry | None] = field(default_factory=list)
+    entry_first: array = field(default_factory=lambda: array("q"))
+    entry_blob: bytes = b""
+    entry_ends: array = field(default_factory=lambda: array("q"))
     name: str = ""  # the file the lines are from
     first: Packed | None = None  # the part's first event with a time (baselines start there)
-    first_at: int = 0  # how many records come before it
+    first_at: int = 0  # how many records (of both kinds) come before it
     stats: dict[str, Any] = field(default_factory=dict)  # ReadStats.summary() of the part
     engine_errors: list[str] = field(default_factory=list)
     where: str = ""  # the part, for messages
-    # first-seen records (see the module docstring), per record (-1 / None for any other record):
-    entry_at: array = field(default_factory=lambda: array("i"))  # its entry's number in `entries`
-    stamps: list[Any] = field(default_factory=list)  # its timestamp text (event_stamp)
-    aids: list[str | None] = field(default_factory=list)  # its auditID
-    entries: list[Entry | None] = field(default_factory=list)  # each entry once, in order of first sight
 
     def __len__(self) -> int:
-        return len(self.rules)
+        return len(self.rules) + len(self.fs_rules)
 
-    def event_at(self, i: int, line_base: int = 0) -> AuditEvent | None:
-        """The event of record ``i``; ``line_base``: the lines of the file before the part (a byte
-        range counts its lines from its start). None for a first-seen record that crossed without
-        its line (``linenos[i]`` says which line of the part to read again)."""
+    def event_at(self, i: int, line_base: int = 0) -> AuditEvent:
+        """The event of replayed record ``i``; ``line_base``: the lines of the file before the
+        part (a byte range counts its lines from its start)."""
         start = self.ends[i - 1] if i else 0
         end = self.ends[i]
         if end != start:
             line = self.blob[start:end]
             # a line the worker's reader took the fast path for, where decode_head took it
             return AuditEvent(decode_head(line), (self.name, self.linenos[i] + line_base), None, line)
-        if self.entry_at[i] >= 0:
-            return None
         head, origin, extra, line = self.others[i]
         return AuditEvent(head, origin, extra, line)
+
+    def first_seen_event(self, j: int, line_base: int = 0) -> AuditEvent | None:
+        """The event of first-seen record ``j`` when its line crossed (its entry's first in the
+        part), else None (``fs_linenos[j]`` says which line of the part to read again)."""
+        n = self.fs_entries[j]
+        if self.entry_first[n] != j:
+            return None
+        line = self.entry_blob[self.entry_ends[n - 1] if n else 0:self.entry_ends[n]]
+        return AuditEvent(decode_head(line), (self.name, self.fs_linenos[j] + line_base), None, line)
 
     def first_event(self, line_base: int = 0) -> AuditEvent | None:
         if self.first is None:
@@ -101,72 +117,78 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
     screen learns nothing), as :meth:`Detector.alerts` does while the baselines wait for their
     start: the first timed event is then the one a single process would see.
     """
-    lines: list[bytes] = []
-    ends, linenos, rules, others = out.ends, out.linenos, out.rules, out.others
-    entry_at, stamps, aids, entries = out.entry_at, out.stamps, out.aids, out.entries
+    lines: list[bytes] = []  # the replayed records' lines
+    entry_lines: list[bytes] = []  # each entry's first line
+    ends, linenos, rules, others, fs_before = out.ends, out.linenos, out.rules, out.others, out.fs_before
+    fs_rules, fs_entries, fs_linenos, fs_stamps, fs_aids = (out.fs_rules, out.fs_entries, out.fs_linenos,
+                                                            out.fs_stamps, out.fs_aids)
+    entries, entry_first, entry_ends = out.entries, out.entry_first, out.entry_ends
     interned: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per rule combination: pickles once
     numbers: dict[Entry | None, int] = {}  # entry -> its number in `entries`
-    alone: dict[Any, tuple[int, ...]] = {}  # rule -> the ordinals of a record it alone matched
+    readers = readers or {}
+    # a rule whose lone match is a first-seen record -> (its ordinal, its entry reader)
+    lone = {r: (r.ordinal, readers[r.ordinal]) for r in engine.rules if r.ordinal in readers}
     name = out.name
     prefix = name + ":"
-    readers = readers or {}
-    size = 0
+    size = entry_size = 0
+
+    def first_seen(ev: AuditEvent, rule: tuple[int, Callable[[AuditEvent], Entry | None]], lineno: int) -> None:
+        nonlocal entry_size
+        k = rule[1](ev)
+        number = numbers.get(k)
+        if number is None:  # the entry's first line in the part: the one that can be new
+            number = numbers[k] = len(entries)
+            entries.append(k)
+            entry_first.append(len(fs_rules))
+            entry_lines.append(ev._line)
+            entry_size += len(ev._line)
+            entry_ends.append(entry_size)
+        fs_rules.append(rule[0])
+        fs_entries.append(number)
+        fs_linenos.append(lineno)
+        fs_stamps.append(event_stamp(ev))
+        fs_aids.append(ev.head.auditID)
 
     def add(ev: AuditEvent, matched: list[Any]) -> None:
         nonlocal size
-        if len(matched) == 1:  # most records: one rule, maybe a first-seen one
-            ordinals = alone.get(matched[0])
-            if ordinals is None:
-                o = (matched[0].ordinal,)
-                ordinals = alone[matched[0]] = interned.setdefault(o, o)
-            read = readers.get(ordinals[0])
-        else:
-            ordinals = tuple([r.ordinal for r in matched])
-            ordinals = interned.setdefault(ordinals, ordinals)
-            read = None
-        rules.append(ordinals)
         o = ev._origin
         line = ev._line
         if o.__class__ is str and o.startswith(prefix) and o[len(prefix):].isdigit() and fast_decoded(ev.head):
             o = (name, int(o[len(prefix):]))  # a (file, line) origin formatted (AuditEvent.origin was asked)
-        if ev._extra is None and line is not None and o.__class__ is tuple and o[0] == name:
+        plain = ev._extra is None and line is not None and o.__class__ is tuple and o[0] == name
+        if plain and len(matched) == 1 and matched[0] in lone:
+            first_seen(ev, lone[matched[0]], o[1])
+            return
+        ordinals = tuple([r.ordinal for r in matched])
+        rules.append(interned.setdefault(ordinals, ordinals))
+        fs_before.append(len(fs_rules))
+        if plain:
             linenos.append(o[1])
-            if read is not None:
-                k = read(ev)
-                number = numbers.get(k)
-                if number is None:
-                    number = numbers[k] = len(entries)
-                    entries.append(k)
-                    lines.append(line)  # the entry's first line in the part: the one that can be new
-                    size += len(line)
-                entry_at.append(number)
-                stamps.append(event_stamp(ev))
-                aids.append(ev.head.auditID)
-            else:
-                lines.append(line)
-                size += len(line)
-                entry_at.append(-1)
-                stamps.append(None)
-                aids.append(None)
+            lines.append(line)
+            size += len(line)
         else:
             others[len(rules) - 1] = (ev.head, o, ev._extra, line)
             linenos.append(0)
-            entry_at.append(-1)
-            stamps.append(None)
-            aids.append(None)
         ends.append(size)
 
     it = iter(events)
     for ev in it:
         matched = engine.process(ev)
         if event_epoch(ev) is not None:
-            out.first, out.first_at = (ev.head, ev._origin, ev._extra, ev._line), len(rules)
+            out.first, out.first_at = (ev.head, ev._origin, ev._extra, ev._line), len(out)
             if matched:
                 add(ev, matched)
             break
         if matched:
             add(ev, matched)
     for ev, matched in engine.stream(it):
+        # most records: a lone match of a first-seen rule in a plain line, as add() takes it
+        if len(matched) == 1 and (rule := lone.get(matched[0])) is not None:
+            o = ev._origin
+            if o.__class__ is tuple and o[0] == name and ev._extra is None and ev._line is not None:
+                first_seen(ev, rule, o[1])
+                continue
         add(ev, matched)
     out.blob = b"".join(lines)
+    out.entry_blob = b"".join(entry_lines)
     return out
