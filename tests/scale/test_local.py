@@ -290,6 +290,30 @@ def test_a_worker_killed_mid_run_fails_the_run_loudly(tmp_path):
     assert out == ""
 
 
+def test_a_worker_killed_while_results_cross_fails_the_run_loudly(tmp_path):
+    """Killed just as its first result is written (the moment a result crosses to the parent):
+    the run ends with the error, it never hangs. Results used to cross through the pool's pipe, and
+    a worker killed inside a message of several megabytes left the parent reading for ever."""
+    log = write(tmp_path / "audit.log", mixed_lines(4000, seed=8) * 25)
+    proc = subprocess.Popen([*KUBEHAWK, "detect", "--workers", "2", "--format", "json", str(log)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    where = Path(scale_local._RESULTS_DIR if os.access(scale_local._RESULTS_DIR, os.W_OK) else "/tmp")
+    victim = folder = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        pids = set(children.read_text().split() if children.exists() else [])
+        for f in where.glob("kubehawk-parts-*/*"):
+            if f.name.split("-")[0] in pids:
+                victim, folder = int(f.name.split("-")[0]), f.parent
+    assert victim is not None, "the run ended before a worker wrote a result"
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "worker process died" in err and "no alerts were written" in err, err
+    assert out == "" and not folder.exists()  # and the results left are removed
+
+
 def test_ctrl_c_ends_the_run_with_one_line(tmp_path):
     log = write(tmp_path / "audit.log", mixed_lines(4000, seed=8) * 25)
     # SIGINT back to its default in the child: a runner started in the background of a script

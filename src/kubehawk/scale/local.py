@@ -15,8 +15,11 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
 import stat
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -44,6 +47,7 @@ MIN_RANGE = 4 << 20
 MAX_RANGE = 32 << 20
 MIN_TAIL = 1 << 20  # the shortest part the end of a run is cut into
 MAX_PART_WARNINGS = 1000
+_RESULTS_DIR = "/dev/shm"  # where the workers' results wait for the merge (memory), when it can be written
 
 
 def resolve_workers(value: str | int) -> int:
@@ -156,6 +160,23 @@ def _read_part(part: Part) -> ChunkResult:
     return scan_part(_engine, part, _max_line_bytes, _readers, _filter)
 
 
+def _read_part_to(folder: str, part: Part) -> str:
+    """:func:`_read_part`, its result written to a file in ``folder``: the file's name is what the
+    pool sends back (see :func:`run_local`)."""
+    res = _read_part(part)
+    fd, path = tempfile.mkstemp(dir=folder, prefix=f"{os.getpid()}-", suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        pickle.dump(res, f, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _load(path: str) -> ChunkResult:
+    with open(path, "rb") as f:
+        res = pickle.load(f)
+    os.unlink(path)
+    return res
+
+
 def scan_part(engine: Engine, part: Part, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
               readers: EntryReaders | None = None, event_filter: EventFilter | None = None) -> ChunkResult:
     """The workers' half of a split run over one part (a local worker's, or a Spark task's:
@@ -263,20 +284,25 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
     parts = plan_parts(paths, workers, part_bytes)
     merged = PartMerge(detector, on_warning, max_line_bytes, render)
     window = 2 * workers
-    pending: list[tuple[Part, Future[ChunkResult]]] = []
+    pending: list[tuple[Part, Future[str]]] = []
     context = _context()
     # forked workers have the parent's rule index (built for its engine, which reads no event)
     index = detector.engine.index if context.get_start_method() == "fork" else None
+    # Results come back as files, the pool's pipe carrying only their names: a worker that dies
+    # while it writes a message of more than a pipe's atomic write into that pipe leaves the
+    # pool's reader waiting for the rest for ever (a killed worker hung the run), and a name
+    # is written whole or not at all.
+    folder = tempfile.mkdtemp(prefix="kubehawk-parts-", dir=_RESULTS_DIR if os.access(_RESULTS_DIR, os.W_OK) else None)
     try:
         with collector_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init,
                                  initargs=(detector.rules, detector.config, max_line_bytes,
                                            detector.first_seen_only(), event_filter, index)) as pool:
             try:
                 for part in parts:
-                    pending.append((part, _submit(pool, part)))
+                    pending.append((part, _submit(pool, folder, part)))
                     while len(pending) >= window or (pending and part is parts[-1]):
                         done, fut = pending[0]
-                        res = _result(done, fut)
+                        res = _load(_result(done, fut))
                         pending.pop(0)
                         merged.add(done, res)
                         if on_progress is not None:
@@ -289,22 +315,25 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
         where = pending[0][0].describe() if pending else "its input"
         raise ScaleError(f"a worker process died (killed, or out of memory) while the run read {where}; "
                          "the run is incomplete, so no alerts were written") from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return merged.finish(), merged
 
 
-def _submit(pool: ProcessPoolExecutor, part: Part) -> Future[ChunkResult]:
-    """``pool.submit`` with Ctrl-C held back: the worker processes it may start inherit a mask
-    without SIGINT (Ctrl-C is the parent's to handle), and the pool is never left half started."""
+def _submit(pool: ProcessPoolExecutor, folder: str, part: Part) -> Future[str]:
+    """``pool.submit`` of :func:`_read_part_to` with Ctrl-C held back: the worker processes it may
+    start inherit a mask without SIGINT (Ctrl-C is the parent's to handle), and the pool is never
+    left half started."""
     if not hasattr(signal, "pthread_sigmask"):
-        return pool.submit(_read_part, part)
+        return pool.submit(_read_part_to, folder, part)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return pool.submit(_read_part, part)
+        return pool.submit(_read_part_to, folder, part)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _result(part: Part, fut: Future[ChunkResult]) -> ChunkResult:
+def _result(part: Part, fut: Future[str]) -> str:
     try:
         return fut.result()
     except BrokenProcessPool:
