@@ -136,9 +136,11 @@ def test_first_seen_matches_cross_as_entries_and_only_an_entrys_first_line_whole
     assert list(res.fs_entries) == [0] * 30 and res.entry_blob == lines[0].encode() + b"\n"  # one line crosses
     assert not res.rules and not res.blob and list(res.entry_first) == [0]
     assert res.fs_aids == [f"r{i}" for i in range(30)] and res.fs_stamps[3] == "2026-11-23T10:00:03.000000Z"
-    noise = write(tmp_path / "other.log", [_exec("ResponseComplete").decode()])  # a rule with no gate: crosses whole
+    noise = write(tmp_path / "other.log", [_exec("ResponseComplete").decode()])  # rules with no gate: replayed whole
     (other,) = [local._read_part(p) for p in plan_parts([str(noise)], 1)]
-    assert not other.fs_rules and len(other.rules) == 1 and other.blob
+    fs_only = detector.first_seen_only()
+    assert len(other.rules) == 1 and other.blob and other.rules[0][0] not in fs_only  # the rest of its rules
+    assert set(other.fs_rules) <= set(fs_only)  # its first-seen rules in front: records of their own
 
 
 SA_NET_ID = "062099d2-1a30-5710-8a45-b87ebc605f7a"  # baseline-serviceaccount-new-network

@@ -42,7 +42,7 @@ from __future__ import annotations
 import sqlite3
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,6 +204,18 @@ class Baselines:
             self.stats["known"] += 1
             return False
         return self.decide_entry(rid, k, epoch_of(ts))
+
+    def judge_all(self, rids: Sequence[str], entries: Sequence[Entry | None], stamps: Sequence[Any]) -> list[int]:
+        """:meth:`judge` of each (rule id, entry, timestamp text) in turn: the positions that
+        alert. The commonest answer ("known" on the remembered UTC day) is read for all of them
+        at once: it stands whatever the others teach first (a store's last-seen times only grow),
+        so only the rest are judged one by one, in order."""
+        days = list(map(self._hot_day.get, entries))
+        rest = [i for i, ts in enumerate(stamps)
+                if not (ts.__class__ is str and ts[-1:] == "Z" and ts[:11] == days[i])]
+        self.stats["known"] += len(stamps) - len(rest)
+        judge = self.judge
+        return [i for i in rest if judge(rids[i], entries[i], stamps[i])]
 
     def decide_entry(self, rid: str, k: Entry | None, t: float | None) -> bool:
         """Should a match of baseline rule ``rid`` with entry ``k`` (None: the event has no key or

@@ -8,6 +8,7 @@ on its matches before any Match object is built.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,21 @@ class Dedup:
             self._old = cur
             self._cur = set()
         return False
+
+    def add_all_new(self, keys: Sequence[Any], asked_too: Sequence[Any] = ()) -> bool:
+        """What :meth:`seen` would say of each of ``keys``, at C speed, when it is the same in any
+        order: none of them was added recently, no two are alike, none is among ``asked_too`` (the
+        keys seen() is asked about between them) and all of them fit before the next rotation.
+        Then they are added and True (seen would have said False of each, wherever asked between
+        the others); otherwise nothing changes and False."""
+        cur = self._cur
+        new = set(keys)
+        if len(new) != len(keys) or len(cur) + len(new) + len(asked_too) >= self.size:
+            return False
+        if not (cur.isdisjoint(new) and self._old.isdisjoint(new) and new.isdisjoint(asked_too)):
+            return False
+        cur |= new
+        return True
 
     def __len__(self) -> int:
         return len(self._cur) + len(self._old)
@@ -251,6 +267,17 @@ class Engine:
             counts[o] += 1
             out.append(i)
         return out
+
+    def admit_all(self, ordinals: Sequence[int], aids: Sequence[str], asked_too: Sequence[Any]) -> bool:
+        """:meth:`admit` of matches that all pass the dedup whatever their order among the matches
+        of keys ``asked_too`` (:meth:`Dedup.add_all_new`): they are counted and True; or nothing
+        changes and False."""
+        if not self._dedup.add_all_new(list(zip(ordinals, aids, strict=True)), asked_too):
+            return False
+        counts = self._counts
+        for o, n in Counter(ordinals).items():
+            counts[o] += n
+        return True
 
     def feeds_correlations(self, rule_id: str) -> bool:
         """Does a match of this rule count towards some correlation?"""

@@ -5,12 +5,16 @@ pickling a decoded head); the lines of a part travel as one bytes object with th
 and line numbers in arrays, so that crossing processes costs a copy, not an object per event.
 Any other event (a cloud export's record, a document's item) crosses as head, origin and extras.
 
-A line that matched one rule only, a first-seen rule with nothing else after its match
-(:meth:`Detector.first_seen_only`), crosses as what that rule judges it by: its auditID (for the
-dedup), its entry (rule, key, value) and its timestamp text. Such matches are most of a busy
-cluster's (every ServiceAccount request, for the built-in pack) and almost all "known": the
-merge judges them without an event. Only the first line of each entry in a part crosses whole,
-the one that can be new; the merge reads any other it needs again from the part (``fetch``).
+A match of a first-seen rule with nothing after it but the baseline's verdict
+(:meth:`Detector.first_seen_only`) crosses as a first-seen record: what that rule judges it by,
+its auditID (for the dedup), its entry (rule, key, value) and its timestamp text. Such matches
+are most of a busy cluster's (every ServiceAccount request, for the built-in pack) and almost all
+"known": the merge judges them without an event. A line's first-seen rules at the front of its
+rules (the engine's plan order) become such records, one each, and the rest of its rules, if
+any, a replayed record after them: the merge runs them in that order, as one process does.
+Only the first line of each entry in a part crosses in the entries' blob, the one that can be
+new; the merge reads any other it needs again from the part (``fetch``), unless a replayed
+record carries it.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
     interned: dict[tuple[int, ...], tuple[int, ...]] = {}  # one tuple per rule combination: pickles once
     numbers: dict[Entry | None, int] = {}  # entry -> its number in `entries`
     readers = readers or {}
-    # a rule whose lone match is a first-seen record -> (its ordinal, its entry reader)
+    # a rule whose match is a first-seen record -> (its ordinal, its entry reader)
     lone = {r: (r.ordinal, readers[r.ordinal]) for r in engine.rules if r.ordinal in readers}
     name = out.name
     prefix = name + ":"
@@ -156,9 +160,14 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
         if o.__class__ is str and o.startswith(prefix) and o[len(prefix):].isdigit() and fast_decoded(ev.head):
             o = (name, int(o[len(prefix):]))  # a (file, line) origin formatted (AuditEvent.origin was asked)
         plain = ev._extra is None and line is not None and o.__class__ is tuple and o[0] == name
-        if plain and len(matched) == 1 and matched[0] in lone:
-            first_seen(ev, lone[matched[0]], o[1])
-            return
+        if plain:  # its first-seen rules in front (in plan order) are judged by entry, the rest replayed
+            k = 0
+            while k < len(matched) and matched[k] in lone:
+                first_seen(ev, lone[matched[k]], o[1])
+                k += 1
+            if k == len(matched):
+                return
+            matched = matched[k:]
         ordinals = tuple([r.ordinal for r in matched])
         rules.append(interned.setdefault(ordinals, ordinals))
         fs_before.append(len(fs_rules))
