@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
-import msgspec
 
 from kubehawk.alerts import LEVEL_STYLE, LEVELS
 from kubehawk.alertsink import AlertSink
@@ -25,6 +22,7 @@ from kubehawk.cliutil import (
     load_rules,
     make_detector,
     require_paths,
+    warn_unused,
 )
 from kubehawk.filters import FilterError, build_filter, filter_options
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
@@ -54,6 +52,7 @@ _LAZY = {
     "report": ("kubehawk.report.cli", "report_command"),
     "investigate": ("kubehawk.investigate.cli", "investigate_command"),
     "spark": ("kubehawk.spark.cli", "spark"),
+    "rules": ("kubehawk.rules_cli", "rules"),
 }
 
 
@@ -157,7 +156,7 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     config = _load_config(config_path)
     sink = AlertSink(fmt, output, streaming=follow, evidence=evidence)
     ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin, strict=strict)
-    _warn_unused(config, ruleset, "detect")
+    warn_unused(config, ruleset, "detect")
     detector = make_detector(ruleset, config, min_level=min_level,
                              on_note=lambda msg: click.echo(f"kubehawk: {msg}", err=True))
     stats = ReadStats(max_line_bytes=max_line_mib << 20)
@@ -221,14 +220,6 @@ def detect(paths: tuple[str, ...], config_path: str | None, fmt: str, output: st
     code, why = exit_code(s, detector.alerts_by_level, fail_on=fail_on, strict=strict, follow=follow)
     if code:
         _fail(why or "failed", code)
-
-
-def _warn_unused(config, ruleset, command: str) -> None:
-    """Settings that do nothing for this command, one warning each (see kubehawk.unused)."""
-    from kubehawk.unused import unused_settings
-
-    for line in unused_settings(config, ruleset, command):
-        click.echo(f"kubehawk: warning: {line}", err=True)
 
 
 def _progress(quiet: bool, follow: bool, sink: AlertSink, events, detector, own_reads: bool = True):
@@ -309,124 +300,6 @@ def _detect_parallel(paths, detector, workers: int, sink: AlertSink, warn, max_l
         sink.close()
     detector.close()
     return run.stats
-
-
-# --- rules --------------------------------------------------------------------------------
-
-
-@main.group()
-def rules() -> None:
-    """List, show, validate and test detection rules."""
-
-
-def _add_rule_ci() -> None:
-    from kubehawk.rules_cli import rules_test, rules_validate
-
-    rules.add_command(rules_validate)
-    rules.add_command(rules_test)
-
-
-_add_rule_ci()
-
-
-@rules.command("list")
-@click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True))
-@click.option("--no-builtin", is_flag=True)
-@click.option("--config", "config_path", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | None, fmt: str) -> None:
-    """Every rule: id, title, level, techniques, the audit level it needs and the config's tuning."""
-    from kubehawk.rules.tuning import Tuning
-
-    config = _load_config(config_path)
-    ruleset = _load_rules(config, rule_dirs, builtin=not no_builtin)
-    _warn_unused(config, ruleset, "rules")
-    tuned = Tuning.from_config(config).resolve(ruleset)
-    rows = [_rule_row(r, tuned.get(r.id)) for r in ruleset.rules]
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
-    from rich.console import Console
-
-    from kubehawk.ruletable import print_rules
-
-    print_rules(Console(), rows)
-
-
-def _rule_row(r, tuning=None) -> dict[str, Any]:
-    """A rule as ``rules list`` shows it; ``tuning`` (the config's, if any) e.g. "disabled, level high"."""
-    return {"id": r.id, "name": r.name, "title": r.title, "level": r.level, "kind": r.kind,
-            "techniques": list(r.techniques), "attack": list(r.attack), "audit_level": r.audit_level,
-            "source": str(r.source), "tuning": tuning.describe() if tuning is not None else None}
-
-
-@rules.command("show")
-@click.argument("rule_id")
-@click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True))
-@click.option("--config", "config_path", type=click.Path())
-def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None) -> None:
-    """One rule in full: why it matters, how to triage, false positives, and its Sigma source.
-
-    RULE_ID is a rule's name or id, or a unique start of either."""
-    from kubehawk.rulefind import RuleNotFound, find_rule
-
-    ruleset = _load_rules(_load_config(config_path), rule_dirs)
-    try:
-        rule = find_rule(ruleset, rule_id)
-    except RuleNotFound as e:
-        _fail(str(e))
-    row = _rule_row(rule)
-    for key in ("id", "name", "title", "level", "kind", "audit_level", "source"):
-        click.echo(f"{key + ':':13}{row[key]}")
-    click.echo(f"{'techniques:':13}{' '.join(row['techniques'] + row['attack'])}")
-    click.echo(f"\n{(rule.description or '').strip()}\n")
-    if rule.falsepositives:
-        click.echo("False positives:")
-        for fp in rule.falsepositives:
-            click.echo(f"  - {fp}")
-    src = Path(str(rule.source))
-    if src.is_file():
-        doc = _rule_document(src.read_text(encoding="utf-8"), rule.id)
-        if doc:
-            click.echo(f"\n# {src}\n{doc}")
-
-
-@rules.command("fields")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def rules_fields(fmt: str) -> None:
-    """The derived fields (x.*) rules can read: what each means and the audit level it needs."""
-    from kubehawk.xfields import DERIVED
-
-    if fmt == "json":
-        for f in DERIVED:
-            click.echo(msgspec.json.encode(f._asdict()).decode())
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(DERIVED)} derived fields", box=None, header_style="bold", title_justify="left")
-    table.add_column("field", no_wrap=True)
-    table.add_column("level", no_wrap=True)
-    table.add_column("meaning", overflow="fold")
-    for f in DERIVED:
-        table.add_row(f.path, f.level, f.meaning.replace("`", ""))
-    Console().print(table)
-
-
-def _rule_document(text: str, rule_id: str) -> str | None:
-    """The YAML document of ``text`` (a rule file, documents split by ``---``) that is rule ``rule_id``."""
-    import re
-
-    import yaml
-
-    for doc in re.split(r"(?m)^---[ \t]*$", text):
-        try:
-            data = yaml.safe_load(doc)
-        except yaml.YAMLError:
-            continue
-        if isinstance(data, dict) and str(data.get("id")) == rule_id:
-            return doc.strip("\n") + "\n"
-    return None
 
 
 if __name__ == "__main__":

@@ -111,3 +111,11 @@ class LevelChoice(click.ParamType):
         if level is None:
             self.fail(f"{value!r} is not a level; use one of {level_names()}", param, ctx)
         return level
+
+
+def warn_unused(config: Config | None, ruleset: RuleSet, command: str, prog: str = "kubehawk") -> None:
+    """Settings that do nothing for this command, one warning each (see kubehawk.unused)."""
+    from kubehawk.unused import unused_settings
+
+    for line in unused_settings(config, ruleset, command):
+        click.echo(f"{prog}: warning: {line}", err=True)

@@ -1,4 +1,5 @@
-"""``kubehawk rules validate`` and ``kubehawk rules test``: rule CI (see kubehawk.rules.ruletest).
+"""``kubehawk rules``: list and show the rules and the derived fields they read; ``validate`` and
+``test``, rule CI (see kubehawk.rules.ruletest).
 
 Exit codes: ``validate`` 0 when every rule loads and reads only fields an audit event has, 2
 otherwise; ``test`` 0 when every example gives what it says, 1 when one does not, 2 when the
@@ -7,11 +8,21 @@ rules or an examples file cannot be read.
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
+import msgspec
 
-from kubehawk.cliutil import fail
+from kubehawk.cliutil import fail, load_config, load_rules, warn_unused
+
+
+@click.group("rules")
+def rules() -> None:
+    """List, show, validate and test detection rules."""
+
 
 _DIRS = click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True))
 _BUILTIN = click.option("--with-builtin", is_flag=True,
@@ -34,7 +45,7 @@ def _under(rule, dirs: tuple[str, ...]) -> bool:
     return any(src == Path(d).resolve() or Path(d).resolve() in src.parents for d in dirs)
 
 
-@click.command("validate")
+@rules.command("validate")
 @_DIRS
 @_BUILTIN
 def rules_validate(dirs: tuple[str, ...], with_builtin: bool) -> None:
@@ -63,7 +74,7 @@ def rules_validate(dirs: tuple[str, ...], with_builtin: bool) -> None:
         sys.exit(2)
 
 
-@click.command("test")
+@rules.command("test")
 @_DIRS
 @_BUILTIN
 @click.option("--verbose", "-v", is_flag=True, help="List the cases that pass too.")
@@ -102,3 +113,103 @@ def rules_test(dirs: tuple[str, ...], with_builtin: bool, verbose: bool) -> None
     click.echo(f"{passed} passed, {failed} failed; {len(tested)} rule(s) tested, {len(untested)} without examples")
     if failed:
         sys.exit(1)
+
+
+@rules.command("list")
+@click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True))
+@click.option("--no-builtin", is_flag=True)
+@click.option("--config", "config_path", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def rules_list(rule_dirs: tuple[str, ...], no_builtin: bool, config_path: str | None, fmt: str) -> None:
+    """Every rule: id, title, level, techniques, the audit level it needs and the config's tuning."""
+    from kubehawk.rules.tuning import Tuning
+
+    config = load_config(config_path)
+    ruleset = load_rules(config, rule_dirs, builtin=not no_builtin)
+    warn_unused(config, ruleset, "rules")
+    tuned = Tuning.from_config(config).resolve(ruleset)
+    rows = [_rule_row(r, tuned.get(r.id)) for r in ruleset.rules]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+
+    from kubehawk.ruletable import print_rules
+
+    print_rules(Console(), rows)
+
+
+def _rule_row(r, tuning=None) -> dict[str, Any]:
+    """A rule as ``rules list`` shows it; ``tuning`` (the config's, if any) e.g. "disabled, level high"."""
+    return {"id": r.id, "name": r.name, "title": r.title, "level": r.level, "kind": r.kind,
+            "techniques": list(r.techniques), "attack": list(r.attack), "audit_level": r.audit_level,
+            "source": str(r.source), "tuning": tuning.describe() if tuning is not None else None}
+
+
+@rules.command("show")
+@click.argument("rule_id")
+@click.option("--rules", "rule_dirs", multiple=True, type=click.Path(exists=True))
+@click.option("--config", "config_path", type=click.Path())
+def rules_show(rule_id: str, rule_dirs: tuple[str, ...], config_path: str | None) -> None:
+    """One rule in full: why it matters, how to triage, false positives, and its Sigma source.
+
+    RULE_ID is a rule's name or id, or a unique start of either."""
+    from kubehawk.rulefind import RuleNotFound, find_rule
+
+    ruleset = load_rules(load_config(config_path), rule_dirs)
+    try:
+        rule = find_rule(ruleset, rule_id)
+    except RuleNotFound as e:
+        fail("kubehawk", str(e))
+    row = _rule_row(rule)
+    for key in ("id", "name", "title", "level", "kind", "audit_level", "source"):
+        click.echo(f"{key + ':':13}{row[key]}")
+    click.echo(f"{'techniques:':13}{' '.join(row['techniques'] + row['attack'])}")
+    click.echo(f"\n{(rule.description or '').strip()}\n")
+    if rule.falsepositives:
+        click.echo("False positives:")
+        for fp in rule.falsepositives:
+            click.echo(f"  - {fp}")
+    src = Path(str(rule.source))
+    if src.is_file():
+        doc = _rule_document(src.read_text(encoding="utf-8"), rule.id)
+        if doc:
+            click.echo(f"\n# {src}\n{doc}")
+
+
+@rules.command("fields")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def rules_fields(fmt: str) -> None:
+    """The derived fields (x.*) rules can read: what each means and the audit level it needs."""
+    from kubehawk.xfields import DERIVED
+
+    if fmt == "json":
+        for f in DERIVED:
+            click.echo(msgspec.json.encode(f._asdict()).decode())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(DERIVED)} derived fields", box=None, header_style="bold", title_justify="left")
+    table.add_column("field", no_wrap=True)
+    table.add_column("level", no_wrap=True)
+    table.add_column("meaning", overflow="fold")
+    for f in DERIVED:
+        table.add_row(f.path, f.level, f.meaning.replace("`", ""))
+    Console().print(table)
+
+
+def _rule_document(text: str, rule_id: str) -> str | None:
+    """The YAML document of ``text`` (a rule file, documents split by ``---``) that is rule ``rule_id``."""
+    import re
+
+    import yaml
+
+    for doc in re.split(r"(?m)^---[ \t]*$", text):
+        try:
+            data = yaml.safe_load(doc)
+        except yaml.YAMLError:
+            continue
+        if isinstance(data, dict) and str(data.get("id")) == rule_id:
+            return doc.strip("\n") + "\n"
+    return None
