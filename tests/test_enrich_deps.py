@@ -12,9 +12,9 @@ import random
 import pytest
 
 from kubehawk.config import Config
-from kubehawk.enrich import DERIVED_DEPS, derived_gates
 from kubehawk.event import event_from_dict, split_path
 from kubehawk.event_schema import has_body
+from kubehawk.xclaims import DERIVED_DEPS, derived_gates
 
 CFG = Config.from_dict({
     "gitops": {"identities": ["system:serviceaccount:argocd:argocd-application-controller"], "namespaces": ["bank"]},

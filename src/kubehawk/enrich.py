@@ -12,7 +12,6 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kubehawk.event_schema import has_body
 from kubehawk.identity import (
     BUILTIN_CONTROLLERS,
     _kind,
@@ -27,7 +26,6 @@ from kubehawk.identity import (
 )
 from kubehawk.network import Networks
 from kubehawk.workloads import (
-    _EXEC_SUBRESOURCES,
     _SPEC_SUBRESOURCES,
     WORKLOAD_RESOURCES,
     _dig,
@@ -42,126 +40,17 @@ if TYPE_CHECKING:  # names in annotations only: at run time the event module imp
     from kubehawk.config import Config
     from kubehawk.event import AuditEvent
 
-__all__ = ["DERIVED_DEPS", "DERIVED_FIELDS", "DERIVED_LEVELS", "DERIVED_UNKNOWN", "SPEC_DERIVED", "EVENT_ONLY", "Derived", "derived_gates", "derived_possible"]
+__all__ = ["DERIVED_FIELDS", "DERIVED_LEVELS", "EVENT_ONLY", "Derived"]
 
 # The audit level a rule needs when it reads x.<name> (the policy toolkit relies on it), and what
 # each field means: both read from the one table of derived fields, kubehawk.xfields.
 DERIVED_LEVELS: dict[str, str] = levels()
 DERIVED_FIELDS: dict[str, str] = descriptions()
 
-# The top-level event fields each derived value is computed from, and nothing else (a leading
-# "?" means only whether the field is present). The rule index relies on it: two events that
-# agree on these fields agree on the value, so a rule test on it can be decided once per
-# combination. tests/test_enrich_deps.py checks the claim; keep it true when editing below.
-DERIVED_DEPS: dict[str, tuple[str, ...]] = {
-    "workload": ("objectRef.resource",),
-    "sa": ("user.username", "impersonatedUser.username"),
-    "node": ("user.username", "impersonatedUser.username"),
-    "user": ("user.username", "impersonatedUser.username"),
-    "actor": ("user.username", "impersonatedUser.username"),
-    "identity": ("user.username", "user.groups", "impersonatedUser.username", "impersonatedUser.groups"),
-    "system": ("user.username", "user.groups", "impersonatedUser.username", "impersonatedUser.groups"),
-    "source_ip": ("sourceIPs",),
-    "decision": ("annotations.authorization.k8s.io/decision",),
-    "impersonated": ("?impersonatedUser",),
-    "health_endpoint": ("requestURI",),
-    "gitops": ("user.username", "objectRef.namespace", "objectRef.resource"),
-    "source": ("sourceIPs",),
-}
-
-# Derived values read from the pod spec of a body (the request's when it has one, else the
-# response's): (the body key each value is written under, None when the rest of the path names
-# it; what turns that written value into the derived one, None: as written). The compiler's
-# raw-body prefilters (kubehawk.rules.guards.leaf_guard) rely on it; tests/rules/test_guards.py
-# checks it.
-SPEC_DERIVED: dict[str, tuple[str | None, Callable[[str], Any] | None]] = {
-    "pod_spec": (None, None),
-    "containers": (None, None),
-    "images": ("image", None),
-    "registry": ("image", lambda image: image_registry(image)),
-}
-
-
-def _no_body(event: AuditEvent) -> bool:
-    """Neither body was logged (the pod spec is read from the request's, else the response's)."""
-    h = event.head
-    return not has_body(h.requestObject) and not has_body(h.responseObject)
-
-
-# Derived values read from a body, and when that body was not logged (issue 13): the value is then
-# unknown, so a rule test on it is neither a match nor, under ``not``, a non-match (the compiler's
-# unknown_test). Where the rule index settles a leaf by its gate (derived_gates, closed), the gate's
-# fields must decide the function's answer: the spec gate reads both bodies' presence. x.exec is not
-# here: an exec is known at every level, and the command a real apiserver logs is in the requestURI.
-DERIVED_UNKNOWN: dict[str, Callable[[AuditEvent], bool]] = {
-    "pod_spec": _no_body, "containers": _no_body, "images": _no_body, "registry": _no_body,
-    "labels_removed": lambda e: not has_body(e.head.requestObject),
-}
-
-
-def derived_possible(parts: tuple[str, ...]) -> Callable[[Any], bool] | None:
-    """For ``x.<parts>`` that exists only under some configs: ``possible(config)``, else None.
-
-    ``x.allowlisted.NAME`` has a value only when the config defines an allowlist NAME, so a
-    rule on an allowlist the config lacks never needs the pod spec decoded.
-    """
-    if len(parts) > 1 and parts[0] == "allowlisted":
-        rest = parts[1:]
-        prefixes = frozenset(".".join(rest[:j]) for j in range(1, len(rest) + 1))
-
-        def allowlist_possible(config: Any) -> bool:
-            if config is None:
-                return False
-            names = getattr(config, "allowlists", None)
-            return names is None or any(n in prefixes for n in names)
-
-        return allowlist_possible
-    return None
-
-
 _HEALTH_PREFIXES = ("/healthz", "/livez", "/readyz")
 
 
 _health_memo: dict[str, bool] = {}  # requestURI -> x.health_endpoint (probes repeat a few URIs)
-Gate = tuple[tuple[str, ...], Callable[..., bool]]
-
-
-def derived_gates(config: Config | None) -> dict[str, Gate]:
-    """For derived values that are absent (or false) on most events: ``(fields, possible)``, keyed by
-    the derived name or ``name.key`` for one key of a mapping (``source.ioc``).
-
-    ``possible(*values of fields)`` false means the value is certainly absent (``x.honeytoken``:
-    false) whatever the rest of the event holds, so the rule index can drop a rule without
-    computing anything. Every check mirrors the first lines of the ``_x_*`` method it guards.
-    """
-    def spec_possible(resource: Any, subresource: Any, req: Any, resp: Any) -> bool:
-        return resource in WORKLOAD_RESOURCES and subresource in _SPEC_SUBRESOURCES and bool(req or resp)
-
-    spec: Gate = (("objectRef.resource", "objectRef.subresource", "?requestObject", "?responseObject"),
-                  spec_possible)
-    gates: dict[str, Gate] = {
-        "pod_spec": spec, "containers": spec, "images": spec, "registry": spec,
-        "exec": (("objectRef.subresource",), lambda sub: sub in _EXEC_SUBRESOURCES),
-    }
-    secrets = getattr(config, "honeytoken_secrets", None)
-    sas = getattr(config, "honeytoken_serviceaccounts", None)
-    if not (secrets or sas):
-        honey: Gate = ((), lambda: False)
-    else:
-
-        def honey_possible(resource: Any, user: Any) -> bool:
-            return resource in ("secrets", "serviceaccounts") or _sa_ref(user) in (sas or ())
-
-        honey = (("objectRef.resource", "user.username"), honey_possible)
-    gates["honeytoken"] = gates["honeytoken_kind"] = honey
-    # x.source.<key> exists only when the config names those networks (x.source.public always does)
-    nets = getattr(config, "networks", None)
-    configured = {"ioc": nets is not None and nets.ioc_file is not None,
-                  "cluster": nets is not None and bool(nets.cluster),
-                  "trusted": nets is not None and bool(nets.trusted or nets.cluster)}
-    for key, present in configured.items():
-        gates["source." + key] = ((), (lambda: True) if present else (lambda: False))
-    return gates
 
 
 class _Lazy(Mapping[str, Any]):

@@ -161,7 +161,7 @@ def unknown_test(leaf: Any) -> Callable[[AuditEvent], bool] | None:
         slot = _REQUEST if top == "requestObject" else _RESPONSE
         return lambda e: _body(e, slot) is None
     if top == "x":
-        from kubehawk.enrich import DERIVED_UNKNOWN
+        from kubehawk.xclaims import DERIVED_UNKNOWN
 
         return DERIVED_UNKNOWN.get(parts[1])
     return None

@@ -65,7 +65,7 @@ def leaf_guard(leaf: Leaf) -> Test | None:
         return None
     transform: Callable[[Any], Any] | None = None
     if top == "x":
-        from kubehawk.enrich import SPEC_DERIVED, derived_possible
+        from kubehawk.xclaims import SPEC_DERIVED, derived_possible
 
         possible = derived_possible(rest)
         if possible is not None:

@@ -5,9 +5,9 @@ resource, subresource, user, user agent, response code, the decision annotation,
 an annotation or body is present...: the *slots*, chosen from what the rules test) and
 keys a memo with their values. The first event with a new combination evaluates every
 rule in three-valued (Kleene) logic: a test whose outcome those slots settle (a test on a
-slot, on an ``x.*`` field computed only from slots per :data:`kubehawk.enrich.DERIVED_DEPS`,
+slot, on an ``x.*`` field computed only from slots per :data:`kubehawk.xclaims.DERIVED_DEPS`,
 on a field whose slot says it is absent, on a derived field whose gate in
-:func:`kubehawk.enrich.derived_gates` says it is absent) is evaluated on that event; any
+:func:`kubehawk.xclaims.derived_gates` says it is absent) is evaluated on that event; any
 other test is UNKNOWN. A rule that comes out FALSE cannot match any event with that
 combination and is dropped; one that comes out TRUE matches without further work; for the
 rest the memo keeps the *residual* condition (settled tests removed, compiled once per

@@ -10,7 +10,6 @@ of the same shape share one test, remembered per event when it reads a body or `
 from collections.abc import Callable
 from typing import Any
 
-from kubehawk.enrich import DERIVED_DEPS
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 from kubehawk.rules.body import unknown_test
 from kubehawk.rules.compiler import leaf_test
@@ -27,6 +26,7 @@ from kubehawk.rules.slots import (
     _cheap,
     _Slots,
 )
+from kubehawk.xclaims import DERIVED_DEPS
 
 _FALSE, _TRUE, _UNKNOWN = 0, 1, 2
 _NOT = (_TRUE, _FALSE, _UNKNOWN)

@@ -10,13 +10,13 @@ same keys.
 from collections.abc import Callable
 from typing import Any
 
-from kubehawk.enrich import derived_gates
 from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
 from kubehawk.event_schema import has_body
 from kubehawk.rules.fields import make_getter
 from kubehawk.rules.index_keys import _PRESENT_FREQ, _USELESS
 from kubehawk.rules.ir import Test
 from kubehawk.rules.model import Rule
+from kubehawk.xclaims import derived_gates
 
 __all__ = ["PRESENT_BODY", "PRESENT_HEAD", "VALUE", "VALUE_FIELDS", "Plan", "inline_key", "make_extractor"]
 
