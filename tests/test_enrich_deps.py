@@ -12,8 +12,9 @@ import random
 import pytest
 
 from kubehawk.config import Config
-from kubehawk.event import event_from_dict, split_path
+from kubehawk.event import event_from_dict
 from kubehawk.event_schema import has_body
+from kubehawk.fieldpath import split_path
 from kubehawk.xclaims import DERIVED_DEPS, derived_gates
 
 CFG = Config.from_dict({

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from kubehawk.event import EventDecodeError, decode_event, event_from_dict, resolve
+from kubehawk.event import EventDecodeError, decode_event, event_from_dict
+from kubehawk.fieldpath import resolve
 
 from helpers import audit
 

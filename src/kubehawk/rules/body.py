@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 
 from kubehawk import native
-from kubehawk.event import AuditEvent, split_path
+from kubehawk.event import AuditEvent
+from kubehawk.fieldpath import split_path
 
 _OBJECT: dict[str, Any] = {}  # stands for any object value: no value predicate looks inside one
 

@@ -9,7 +9,7 @@ and the collected load errors.
 
 An entry is keyed on everything the result depends on: the path and exact text of every rule
 file, the ``variables`` (``|expand`` placeholders), ``collect_errors``, the source of
-kubehawk.rules and the modules it reads (event, enrich, xclaims, the package version), the pySigma and
+kubehawk.rules and the modules it reads (event, fieldpath, enrich, xclaims, the package version), the pySigma and
 PyYAML distributions and the Python version.
 A missing, stale, corrupt or untrusted entry is ignored and the rules are loaded from source;
 nothing here ever raises.
@@ -51,7 +51,7 @@ KEEP = 8  # entries kept (newest first): one per set of rule files, variables an
 _PKG = Path(__file__).resolve().parents[1]
 # The code that decides what a load produces (kubehawk's version does not change in a checkout):
 # every module of kubehawk.rules, plus these.
-_CODE = ("__init__.py", "event.py", "enrich.py", "xclaims.py")
+_CODE = ("__init__.py", "event.py", "fieldpath.py", "enrich.py", "xclaims.py")
 _fingerprint: bytes | None = None
 
 

@@ -32,7 +32,8 @@ from typing import Any
 
 from sigma.types import SigmaFieldReference, SigmaRegularExpression
 
-from kubehawk.event import AuditEvent, flatten_lists
+from kubehawk.event import AuditEvent
+from kubehawk.fieldpath import flatten_lists
 from kubehawk.rules.body import unknown_test
 from kubehawk.rules.fields import field_cost, make_getter, make_presence
 from kubehawk.rules.guards import _guard_of, _keys, _necessary

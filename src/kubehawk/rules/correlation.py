@@ -23,7 +23,8 @@ from typing import Any
 
 import msgspec
 
-from kubehawk.event import AuditEvent, split_path
+from kubehawk.event import AuditEvent
+from kubehawk.fieldpath import split_path
 from kubehawk.rules.model import Match, Rule
 
 __all__ = ["CorrelationState", "epoch_of", "event_epoch", "event_stamp"]

@@ -3,7 +3,7 @@
 Takes a dotted path (``objectRef.resource``, ``requestObject.spec.hostPID``,
 ``x.pod_spec.containers.image``) and gives a getter returning a scalar, a list of values or
 None. The top-level fields are attribute reads on the typed head; bodies and ``x.*`` follow
-:func:`kubehawk.event.resolve` (a list on the path yields every element; a key that itself
+:func:`kubehawk.fieldpath.resolve` (a list on the path yields every element; a key that itself
 holds dots matches before the split one; nested lists are walked to any depth, at the end of
 the path as in its middle). :func:`make_presence` answers ``|exists``: is the field there at all.
 """
@@ -14,7 +14,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubehawk.event import TOP_FIELDS, AuditEvent, flatten_lists, split_path
+from kubehawk.event import TOP_FIELDS, AuditEvent
+from kubehawk.fieldpath import flatten_lists, split_path
 from kubehawk.rules.ir import Test
 
 __all__ = ["field_cost", "make_getter", "make_presence", "make_resolver"]
@@ -29,7 +30,7 @@ def _joins(parts: tuple[str, ...]) -> list[list[tuple[str, int]]]:
 
 
 def make_resolver(parts: tuple[str, ...]) -> Callable[[Any], list[Any]]:
-    """:func:`kubehawk.event.resolve` for a fixed path, with the dotted keys joined once."""
+    """:func:`kubehawk.fieldpath.resolve` for a fixed path, with the dotted keys joined once."""
     if not parts:
         def whole(v: Any) -> list[Any]:
             out: list[Any] = []
@@ -85,7 +86,7 @@ def make_getter(path: str) -> Callable[[AuditEvent], Any]:
     """A function returning the value(s) at ``path``: a scalar, a list of values, or None.
 
     Specialised for the top-level fields of the typed head; bodies and ``x.*`` follow
-    the semantics of :func:`kubehawk.event.resolve` (lists, dotted keys).
+    the semantics of :func:`kubehawk.fieldpath.resolve` (lists, dotted keys).
     """
     parts = split_path(path)
     top, rest = parts[0], parts[1:]

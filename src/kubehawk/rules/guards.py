@@ -28,7 +28,8 @@ from sigma.types import (
     SigmaString,
 )
 
-from kubehawk.event import AuditEvent, split_path
+from kubehawk.event import AuditEvent
+from kubehawk.fieldpath import split_path
 from kubehawk.rules.body import _REQUEST, _RESPONSE, _SPEC, _UNSET_BODY, _body, _body_cell
 from kubehawk.rules.ir import And, Leaf, Not, Test
 from kubehawk.rules.keywords import _keyword_prefilter, _keywords_prefilter, _plain_pieces

@@ -17,7 +17,8 @@ lease and status updates dominate); the read cost keeps request bodies and deriv
 
 from typing import Any
 
-from kubehawk.event import TOP_FIELDS, split_path
+from kubehawk.event import TOP_FIELDS
+from kubehawk.fieldpath import split_path
 from kubehawk.rules.dnf import PRESENT
 
 __all__ = ["IndexKey", "choose_index_keys"]

@@ -24,7 +24,8 @@ from typing import Any
 import msgspec
 
 from kubehawk import native
-from kubehawk.event import _CheckedHead, split_path
+from kubehawk.event import _CheckedHead
+from kubehawk.fieldpath import split_path
 from kubehawk.rules.slots import PRESENT_BODY, PRESENT_HEAD, VALUE, inline_key
 
 __all__ = ["LineScreen", "line_screen"]

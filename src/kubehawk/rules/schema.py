@@ -17,8 +17,9 @@ from typing import Any
 import msgspec.inspect as mi
 from sigma.types import SigmaString
 
-from kubehawk.event import EventHead, split_path
+from kubehawk.event import EventHead
 from kubehawk.event_schema import HEAD_SCHEMA
+from kubehawk.fieldpath import split_path
 from kubehawk.rules.ir import Leaf, leaves
 
 __all__ = ["OPEN", "field_type", "rule_field_warnings"]

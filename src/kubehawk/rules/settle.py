@@ -10,7 +10,8 @@ of the same shape share one test, remembered per event when it reads a body or `
 from collections.abc import Callable
 from typing import Any
 
-from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
+from kubehawk.event import TOP_FIELDS, AuditEvent
+from kubehawk.fieldpath import split_path
 from kubehawk.rules.body import unknown_test
 from kubehawk.rules.compiler import leaf_test
 from kubehawk.rules.fields import field_cost, make_getter

@@ -10,8 +10,9 @@ same keys.
 from collections.abc import Callable
 from typing import Any
 
-from kubehawk.event import TOP_FIELDS, AuditEvent, split_path
+from kubehawk.event import TOP_FIELDS, AuditEvent
 from kubehawk.event_schema import has_body
+from kubehawk.fieldpath import split_path
 from kubehawk.rules.fields import make_getter
 from kubehawk.rules.index_keys import _PRESENT_FREQ, _USELESS
 from kubehawk.rules.ir import Test
