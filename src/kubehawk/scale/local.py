@@ -12,6 +12,7 @@ silently.
 
 from __future__ import annotations
 
+import errno
 import functools
 import multiprocessing
 import os
@@ -160,13 +161,28 @@ def _read_part(part: Part) -> ChunkResult:
     return scan_part(_engine, part, _max_line_bytes, _readers, _filter)
 
 
-def _read_part_to(folder: str, part: Part) -> str:
-    """:func:`_read_part`, its result written to a file in ``folder``: the file's name is what the
-    pool sends back (see :func:`run_local`)."""
-    res = _read_part(part)
+def _read_part_to(folders: Sequence[str], part: Part) -> str:
+    """:func:`_read_part`, its result written to a file in the first of ``folders`` with room for
+    it (a container's /dev/shm is often 64 MB): the file's name is what the pool sends back (see
+    :func:`run_local`)."""
+    data = pickle.dumps(_read_part(part), protocol=pickle.HIGHEST_PROTOCOL)
+    for folder in folders[:-1]:
+        try:
+            return _written(folder, data)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+    return _written(folders[-1], data)
+
+
+def _written(folder: str, data: bytes) -> str:
     fd, path = tempfile.mkstemp(dir=folder, prefix=f"{os.getpid()}-", suffix=".part")
-    with os.fdopen(fd, "wb") as f:
-        pickle.dump(res, f, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    except BaseException:
+        os.unlink(path)
+        raise
     return path
 
 
@@ -291,15 +307,17 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
     # Results come back as files, the pool's pipe carrying only their names: a worker that dies
     # while it writes a message of more than a pipe's atomic write into that pipe leaves the
     # pool's reader waiting for the rest for ever (a killed worker hung the run), and a name
-    # is written whole or not at all.
-    folder = tempfile.mkdtemp(prefix="kubehawk-parts-", dir=_RESULTS_DIR if os.access(_RESULTS_DIR, os.W_OK) else None)
+    # is written whole or not at all. The files are in memory (/dev/shm) when it can be written,
+    # in the temporary folder when not or when it is full.
+    folders = ([tempfile.mkdtemp(prefix="kubehawk-parts-", dir=_RESULTS_DIR)] if os.access(_RESULTS_DIR, os.W_OK)
+               else []) + [tempfile.mkdtemp(prefix="kubehawk-parts-")]
     try:
         with collector_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init,
                                  initargs=(detector.rules, detector.config, max_line_bytes,
                                            detector.first_seen_only(), event_filter, index)) as pool:
             try:
                 for part in parts:
-                    pending.append((part, _submit(pool, folder, part)))
+                    pending.append((part, _submit(pool, folders, part)))
                     while len(pending) >= window or (pending and part is parts[-1]):
                         done, fut = pending[0]
                         res = _load(_result(done, fut))
@@ -316,19 +334,20 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
         raise ScaleError(f"a worker process died (killed, or out of memory) while the run read {where}; "
                          "the run is incomplete, so no alerts were written") from None
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
     return merged.finish(), merged
 
 
-def _submit(pool: ProcessPoolExecutor, folder: str, part: Part) -> Future[str]:
+def _submit(pool: ProcessPoolExecutor, folders: Sequence[str], part: Part) -> Future[str]:
     """``pool.submit`` of :func:`_read_part_to` with Ctrl-C held back: the worker processes it may
     start inherit a mask without SIGINT (Ctrl-C is the parent's to handle), and the pool is never
     left half started."""
     if not hasattr(signal, "pthread_sigmask"):
-        return pool.submit(_read_part_to, folder, part)
+        return pool.submit(_read_part_to, folders, part)
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return pool.submit(_read_part_to, folder, part)
+        return pool.submit(_read_part_to, folders, part)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
