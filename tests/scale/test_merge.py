@@ -14,7 +14,8 @@ from kubehawk.event import decode_event
 from kubehawk.rules import Engine
 from kubehawk.scale import alert_order
 from kubehawk.scale.local import Part, plan_parts
-from kubehawk.sources.files import ReadStats, read_paths, read_range
+from kubehawk.sources.files import ReadStats, read_paths
+from kubehawk.sources.ranges import read_range
 from scaletools import CONFIG, key, mixed_lines, one_process, write
 
 ROOT = Path(__file__).resolve().parents[2]

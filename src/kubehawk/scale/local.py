@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 from kubehawk.scale.collector import collector_paused, part_collected
 from kubehawk.scale.merge import Merge, ScaleError
 from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
-from kubehawk.sources.files import ReadStats, line_starts, read_paths, read_range, splittable
+from kubehawk.sources.files import ReadStats, read_paths
 from kubehawk.sources.folders import iter_files
+from kubehawk.sources.ranges import line_starts, read_range, splittable
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import chain, islice, repeat
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import msgspec
 
@@ -48,12 +48,15 @@ __all__ = [
     "ReadStats",
     "bounded_lines",
     "emit_line",
-    "line_starts",
+    "BOM",
+    "READ_BUFFER",
+    "bounded_lines",
+    "is_compressed",
+    "is_cut",
+    "read_error",
     "read_lines_of",
     "read_paths",
-    "read_range",
     "read_stream",
-    "splittable",
 ]
 
 STDIN = "-"
@@ -65,7 +68,7 @@ STDIN_NAME = "<stdin>"
 
 # --- one stream ----------------------------------------------------------------------------
 
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"
 
 
 def bounded_lines(fh: IO[bytes], limit: int) -> Iterator[bytes]:
@@ -111,8 +114,8 @@ def _layout(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned:
     first: bytes | None = None
     document = False
     for raw in lines:
-        if not head and not blank and raw.startswith(_BOM):
-            raw = raw[len(_BOM):]
+        if not head and not blank and raw.startswith(BOM):
+            raw = raw[len(BOM):]
         stripped = raw.strip()
         if not stripped and first is None:
             blank += 1
@@ -215,7 +218,7 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
             counted, found = lineno, 0
     except _READ_ERRORS as e:
         # A truncated gzip, an I/O error: what was read stands, the file ends here.
-        _read_error(name, lineno + 1, e, stats, on_warning)
+        read_error(name, lineno + 1, e, stats, on_warning)
     finally:
         stats.lines += lineno - counted
         stats.events += found
@@ -228,6 +231,11 @@ _MAGIC: tuple[tuple[bytes, Callable[[IO[bytes]], IO[bytes]]], ...] = (
     (b"BZh", lambda f: bz2.BZ2File(f, "rb")),
     (b"\xfd7zXZ\x00", lambda f: lzma.LZMAFile(f, "rb")),  # noqa: SIM115 - closed with the file
 )
+
+
+def is_compressed(head: bytes) -> bool:
+    """Do these first bytes of a file say gzip, bzip2 or xz?"""
+    return any(head.startswith(magic) for magic, _ in _MAGIC)
 
 
 def _decompressed(fh: io.BufferedReader) -> IO[bytes]:
@@ -244,7 +252,7 @@ def _decompressed(fh: io.BufferedReader) -> IO[bytes]:
 _READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
 
 
-def _read_error(name: str, line: int, err: Exception, stats: ReadStats, on_warning: Warn) -> None:
+def read_error(name: str, line: int, err: Exception, stats: ReadStats, on_warning: Warn) -> None:
     stats.warn(f"{name}:{line}: read error: {type(err).__name__}: {err}", on_warning, name)
 
 
@@ -263,7 +271,7 @@ def _open_events(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, o
             return _layout(stream, name, stats, on_warning, fh if owned else None, screen)
         stats.not_an_audit_log(name, why, on_warning)
     except _READ_ERRORS as e:
-        _read_error(name, 1, e, stats, on_warning)
+        read_error(name, 1, e, stats, on_warning)
     if owned:
         fh.close()
     return iter(())
@@ -346,104 +354,9 @@ def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_war
     return chain.from_iterable(_per_file(paths, stats, on_warning, screen))
 
 
-# --- byte ranges of a large file (kubehawk.scale) --------------------------------------------
-
-
-_SPLIT_PROBE = 1 << 20  # how much of a line planning the split holds at once
-
-
-def splittable(path: str) -> bool:
-    """Can the file be read in byte ranges? Only an uncompressed JSON-lines file can: its first
-    non-blank line is a whole JSON object. A compressed file or a document is read whole."""
-    try:
-        with open(path, "rb") as fh:
-            if any(fh.peek(6)[:6].startswith(magic) for magic, _ in _MAGIC):
-                return False
-            for raw in bounded_lines(fh, _SPLIT_PROBE):
-                if is_cut(raw, _SPLIT_PROBE):
-                    return False  # a first line too long to look at: one worker reads the file
-                line = raw.removeprefix(_BOM).strip()
-                if line:
-                    return line[:1] == b"{" and is_complete_json(line)
-    except OSError:
-        return False
-    return False
-
-
-def line_starts(path: str, size: int, every: int | Callable[[int], int]) -> list[int]:
-    """Offsets of line starts about ``every`` bytes apart (0 included): each the first line start
-    at or after the one before plus ``every``, which may also be a function of that offset (the
-    length of the next piece)."""
-    step = every if callable(every) else (lambda _pos: every)
-    starts = [0]
-    with open(path, "rb") as fh:
-        pos = step(0)
-        while pos < size:
-            fh.seek(pos - 1)
-            while True:  # to the end of the line holding byte pos-1, a piece at a time (memory)
-                piece = fh.readline(_SPLIT_PROBE)
-                if not piece or piece[-1:] == b"\n":
-                    break
-            at = fh.tell()
-            if at >= size:
-                break
-            if at > starts[-1]:
-                starts.append(at)
-            pos = max(at + step(at), at + 1)
-    return starts
-
-
 def read_lines_of(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning: Warn = None,
-                  screen: LineScreen | None = None) -> Iterator[AuditEvent]:
+                  screen: LineScreen | None = None, owned: IO[bytes] | None = None) -> Iterator[AuditEvent]:
     """The events of JSON lines (or line-oriented exports) someone else has read (a Spark
-    partition's lines), named ``name`` in origins with line numbers from 1."""
-    return _read_lines(lines, name, stats, on_warning, None, screen)
-
-
-def read_range(path: str, start: int, end: int, stats: ReadStats, on_warning: Warn = None,
-               screen: LineScreen | None = None) -> Iterator[AuditEvent]:
-    """The events of the JSON lines in bytes [start, end) of a file, both line starts (see
-    :func:`line_starts`): one worker's part of a large file. Origins count lines from the range's
-    first (``path:1``); the caller knows the lines before it. Memory: a read buffer, and no line
-    longer than the run's limit (a longer one comes in pieces and is dropped, as everywhere)."""
-    try:
-        raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the events' iterator
-        raw.seek(start)
-    except OSError as e:
-        _read_error(path, 1, e, stats, on_warning)
-        return iter(())
-    fh = io.BufferedReader(_Range(raw, end - start), READ_BUFFER)
-    lines = bounded_lines(fh, stats.max_line_bytes)
-    if start == 0:
-        lines = _without_bom(lines)
-    return _read_lines(lines, path, stats, on_warning, fh, screen)
-
-
-class _Range(io.RawIOBase):
-    """The next ``length`` bytes of a raw file, as a raw stream of their own (a buffered reader
-    over it reads lines with the same C code as a whole file, and stops at the range's end)."""
-
-    def __init__(self, raw: io.FileIO, length: int) -> None:
-        self.raw = raw
-        self.left = length
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self.left <= 0:
-            return 0
-        view = memoryview(b)
-        n = self.raw.readinto(view[:min(len(view), self.left)]) or 0
-        self.left -= n
-        return n
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
-def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
-    for first in lines:
-        return chain((first.removeprefix(_BOM),), lines)
-    return iter(())
+    partition's lines, a byte range of a file: kubehawk.sources.ranges), named ``name`` in
+    origins with line numbers from 1; ``owned``: closed once the lines are done (or abandoned)."""
+    return _read_lines(lines, name, stats, on_warning, owned, screen)
