@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
-from kubehawk.scale import alert_order
+from kubehawk.scale import alert_order, results
 from kubehawk.scale import local as scale_local
 from kubehawk.scale.local import Part, PartMerge, plan_parts, resolve_workers, run_local
 from scaletools import CONFIG, key, mixed_lines, one_process, write
@@ -298,7 +299,7 @@ def test_a_worker_killed_while_results_cross_fails_the_run_loudly(tmp_path):
     proc = subprocess.Popen([*KUBEHAWK, "detect", "--workers", "2", "--format", "json", str(log)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
-    where = Path(scale_local._RESULTS_DIR if os.access(scale_local._RESULTS_DIR, os.W_OK) else "/tmp")
+    where = Path(results.MEMORY if os.access(results.MEMORY, os.W_OK) else tempfile.gettempdir())
     victim = folder = None
     deadline = time.monotonic() + 60
     while victim is None and time.monotonic() < deadline and proc.poll() is None:
@@ -312,41 +313,6 @@ def test_a_worker_killed_while_results_cross_fails_the_run_loudly(tmp_path):
     assert proc.returncode == 1, err
     assert "worker process died" in err and "no alerts were written" in err, err
     assert out == "" and not folder.exists()  # and the results left are removed
-
-
-def test_a_result_that_does_not_fit_in_memory_goes_to_the_next_folder(tmp_path, monkeypatch):
-    """A full /dev/shm (64 MB in a container by default) must not fail the run: the result is
-    written to the next folder, the temporary one; any other write error still fails the part."""
-    import errno
-
-    log = write(tmp_path / "audit.log", mixed_lines(300, seed=4))
-    rules = load_ruleset(None)
-    scale_local._init(rules, None, first_seen=Detector(rules).first_seen_only())
-    (part,) = plan_parts([str(log)], 1)
-    full, disk = tmp_path / "shm", tmp_path / "disk"
-    full.mkdir()
-    disk.mkdir()
-    real_fdopen = os.fdopen
-
-    def fdopen(fd, *args, **kw):
-        f = real_fdopen(fd, *args, **kw)
-        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(full)):
-            f.write = lambda data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))
-        return f
-
-    monkeypatch.setattr(os, "fdopen", fdopen)
-    path = scale_local._read_part_to([str(full), str(disk)], part)
-    assert Path(path).parent == disk and not list(full.iterdir())  # nothing left half written
-    assert len(scale_local._load(path)) == len(scale_local._read_part(part)) > 0
-
-    def broken(fd, *args, **kw):
-        f = real_fdopen(fd, *args, **kw)
-        f.write = lambda data: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error"))
-        return f
-
-    monkeypatch.setattr(os, "fdopen", broken)
-    with pytest.raises(OSError, match="Input/output"):
-        scale_local._read_part_to([str(full), str(disk)], part)
 
 
 def test_ctrl_c_ends_the_run_with_one_line(tmp_path):

@@ -12,15 +12,11 @@ silently.
 
 from __future__ import annotations
 
-import errno
 import functools
 import multiprocessing
 import os
-import pickle
-import shutil
 import signal
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kubehawk.scale.collector import collector_paused, part_collected
 from kubehawk.scale.merge import Merge, ScaleError
 from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
+from kubehawk.scale.results import load_result, result_folders, write_result
 from kubehawk.sources.files import ReadStats, read_paths
 from kubehawk.sources.folders import iter_files
 from kubehawk.sources.ranges import line_starts, read_range, splittable
@@ -49,7 +46,6 @@ MIN_RANGE = 4 << 20
 MAX_RANGE = 32 << 20
 MIN_TAIL = 1 << 20  # the shortest part the end of a run is cut into
 MAX_PART_WARNINGS = 1000
-_RESULTS_DIR = "/dev/shm"  # where the workers' results wait for the merge (memory), when it can be written
 
 
 def resolve_workers(value: str | int) -> int:
@@ -163,35 +159,9 @@ def _read_part(part: Part) -> ChunkResult:
 
 
 def _read_part_to(folders: Sequence[str], part: Part) -> str:
-    """:func:`_read_part`, its result written to a file in the first of ``folders`` with room for
-    it (a container's /dev/shm is often 64 MB): the file's name is what the pool sends back (see
-    :func:`run_local`)."""
-    data = pickle.dumps(_read_part(part), protocol=pickle.HIGHEST_PROTOCOL)
-    for folder in folders[:-1]:
-        try:
-            return _written(folder, data)
-        except OSError as e:
-            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-    return _written(folders[-1], data)
-
-
-def _written(folder: str, data: bytes) -> str:
-    fd, path = tempfile.mkstemp(dir=folder, prefix=f"{os.getpid()}-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    except BaseException:
-        os.unlink(path)
-        raise
-    return path
-
-
-def _load(path: str) -> ChunkResult:
-    with open(path, "rb") as f:
-        res = pickle.load(f)
-    os.unlink(path)
-    return res
+    """:func:`_read_part`, its result written to a file (:mod:`kubehawk.scale.results`): the
+    file's path is what the pool sends back."""
+    return write_result(folders, _read_part(part))
 
 
 def scan_part(engine: Engine, part: Part, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
@@ -305,23 +275,17 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
     context = _context()
     # forked workers have the parent's rule index (built for its engine, which reads no event)
     index = detector.engine.index if context.get_start_method() == "fork" else None
-    # Results come back as files, the pool's pipe carrying only their names: a worker that dies
-    # while it writes a message of more than a pipe's atomic write into that pipe leaves the
-    # pool's reader waiting for the rest for ever (a killed worker hung the run), and a name
-    # is written whole or not at all. The files are in memory (/dev/shm) when it can be written,
-    # in the temporary folder when not or when it is full.
-    folders = ([tempfile.mkdtemp(prefix="kubehawk-parts-", dir=_RESULTS_DIR)] if os.access(_RESULTS_DIR, os.W_OK)
-               else []) + [tempfile.mkdtemp(prefix="kubehawk-parts-")]
-    try:
-        with collector_paused(), ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init,
-                                 initargs=(detector.rules, detector.config, max_line_bytes,
-                                           detector.first_seen_only(), event_filter, index)) as pool:
+    try:  # results come back as files, only their names through the pool's pipe (scale.results)
+        with result_folders() as folders, collector_paused(), ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_init,
+                initargs=(detector.rules, detector.config, max_line_bytes, detector.first_seen_only(), event_filter,
+                          index)) as pool:
             try:
                 for part in parts:
                     pending.append((part, _submit(pool, folders, part)))
                     while len(pending) >= window or (pending and part is parts[-1]):
                         done, fut = pending[0]
-                        res = _load(_result(done, fut))
+                        res = load_result(_result(done, fut))
                         pending.pop(0)
                         merged.add(done, res)
                         if on_progress is not None:
@@ -334,9 +298,6 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
         where = pending[0][0].describe() if pending else "its input"
         raise ScaleError(f"a worker process died (killed, or out of memory) while the run read {where}; "
                          "the run is incomplete, so no alerts were written") from None
-    finally:
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
     return merged.finish(), merged
 
 
