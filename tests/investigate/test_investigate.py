@@ -106,3 +106,24 @@ def test_a_missing_path_is_one_line_and_exit_2(tmp_path):
     res = run("--user", "alice", str(tmp_path / "nope.log"))
     assert res.returncode == 2 and "nope.log: no such file or directory" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_around_one_event_read_from_standard_input(tmp_path: Path) -> None:
+    """--alert reads its input twice: standard input (plain or gzip) is kept in a temporary file
+    meanwhile, removed at the end; the story is the one the file gives."""
+    import gzip
+    import os
+
+    every = json.loads(run("--user", "mallory", "--no-alerts", "--format", "json", SAMPLE).stdout)["events"]
+    anchor = next(e for e in every if e["resource"] == "clusterrolebindings")["auditID"]
+    args = ["--alert", anchor, "--window", "5m", "--format", "json", "--config", CONFIG]
+    want = json.loads(run(*args, SAMPLE).stdout)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    data = Path(SAMPLE).read_bytes()
+    for stdin in (data, gzip.compress(data)):
+        res = subprocess.run([KUBEHAWK, "investigate", *args, "-"], input=stdin, capture_output=True, timeout=120,
+                             env=env)
+        assert res.returncode == 0, res.stderr
+        got = json.loads(res.stdout)
+        assert got["events"] == want["events"] and got["query"] == want["query"]
+        assert not list(tmp_path.iterdir())  # the copy of stdin is gone

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +71,6 @@ def investigate_command(paths: tuple[str, ...], alert_id: str | None, window: st
                         quiet: bool, **filters: Any) -> None:
     """Every event of one identity (--user ...) or around one alert (--alert AUDITID), as a story."""
     from kubehawk.filters import FilterError, build_filter, parse_duration
-    from kubehawk.investigate.story import Story, around, collect, find_anchor
-    from kubehawk.sources.files import ReadStats, read_paths
 
     try:
         flt = build_filter(**filters)
@@ -77,9 +80,22 @@ def investigate_command(paths: tuple[str, ...], alert_id: str | None, window: st
     if not alert_id and not flt.active:
         fail(PROG, "say whom or what to investigate: --user, --namespace, --resource, --source-ip, --since/--until "
                    "or --alert AUDITID")
-    if alert_id and "-" in paths:
-        fail(PROG, "--alert reads the log twice (find the alert, then its surroundings): give files, not stdin")
     require_paths(paths, PROG)
+    # --alert reads its input twice (find the alert, then its surroundings): stdin is kept meanwhile
+    spool = _spool_stdin() if alert_id and "-" in paths else None
+    try:
+        _investigate(paths, alert_id, window, span, flt, fmt, html_path, config_path, rule_dirs, no_builtin,
+                     no_alerts, quiet, spool)
+    finally:
+        if spool is not None:
+            os.unlink(spool)
+
+
+def _investigate(paths: tuple[str, ...], alert_id: str | None, window: str, span: Any, flt: Any, fmt: str,
+                 html_path: str | None, config_path: str | None, rule_dirs: tuple[str, ...], no_builtin: bool,
+                 no_alerts: bool, quiet: bool, spool: str | None) -> None:
+    from kubehawk.investigate.story import Story, around, collect, find_anchor
+    from kubehawk.sources.files import ReadStats
 
     def warn(msg: str) -> None:
         if not quiet:
@@ -88,7 +104,7 @@ def investigate_command(paths: tuple[str, ...], alert_id: str | None, window: st
     query: dict[str, Any] = {k: v for k, v in flt.describe().items() if v}
     keep = flt.matches
     if alert_id:
-        anchor = find_anchor(read_paths(list(paths), ReadStats(), on_warning=None), alert_id)
+        anchor = find_anchor(_read(paths, ReadStats(), None, spool), alert_id)
         if anchor is None:
             fail(PROG, f"--alert: no event with auditID {alert_id!r} in {', '.join(paths)}", 1)
         near = around(anchor, span)
@@ -104,7 +120,7 @@ def investigate_command(paths: tuple[str, ...], alert_id: str | None, window: st
         detector = Detector(load_rules(config, rule_dirs, not no_builtin, PROG), config)
     stats = ReadStats()
     try:
-        steps = collect(read_paths(list(paths), stats, on_warning=warn), keep, detector)
+        steps = collect(_read(paths, stats, warn, spool), keep, detector)
     finally:
         if detector is not None:
             detector.close()
@@ -130,3 +146,31 @@ def investigate_command(paths: tuple[str, ...], alert_id: str | None, window: st
         sys.exit(0)
     if not steps:
         click.echo(f"{PROG}: no event matched", err=True)
+
+
+def _spool_stdin() -> str:
+    """Standard input copied to a temporary file (removed by the caller), to be read twice."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="kubehawk-stdin-")
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    except OSError as e:
+        fail(PROG, f"--alert: cannot keep standard input to read it twice: {e.strerror or e}")
+    return path
+
+
+def _read(paths: tuple[str, ...], stats: Any, on_warning: Any, spool: str | None) -> Iterator[Any]:
+    """The events of ``paths`` in order (read_paths), standard input from ``spool`` if it was kept."""
+    from kubehawk.sources.files import STDIN, read_paths
+
+    if spool is None:
+        return read_paths(list(paths), stats, on_warning=on_warning)
+    return chain.from_iterable(_spooled(spool, stats, on_warning) if p == STDIN
+                               else read_paths([p], stats, on_warning=on_warning) for p in paths)
+
+
+def _spooled(path: str, stats: Any, on_warning: Any) -> Iterator[Any]:
+    from kubehawk.sources.files import STDIN_NAME, read_stream
+
+    with open(path, "rb") as fh:
+        yield from read_stream(fh, STDIN_NAME, stats, on_warning, compressed=True)

@@ -90,13 +90,14 @@ def _drop_rest(lines: Iterator[bytes]) -> None:
 
 
 def read_stream(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn = None,
-                screen: LineScreen | None = None) -> Iterator[AuditEvent]:
-    """Events of one already-opened binary stream (decompressed), named ``name`` in origins.
+                screen: LineScreen | None = None, compressed: bool = False) -> Iterator[AuditEvent]:
+    """Events of one already-opened binary stream, named ``name`` in origins; ``compressed``: it
+    may be gzip, bzip2 or xz (told by its first bytes, as a file's; ``fh`` must then peek).
 
     Read errors end the stream with one warning naming ``name:line``; never raises. ``screen``:
     see :func:`read_paths`.
     """
-    yield from _open_events(fh, name, stats, on_warning, owned=False, compressed=False, screen=screen)
+    yield from _open_events(fh, name, stats, on_warning, owned=False, compressed=compressed, screen=screen)
 
 
 def _layout(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, owned: IO[bytes] | None,
