@@ -20,11 +20,11 @@ from kubehawk.sinks import build_sink_list
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "samples" / "kube-audit-rest"
 
 
-def make_service(tmp_path: Path, rules_dir: Path, **server) -> Service:
+def make_service(tmp_path: Path, rules_dir: Path, outputs: list[dict] | None = None, **server) -> Service:
     settings = ServerSettings.build({"journal": str(tmp_path / "j" / "journal.db"), **server})
     config = Config()
     detector = Detector(load_ruleset(config, [rules_dir], builtin=False), config)
-    sinks = build_sink_list([{"type": "file", "path": str(tmp_path / "alerts.jsonl")}])
+    sinks = build_sink_list(outputs or [{"type": "file", "path": str(tmp_path / "alerts.jsonl")}])
     return Service(settings, detector, sinks, config)
 
 
@@ -252,3 +252,31 @@ def test_admission_bodies_count_against_the_memory_budget(tmp_path: Path, rules_
         asyncio.run(scenario())
     finally:
         service.stop()
+
+
+def test_alerts_from_serve_carry_the_event_as_received(tmp_path: Path, rules_dir: Path) -> None:
+    """ECS's event.original and OCSF's evidence hold the event as the apiserver sent it, as from
+    detect; the JSON contract has no event."""
+    formats = ("json", "ecs", "ocsf")
+    outputs = [{"type": "file", "path": str(tmp_path / f"{f}.jsonl"), "format": f} for f in formats]
+    service = make_service(tmp_path, rules_dir, outputs)
+    app = create_app(service, manage_lifecycle=False)
+    service.start()
+    sent = event("orig-1", intruder=True)
+    sent["annotations"] = {"a.example/kept": "not modelled by kubehawk"}
+
+    async def scenario() -> None:
+        async with client(app) as c:
+            assert (await c.post("/audit", json=event_list([sent]))).status_code == 200
+            await wait_until(lambda: all((tmp_path / f"{f}.jsonl").exists() and (tmp_path / f"{f}.jsonl").stat().st_size
+                                         for f in formats))
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        service.stop()
+    (plain,), (ecs,), (ocsf,) = ([json.loads(x) for x in (tmp_path / f"{f}.jsonl").read_text().splitlines()]
+                                 for f in formats)
+    assert plain["auditID"] == "orig-1" and "event" not in plain
+    assert json.loads(ecs["event"]["original"]) == sent
+    assert [e["data"] for e in ocsf["evidences"]] == [sent]

@@ -115,9 +115,8 @@ class Sink:
         raise NotImplementedError
 
     def shape(self, alert: dict[str, Any]) -> dict[str, Any]:
-        """The alert as this sink writes it: the JSON contract, or ECS / OCSF / Falco JSON."""
-        if self.fmt == "json":
-            return alert
+        """The alert as this sink writes it: the JSON contract (without the event the server keeps
+        beside it for the other formats), or ECS / OCSF / Falco JSON."""
         from kubehawk.formats import alert_parts, render
 
         d, event = alert_parts(alert)

@@ -120,7 +120,7 @@ class SyslogSink(Sink):
     def _deliver(self, alerts: list[dict[str, Any]]) -> None:
         frames = []
         for a in alerts:
-            msg = format_rfc5424(a, facility=self.facility, hostname=self.hostname, app_name=self.app_name,
+            msg = format_rfc5424(self.shape(a), facility=self.facility, hostname=self.hostname, app_name=self.app_name,
                                  procid=self.procid)
             if self.protocol == "udp" and len(msg) > MAX_UDP:
                 msg = msg[:MAX_UDP]  # RFC 5426 4.3.1: a receiver may truncate; we do it predictably
