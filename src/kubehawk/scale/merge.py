@@ -55,7 +55,7 @@ class Merge:
 
         Records go in stream order (:meth:`_in_order`), or the first-seen records are judged all
         at once first when that gives the same answer (:meth:`_at_once`)."""
-        events = _PartEvents(part, line_base)
+        events = _PartEvents(part, line_base, self.detector.config)
         out: list[Alert] = []
         if not self._at_once(part, events, fetch, out):
             self._in_order(part, events, fetch, out)
@@ -177,14 +177,18 @@ class _PartEvents:
     record's that shares its line (the front of that record's rules), so that both rules' alerts
     hold one event, as in one process (a record's odd values are counted once)."""
 
-    def __init__(self, part: ChunkResult, line_base: int):
-        self.part, self.line_base = part, line_base
+    def __init__(self, part: ChunkResult, line_base: int, config: Any = None):
+        self.part, self.line_base, self.config = part, line_base, config
         self._replayed: dict[int, AuditEvent] = {}
 
     def replayed(self, i: int) -> AuditEvent:
+        """Replayed record ``i``'s event, bound to the run's config (as Detector.replay binds it:
+        :meth:`Merge._at_once` reads its entries first, which may read ``x.*`` fields)."""
         ev = self._replayed.get(i)
         if ev is None:
             ev = self._replayed[i] = self.part.event_at(i, self.line_base)
+            if self.config is not None:
+                ev.bind_context(self.config)
         return ev
 
     def first_seen(self, j: int) -> AuditEvent | None:
