@@ -70,7 +70,7 @@ class Merge:
         n = len(part.rules)
         lo = 0  # the first first-seen record not yet judged
         for i in range(n + 1):
-            hi = part.fs_before[i] if i < n else len(part.fs_rules)
+            hi = part.first_seen_before(i)
             # first-seen record j is at j + i in stream order, replayed record i at hi + i
             if lo + i <= first_at < hi + i:  # the baselines start learning at the part's first timed event
                 self._first_seen(part, lo, first_at - i, events, fetch, out)
@@ -115,7 +115,7 @@ class Merge:
                                        part.fs_stamps)
         a, n = 0, len(part.rules)
         for i in range(n + 1):
-            hi = part.fs_before[i] if i < n else len(part.fs_rules)
+            hi = part.first_seen_before(i)
             while a < len(alerting) and alerting[a] < hi:  # the first-seen alerts before record i
                 out.extend(self._alert_of(part, alerting[a], events, fetch))
                 a += 1

@@ -75,6 +75,11 @@ class ChunkResult:
     def __len__(self) -> int:
         return len(self.rules) + len(self.fs_rules)
 
+    def first_seen_before(self, i: int) -> int:
+        """How many first-seen records come before replayed record ``i`` (all of them for
+        ``i == len(rules)``, the end of the part)."""
+        return self.fs_before[i] if i < len(self.rules) else len(self.fs_rules)
+
     def event_at(self, i: int, line_base: int = 0) -> AuditEvent:
         """The event of replayed record ``i``; ``line_base``: the lines of the file before the
         part (a byte range counts its lines from its start)."""
