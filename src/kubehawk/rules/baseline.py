@@ -211,6 +211,7 @@ class Baselines:
         at once: it stands whatever the others teach first (a store's last-seen times only grow),
         so only the rest are judged one by one, in order."""
         days = list(map(self._hot_day.get, entries))
+        # judge()'s first test, inlined: a call per record is what this saves
         rest = [i for i, ts in enumerate(stamps)
                 if not (ts.__class__ is str and ts[-1:] == "Z" and ts[:11] == days[i])]
         self.stats["known"] += len(stamps) - len(rest)
