@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kubehawk.event import AuditEvent, decode_head
+from kubehawk.event import AuditEvent
 from kubehawk.rules.correlation import event_epoch
 from kubehawk.scale.records import ChunkResult
 
@@ -161,8 +161,7 @@ class Merge:
         n = part.fs_linenos[j]
         if fetch is None:
             raise ScaleError(f"{part.where}: line {n} is needed again and this run cannot read it again")
-        line = fetch(n)
-        return AuditEvent(decode_head(line), (part.name, n + line_base), None, line)
+        return part.line_event(fetch(n), n, line_base)
 
     def finish(self) -> list[Any]:
         """End of the stream (the baselines write what they learned); every alert (or what

@@ -86,9 +86,7 @@ class ChunkResult:
         start = self.ends[i - 1] if i else 0
         end = self.ends[i]
         if end != start:
-            line = self.blob[start:end]
-            # a line the worker's reader took the fast path for, where decode_head took it
-            return AuditEvent(decode_head(line), (self.name, self.linenos[i] + line_base), None, line)
+            return self.line_event(self.blob[start:end], self.linenos[i], line_base)
         head, origin, extra, line = self.others[i]
         return AuditEvent(head, origin, extra, line)
 
@@ -98,8 +96,13 @@ class ChunkResult:
         n = self.fs_entries[j]
         if self.entry_first[n] != j:
             return None
-        line = self.entry_blob[self.entry_ends[n - 1] if n else 0:self.entry_ends[n]]
-        return AuditEvent(decode_head(line), (self.name, self.fs_linenos[j] + line_base), None, line)
+        return self.line_event(self.entry_blob[self.entry_ends[n - 1] if n else 0:self.entry_ends[n]],
+                               self.fs_linenos[j], line_base)
+
+    def line_event(self, line: bytes, n: int, line_base: int = 0) -> AuditEvent:
+        """The event of line ``n`` of the part (a line the worker's reader took the fast path for,
+        so decode_head takes it), named as one process names it: ``file:line`` of the whole file."""
+        return AuditEvent(decode_head(line), (self.name, n + line_base), None, line)
 
     def first_event(self, line_base: int = 0) -> AuditEvent | None:
         if self.first is None:
@@ -120,7 +123,7 @@ def entry_readers(ruleset: RuleSet, first_seen: Mapping[int, str]) -> EntryReade
 def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
                  readers: EntryReaders | None = None) -> ChunkResult:
     """Run a split-mode engine (``Engine.split``) over ``events``, filling ``out``; ``readers``:
-    the first-seen rules whose lone matches cross as entries (see the module docstring).
+    the first-seen rules whose matches cross as first-seen records (see the module docstring).
 
     Until the first event with a time the events go one by one (:meth:`Engine.process`, the line
     screen learns nothing), as :meth:`Detector.alerts` does while the baselines wait for their
@@ -136,7 +139,7 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
     numbers: dict[Entry | None, int] = {}  # entry -> its number in `entries`
     readers = readers or {}
     # a rule whose match is a first-seen record -> (its ordinal, its entry reader)
-    lone = {r: (r.ordinal, readers[r.ordinal]) for r in engine.rules if r.ordinal in readers}
+    first_seen_rules = {r: (r.ordinal, readers[r.ordinal]) for r in engine.rules if r.ordinal in readers}
     name = out.name
     prefix = name + ":"
     size = entry_size = 0
@@ -167,8 +170,8 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
         plain = ev._extra is None and line is not None and o.__class__ is tuple and o[0] == name
         if plain:  # its first-seen rules in front (in plan order) are judged by entry, the rest replayed
             k = 0
-            while k < len(matched) and matched[k] in lone:
-                first_seen(ev, lone[matched[k]], o[1])
+            while k < len(matched) and matched[k] in first_seen_rules:
+                first_seen(ev, first_seen_rules[matched[k]], o[1])
                 k += 1
             if k == len(matched):
                 return
@@ -197,7 +200,7 @@ def find_matches(engine: Engine, events: Iterable[AuditEvent], out: ChunkResult,
             add(ev, matched)
     for ev, matched in engine.stream(it):
         # most records: a lone match of a first-seen rule in a plain line, as add() takes it
-        if len(matched) == 1 and (rule := lone.get(matched[0])) is not None:
+        if len(matched) == 1 and (rule := first_seen_rules.get(matched[0])) is not None:
             o = ev._origin
             if o.__class__ is tuple and o[0] == name and ev._extra is None and ev._line is not None:
                 first_seen(ev, rule, o[1])
