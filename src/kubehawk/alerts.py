@@ -222,21 +222,25 @@ class Alert:
             "message": self.message,
         }
 
-    def evidence(self) -> dict[str, Any]:
-        """Where the alert came from, for an analyst to open the record behind it: ``origin``
-        (``file:line``, ``request #n``) and ``event``, the event as it was read (the line as
-        written when the reader kept it, else the event as kubehawk decoded it); for a correlation,
-        ``window_events``, the auditIDs of the events in its window."""
+    def original_event(self) -> dict[str, Any]:
+        """The event as it was read: the line as written when the reader kept it, else the event
+        as kubehawk decoded it."""
         ev = self.event
-        original: Any = None
         if ev._line is not None:
             try:
                 original = _decode_line(ev._line)
             except msgspec.DecodeError:  # not valid JSON on its own (bad UTF-8...): the decoded event
                 original = None
-        if not isinstance(original, dict):
-            original = ev.to_dict()
-        out = {"origin": ev.origin or None, "event": original}
+            if isinstance(original, dict):
+                return original
+        return ev.to_dict()
+
+    def evidence(self) -> dict[str, Any]:
+        """Where the alert came from, for an analyst to open the record behind it: ``origin``
+        (``file:line``, ``request #n``) and ``event``, the event as it was read (the line as
+        written when the reader kept it, else the event as kubehawk decoded it); for a correlation,
+        ``window_events``, the auditIDs of the events in its window."""
+        out = {"origin": self.event.origin or None, "event": self.original_event()}
         if self.correlation is not None:  # the event that completed it; the window's others by auditID
             out["window_events"] = list(self.correlation.get("events") or [])
         return out

@@ -201,7 +201,7 @@ class Processor(threading.Thread):
                 d = alert.to_dict()
                 # the event as it was received, for the formats that carry it (ECS event.original,
                 # OCSF evidence); the JSON contract leaves it out (kubehawk.formats.render)
-                d["event"] = alert.evidence()["event"]
+                d["event"] = alert.original_event()
                 rule_id, audit_id = alert_key(d)
                 key = audit_id or f"seq:{seq}"
                 found.append(NewAlert(rule_id, key, msgspec.json.encode(d), received))
