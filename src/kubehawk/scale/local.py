@@ -128,7 +128,7 @@ def _tapering(every: int, left: int, workers: int, smallest: int) -> Callable[[i
 
 _engine: Engine | None = None
 _max_line_bytes = DEFAULT_MAX_LINE_BYTES  # the run's --max-line-mib, set by _init
-_readers: EntryReaders = {}  # the first-seen rules whose lone matches cross as entries
+_readers: EntryReaders = {}  # the first-seen rules whose matches cross as first-seen records
 _filter: EventFilter | None = None  # the run's event filters (--user, --since...)
 
 
