@@ -134,6 +134,7 @@ def test_kubehawk_spark_command(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[1]", "-o", str(out),
                               str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=300, env=env)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert not [x for x in missing.stderr.splitlines() if x.startswith(("\tat ", "java."))]  # nor Java's
     assert missing.stderr.strip().splitlines()[-1].startswith("kubehawk spark: ")
     assert "nowhere" in missing.stderr.strip().splitlines()[-1]
     r = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[2]", "-o", str(out), str(log)],

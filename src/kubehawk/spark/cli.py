@@ -52,6 +52,7 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
         # local mode: the Python workers run this very Python (where kubehawk is installed)
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = builder.getOrCreate()
+    _quiet_listing_warning(session)
     started = time.perf_counter() - t0
     run = SparkRun()
     t1 = time.perf_counter()
@@ -76,6 +77,18 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
                f"written to {output} ({fmt}); Spark start-up {started:.1f} s, detection {took:.1f} s", err=True)
     session.stop()
     sys.exit(0)
+
+
+def _quiet_listing_warning(session: object) -> None:
+    """Spark logs a Java stack at WARN when a path it lists does not exist (its streaming sink
+    looking for a metadata folder a batch read never has) before the one-line error we print:
+    that logger is set to ERROR. Sessions without a JVM here (Spark Connect) are left alone."""
+    try:
+        log4j = session.sparkContext._jvm.org.apache.logging.log4j  # type: ignore[attr-defined]
+        log4j.core.config.Configurator.setLevel(
+            "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink", log4j.Level.ERROR)
+    except Exception:  # noqa: BLE001 - a logging nicety: never a reason to fail the run
+        pass
 
 
 def _local_output_problem(output: str) -> str | None:
