@@ -126,7 +126,8 @@ def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
 
 
 def test_kubehawk_spark_command(tmp_path):
-    """The command end to end (its own Spark session, in a subprocess); then a missing path."""
+    """The command end to end (its own Spark session, in a subprocess); then a missing path, an
+    output that exists, a master Spark would refuse and no Java: one line each, no stack."""
     pytest.importorskip("pyspark")
     log = write(tmp_path / "audit.log", mixed_lines(800, seed=2))
     out = tmp_path / "alerts"
@@ -145,6 +146,18 @@ def test_kubehawk_spark_command(tmp_path):
     assert len(written) == len(single) > 0
     assert f"kubehawk: {stats.events} events read; {stats.bad} bad records" in r.stderr
     assert "Spark start-up" in r.stderr
+    again = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[1]", "-o", str(out), str(log)],
+                           capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert again.returncode == 2 and "events read" not in again.stderr  # said before the run, not after
+    assert again.stderr.splitlines()[-1] == f"kubehawk spark: --output {out}: already exists (--overwrite replaces it)"
+    bad = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "locl[2]", "-o", str(tmp_path / "b"),
+                          str(log)], capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stderr.startswith("kubehawk spark: --master locl[2]")
+    no_java = subprocess.run([sys.executable, "-m", "kubehawk.spark", "--master", "local[1]", "-o", str(tmp_path / "j"),
+                              str(log)], capture_output=True, text=True, timeout=300,
+                             env=dict(env, JAVA_HOME=str(tmp_path / "no-java")))
+    assert no_java.returncode == 1 and "Traceback" not in no_java.stderr
+    assert no_java.stderr.splitlines()[-1].startswith("kubehawk spark: Spark did not start: ")
 
 
 def test_detect_files_reads_each_file_in_splits_as_bytes(spark, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -45,15 +46,11 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
     config = load_config(config_path, prog="kubehawk spark")
     ruleset = load_rules(config, rule_dirs, builtin=not no_builtin, prog="kubehawk spark")
     t0 = time.perf_counter()
-    builder = SparkSession.builder.appName("kubehawk")
-    if master:
-        builder = builder.master(master)
-    if (master or "local").startswith("local"):
-        # local mode: the Python workers run this very Python (where kubehawk is installed)
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = builder.getOrCreate()
-    _quiet_listing_warning(session)
+    session = _start(SparkSession, master)
     started = time.perf_counter() - t0
+    if not overwrite and _exists(session, output):  # before the run, not when its alerts are written
+        session.stop()
+        fail("kubehawk spark", f"--output {output}: already exists (--overwrite replaces it)")
     run = SparkRun()
     t1 = time.perf_counter()
     try:
@@ -77,6 +74,42 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
                f"written to {output} ({fmt}); Spark start-up {started:.1f} s, detection {took:.1f} s", err=True)
     session.stop()
     sys.exit(0)
+
+
+_MASTERS = ("local", "spark://", "k8s://", "mesos://")  # what spark-submit takes, besides "yarn"
+
+
+def _start(builder_of: Any, master: str | None) -> Any:
+    """A Spark session for ``master`` (spark-submit's, or local[*], when None), or one line on why
+    none started: a master Spark would refuse is named before the JVM prints its own stack."""
+    if master and master != "yarn" and not master.startswith(_MASTERS):
+        fail("kubehawk spark", f"--master {master}: expected local[N], local[*], yarn, spark://, k8s:// "
+                               "or mesos:// (Spark's master URLs)")
+    builder = builder_of.builder.appName("kubehawk")
+    if master:
+        builder = builder.master(master)
+    if (master or "local").startswith("local"):
+        # local mode: the Python workers run this very Python (where kubehawk is installed)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        session = builder.getOrCreate()
+    except Exception as e:  # noqa: BLE001 - no Java, a cluster that refused us: one line, not a traceback
+        first = str(e).strip().splitlines()
+        fail("kubehawk spark", f"Spark did not start: {first[0] if first else type(e).__name__}", 1)
+    _quiet_listing_warning(session)
+    return session
+
+
+def _exists(session: Any, output: str) -> bool:
+    """Whether ``output`` exists, asked of the storage Spark would write it to (Hadoop's
+    FileSystem: local, s3a://, gs://...); False where that cannot be asked (no JVM here), and
+    Spark's writer then says it at the end."""
+    try:
+        jvm = session.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(output)
+        return bool(path.getFileSystem(session.sparkContext._jsc.hadoopConfiguration()).exists(path))
+    except Exception:  # noqa: BLE001 - a question we may not be able to ask; the write still checks
+        return False
 
 
 def _quiet_listing_warning(session: object) -> None:
