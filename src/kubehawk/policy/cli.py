@@ -16,10 +16,9 @@ import click
 
 from kubehawk.cliutil import LevelChoice, fail, load_config, load_rules
 from kubehawk.policy.model import LEVELS, Policy, PolicyError
+from kubehawk.policy.tables import STATUS_STYLE, console, esc, print_lint
 
 FORMATS = click.Choice(["table", "json"])
-_SEV_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
-_STATUS_STYLE = {"fed": "green", "partial": "yellow", "blind": "bold red"}
 
 
 def _fail(msg: str, code: int = 2) -> NoReturn:
@@ -46,19 +45,6 @@ def _warn_policy(policy: Policy) -> None:
     for w in policy.warnings:
         where = f"{policy.source}:{w.line}" if w.line else policy.source
         click.echo(f"kubehawk policy: warning: {where}: {w}", err=True)
-
-
-def _e(text: Any) -> str:
-    """Escape text for rich: policy rules are full of [brackets] that rich would eat as markup."""
-    from rich.markup import escape
-
-    return escape(str(text))
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False)
 
 
 def _emit_json(data: Any) -> None:
@@ -129,14 +115,14 @@ def evaluate(policy_file: str, user: str | None, groups: tuple[str, ...], verb: 
         return
     from rich.table import Table
 
-    t = Table(title=_e(f"{policy_file}: {req.describe()}"), show_header=False)
+    t = Table(title=esc(f"{policy_file}: {req.describe()}"), show_header=False)
     t.add_row("level", f"[bold]{d.level}[/]")
-    t.add_row("decided by", _e(f"rules[{d.rule_index}]: {pol.rules[d.rule_index].describe()}")
+    t.add_row("decided by", esc(f"rules[{d.rule_index}]: {pol.rules[d.rule_index].describe()}")
               if d.rule_index is not None else "no rule matched (default level None)")
     t.add_row("omitStages", ", ".join(d.omit_stages) or "-")
     t.add_row("omitManagedFields", str(d.omit_managed_fields).lower())
     t.add_row("long-running", "yes (ResponseStarted is emitted)" if req.long_running else "no")
-    _console().print(t)
+    console().print(t)
 
 
 # --- validate --------------------------------------------------------------------------------
@@ -202,7 +188,7 @@ def lint(policy_file: str, apiserver_manifest: str | None, fail_on: str, admin_g
     if fmt == "json":
         _emit_json(report.to_dict())
     else:
-        _print_lint(report)
+        print_lint(report)
     if any(f.id == "POL-INVALID" for f in report.findings):
         for f in report.findings:
             if f.id == "POL-INVALID":
@@ -211,42 +197,6 @@ def lint(policy_file: str, apiserver_manifest: str | None, fail_on: str, admin_g
         sys.exit(2)
     if report.at_or_above("info" if fail_on == "informational" else fail_on):
         sys.exit(1)
-
-
-def _footnoted(reference: str, links: dict[str, int]) -> str:
-    """A finding's reference with each link replaced by its number in ``links`` (added if new)."""
-    parts = []
-    for part in reference.split("; "):
-        if part.startswith("https://"):
-            parts.append(f"[{links.setdefault(part, len(links) + 1)}]")
-        else:
-            parts.append(part)
-    return "; ".join(parts)
-
-
-def _print_lint(report: Any) -> None:
-    from rich.table import Table
-
-    con = _console()
-    t = Table(title=_e(f"audit policy lint: {report.source}"), show_lines=False, expand=False)
-    t.add_column("severity")
-    t.add_column("id")
-    t.add_column("rule", justify="right")
-    t.add_column("finding", overflow="fold")
-    t.add_column("fix", overflow="fold")
-    links: dict[str, int] = {}  # each documentation link once, whole, under the table
-    for f in report.findings:
-        rule = "-" if f.rule_index is None else f"{f.rule_index}"
-        if f.line:
-            rule += f" (L{f.line})"
-        t.add_row(f"[{_SEV_STYLE[f.severity]}]{f.severity}[/]", f.id, rule, _e(f.message),
-                  f"{_e(f.fix)}\n[dim]{_e(_footnoted(f.reference, links))}[/]")
-    con.print(t)
-    for url, n in links.items():
-        con.print(_e(f"[{n}] {url}"), soft_wrap=True)  # never folded: it stays one line to copy
-    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
-    con.print(f"{len(report.findings)} findings ({counts or 'none'}); {len(report.passed)} checks passed"
-              + (f"; {len(report.skipped)} skipped (no --apiserver-manifest)" if report.skipped else ""))
 
 
 # --- generate --------------------------------------------------------------------------------
@@ -303,8 +253,8 @@ def coverage(policy_file: str, rule_dirs: tuple[str, ...], no_builtin: bool, con
     else:
         from rich.table import Table
 
-        con = _console()
-        t = Table(title=_e(f"detections fed by {policy_file}"))
+        con = console()
+        t = Table(title=esc(f"detections fed by {policy_file}"))
         t.add_column("status")
         t.add_column("rule", overflow="fold")
         t.add_column("needs")
@@ -315,10 +265,10 @@ def coverage(policy_file: str, rule_dirs: tuple[str, ...], no_builtin: bool, con
                 continue
             detail = ""
             if rc.gaps:
-                detail = f"{len(rc.gaps)}/{rc.probes} probes: {_e(rc.gaps[0].describe())}\n[bold]fix:[/] {_e(rc.fix)}"
+                detail = f"{len(rc.gaps)}/{rc.probes} probes: {esc(rc.gaps[0].describe())}\n[bold]fix:[/] {esc(rc.fix)}"
             if rc.capped:
                 detail += ("\n" if detail else "") + f"[dim]{len(rc.capped)} probes kept at a secret-safe level[/]"
-            t.add_row(f"[{_STATUS_STYLE[rc.status]}]{rc.status}[/]", f"{_e(rc.title)}\n[dim]{rc.id}[/]", rc.level, detail)
+            t.add_row(f"[{STATUS_STYLE[rc.status]}]{rc.status}[/]", f"{esc(rc.title)}\n[dim]{rc.id}[/]", rc.level, detail)
         con.print(t)
         c = report.counts()
         con.print(f"{c['rules']} rules: {c['fed']} fed, {c['partial']} partial, {c['blind']} blind "
@@ -368,13 +318,13 @@ def _mb(n: int) -> str:
 def _print_simulation(pol: Policy, r: Any, alerts: bool) -> None:
     from rich.table import Table
 
-    con = _console()
-    t = Table(title=_e(f"{pol.source}: {r.events:,} events replayed"))
+    con = console()
+    t = Table(title=esc(f"{pol.source}: {r.events:,} events replayed"))
     for col in ("policy rule", "kept", "dropped", "bytes kept", "bytes cut"):
         t.add_column(col, justify="right" if col != "policy rule" else "left")
     for idx, tr in sorted(r.by_rule.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         label = "no rule (None)" if idx is None else f"rules[{idx}] {pol.rules[idx].describe()}"
-        t.add_row(_e(label[:70]), f"{tr.events_kept:,}", f"{tr.events_dropped:,}", _mb(tr.bytes_kept), _mb(tr.bytes_dropped))
+        t.add_row(esc(label[:70]), f"{tr.events_kept:,}", f"{tr.events_dropped:,}", _mb(tr.bytes_kept), _mb(tr.bytes_dropped))
     con.print(t)
     lv = Table(title="decided level")
     for lvl in LEVELS:
@@ -401,7 +351,7 @@ def _print_simulation(pol: Policy, r: Any, alerts: bool) -> None:
             for rid, n in by_rule.most_common():
                 ex = examples[rid]
                 what = f"{ex['user']} {ex['verb']} {ex['resource'] or ''} {ex['namespace'] or ''} ({ex['auditID']})"
-                mt.add_row(f"{_e(ex['title'])}\n[dim]{rid}[/]", str(n), _e(what))
+                mt.add_row(f"{esc(ex['title'])}\n[dim]{rid}[/]", str(n), esc(what))
             con.print(mt)
     if r.read.get("bad"):
         con.print(f"[yellow]{r.read['bad']} unreadable records skipped (see warnings)[/]")
