@@ -282,9 +282,17 @@ def test_every_reference_in_the_linter_is_a_public_source():
     import ast
     import inspect
 
-    from kubehawk.policy import citations, findings, lint, lint_flags, lint_probes, lint_structure
+    from kubehawk.policy import (
+        citations,
+        findings,
+        lint,
+        lint_flags,
+        lint_probes,
+        lint_structure,
+        lint_volume,
+    )
 
-    tree = ast.Module(body=[n for m in (lint, findings, lint_structure, lint_probes, lint_flags)
+    tree = ast.Module(body=[n for m in (lint, findings, lint_structure, lint_probes, lint_volume, lint_flags)
                             for n in ast.parse(inspect.getsource(m)).body], type_ignores=[])
     env = {"C": citations, "cite": citations.cite}
     refs: list[str] = []

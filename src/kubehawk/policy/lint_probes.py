@@ -1,6 +1,7 @@
 """Lint checks that evaluate the policy on synthetic requests (:mod:`kubehawk.policy.probes`),
 so the apiserver's first-match order and literal matching are honoured exactly: stages, secrets
-in the log, the compliance items (CIS, DISA STIG, NSA/CISA, PCI DSS, NIST SP 800-190), noise."""
+in the log, the compliance items (CIS, DISA STIG, NSA/CISA, PCI DSS, NIST SP 800-190); with
+the volume checks of :mod:`.lint_volume`, in the order the report lists them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from kubehawk.policy import probes as P
 from kubehawk.policy.catalog import CATALOG, SENSITIVE_CAPS
 from kubehawk.policy.citations import cite
 from kubehawk.policy.findings import _Ctx, _examples, _first_rule
+from kubehawk.policy.lint_volume import check_broad_none, check_noise
 from kubehawk.policy.model import level_rank
-from kubehawk.policy.request import Request
 
 __all__ = ["PROBE_CHECKS"]
 
@@ -320,75 +321,6 @@ def check_nist(ctx: _Ctx) -> None:
                 ref + "4.4.3 Insecure container runtime configurations / 4.4.5 Rogue containers")
     else:
         ctx.ok("NIST-800-190-4.4.3")
-
-
-_BROAD = ("system:authenticated", "system:serviceaccounts", "system:masters", "system:unauthenticated")
-
-
-def check_broad_none(ctx: _Ctx) -> None:
-    before = len(ctx.report.findings)
-    for rule in ctx.policy.rules:
-        if rule.level != "None":
-            continue
-        broad = [g for g in rule.user_groups if g in _BROAD]
-        if not broad:
-            continue
-        if rule.non_resource_urls:
-            continue
-        wide = not rule.resources or any(gr.group == "*" or not gr.resources or "*" in gr.resources
-                                          for gr in rule.resources)
-        if wide:
-            ctx.add("POL-BROAD-NONE", "high",
-                    f"rules[{rule.index}] drops {'all' if not rule.resources else 'whole groups of'} requests of "
-                    f"{', '.join(broad)} (almost every identity)",
-                    "Narrow the None rule to specific users and noisy resources.", rule.index, C.AUDIT_POLICY)
-    ctx.result("POL-BROAD-NONE", before)
-
-
-def _noise_probes() -> list[tuple[str, Request]]:
-    kp = P.Identity("system:kube-proxy", ("system:authenticated",), "kube-proxy")
-    node = P.Identity("system:node:node-1", ("system:nodes", "system:authenticated"), "kubelet")
-    kcm = P.Identity("system:kube-controller-manager", ("system:authenticated",), "controller-manager")
-    sched = P.Identity("system:kube-scheduler", ("system:authenticated",), "scheduler")
-    apis = P.Identity("system:apiserver", ("system:masters", "system:authenticated"), "apiserver")
-    mon = P.Identity("system:serviceaccount:monitoring:prometheus",
-                     ("system:serviceaccounts", "system:serviceaccounts:monitoring", "system:authenticated"), "prom")
-    out = [
-        ("kube-proxy watches endpoints/services", P.resource_request(kp, "watch", "", "endpoints", namespace="")),
-        ("kube-proxy watches endpointslices", P.resource_request(kp, "watch", "discovery.k8s.io", "endpointslices",
-                                                                namespace="")),
-        ("kubelets read their Node", P.resource_request(node, "get", "", "nodes", name="node-1")),
-        ("kubelets update node status", P.resource_request(node, "patch", "", "nodes", "status", name="node-1")),
-        ("kubelet heartbeat leases", P.resource_request(node, "update", "coordination.k8s.io", "leases",
-                                                        namespace="kube-node-lease", name="node-1")),
-        ("leader-election leases", P.resource_request(kcm, "update", "coordination.k8s.io", "leases",
-                                                      namespace="kube-system", name="kube-controller-manager")),
-        ("scheduler leader election", P.resource_request(sched, "get", "coordination.k8s.io", "leases",
-                                                         namespace="kube-system", name="kube-scheduler")),
-        ("apiserver reads namespaces", P.resource_request(apis, "get", "", "namespaces", name="default")),
-        ("core events", P.resource_request(node, "create", "", "events", namespace="default")),
-        ("health checks /healthz", P.non_resource_request(mon, "/healthz")),
-        ("health checks /readyz", P.non_resource_request(mon, "/readyz")),
-        ("health checks /livez", P.non_resource_request(mon, "/livez")),
-        ("metrics scrapes /metrics", P.non_resource_request(mon, "/metrics")),
-        ("version checks /version", P.non_resource_request(mon, "/version")),
-    ]
-    return out
-
-
-def check_noise(ctx: _Ctx) -> None:
-    kept = []
-    for label, req in _noise_probes():
-        d = ctx.policy.evaluate(req)
-        if d.level != "None":
-            kept.append((label, d))
-    if kept:
-        labels = ", ".join(label for label, _ in kept[:6]) + (" ..." if len(kept) > 6 else "")
-        ctx.add("POL-NOISE-KEPT", "low", f"{len(kept)} kinds of known high-volume routine requests are logged: {labels}",
-                "Drop them with narrow None rules near the top (see 'kubehawk policy generate').",
-                kept[0][1].rule_index, C.GCE_POLICY)
-    else:
-        ctx.ok("POL-NOISE-KEPT")
 
 
 PROBE_CHECKS: tuple[Callable[[_Ctx], None], ...] = (
