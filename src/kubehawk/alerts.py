@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from kubehawk.event import TOP_FIELDS
-from kubehawk.levels import LEVELS
+from kubehawk.levels import LEVEL_STYLE, LEVELS
 
 if TYPE_CHECKING:
     from kubehawk.event import AuditEvent
@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["LEVELS", "LEVEL_STYLE", "Alert", "level_rank", "odd_values", "render_message"]
 
-# How a terminal shows each level (rich markup styles).
-LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
-               "informational": "dim"}
 _RANK = {name: i for i, name in enumerate(LEVELS)}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from kubehawk.alerts import LEVEL_STYLE, LEVELS
+from kubehawk.alerts import LEVELS
 from kubehawk.alertsink import AlertSink
 from kubehawk.cliutil import (
     LevelChoice,
@@ -26,8 +26,6 @@ from kubehawk.cliutil import (
 )
 from kubehawk.filters import FilterError, build_filter, filter_options
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
-
-_LEVEL_STYLE = LEVEL_STYLE  # the one table of level styles lives in kubehawk.alerts
 
 
 def _fail(msg: str, code: int = 2) -> None:

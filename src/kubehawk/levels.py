@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LEVELS", "level_names", "parse_level"]
+__all__ = ["LEVELS", "LEVEL_STYLE", "level_names", "level_style", "parse_level"]
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 _ALIASES = {"info": "informational"}
+# How a terminal shows each level (rich markup styles).
+LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
+               "informational": "dim"}
 
 
 def parse_level(value: Any) -> str | None:
@@ -23,6 +26,11 @@ def parse_level(value: Any) -> str | None:
     v = value.strip().lower()
     v = _ALIASES.get(v, v)
     return v if v in LEVELS else None
+
+
+def level_style(value: Any) -> str:
+    """The rich style of a level however it is written (``info`` too); "" for no level."""
+    return LEVEL_STYLE.get(parse_level(value) or "", "")
 
 
 def level_names() -> str:

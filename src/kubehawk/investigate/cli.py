@@ -16,10 +16,9 @@ import click
 
 from kubehawk.cliutil import fail, load_config, load_rules, require_paths
 from kubehawk.filters import filter_options
+from kubehawk.levels import level_style
 
 PROG = "kubehawk investigate"
-_LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan",
-                "informational": "dim"}
 
 
 def _code_style(code: int | None) -> str:
@@ -47,7 +46,7 @@ def print_story(story: Any, console: Any) -> None:
                       + ("  [bold reverse] ◀ the event investigated [/]" if s.anchor else ""),
                       highlight=False, soft_wrap=True)
         for a in s.alerts:
-            console.print(f"    [{_LEVEL_STYLE.get(a['level'], '')}]▲ {a['level'].upper()}[/] [bold]{escape(a['rule'])}[/]: "
+            console.print(f"    [{level_style(a['level'])}]▲ {a['level'].upper()}[/] [bold]{escape(a['rule'])}[/]: "
                           f"{escape(a['message'])}", highlight=False, soft_wrap=True)
         if isinstance(item, Fold):
             console.print(f"    [dim]{escape(item.text)}[/]", highlight=False)

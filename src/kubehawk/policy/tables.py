@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-SEV_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
+from kubehawk.levels import level_style
+
 STATUS_STYLE = {"fed": "green", "partial": "yellow", "blind": "bold red"}
 
 
@@ -48,7 +49,7 @@ def print_lint(report: Any) -> None:
         rule = "-" if f.rule_index is None else f"{f.rule_index}"
         if f.line:
             rule += f" (L{f.line})"
-        t.add_row(f"[{SEV_STYLE[f.severity]}]{f.severity}[/]", f.id, rule, esc(f.message),
+        t.add_row(f"[{level_style(f.severity)}]{f.severity}[/]", f.id, rule, esc(f.message),
                   f"{esc(f.fix)}\n[dim]{esc(footnoted(f.reference, links))}[/]")
     con.print(t)
     for url, n in links.items():
