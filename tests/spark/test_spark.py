@@ -320,3 +320,42 @@ def test_a_part_an_executor_cannot_read_fails_the_whole_run(spark, tmp_path, mon
         detect_files(spark, str(log), part_bytes=40_000)
     monkeypatch.undo()
     assert detect_files(spark, str(log), part_bytes=40_000).count() > 0  # the session is still usable
+
+
+def test_persistent_baseline_store_read_before_and_updated_after(spark, tmp_path):
+    """Two runs after each other on one baseline store: on the driver, the second knows what
+    the first learned, as with one process (both routes: files read by the executors, and
+    textFile's)."""
+    import sqlite3
+
+    lines = mixed_lines(2000, seed=4)
+    days = [write(tmp_path / "day1.log", lines[:1000]), write(tmp_path / "day2.log", lines[1000:])]
+
+    def runs(name: str, detect) -> tuple[list[Counter], list[tuple]]:
+        store = tmp_path / f"{name}.sqlite"
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(CONFIG + f"  path: {store}\n")
+        config = Config.load(cfg)
+        got = [Counter(detect(str(log), config)) for log in days]
+        db = sqlite3.connect(store)
+        try:
+            return got, sorted(db.execute("SELECT rule, key, value, first, last FROM seen").fetchall())
+        finally:
+            db.close()
+
+    def single(path, config):
+        return [_contract(key(a)) for a in one_process([path], Detector(load_ruleset(config), config))[0]]
+
+    def on_spark(local_read: bool):
+        def detect(path, config):
+            df = detect_files(spark, path, config, part_bytes=30_000, min_splits=4, local_read=local_read)
+            return [json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                    for r in _rows(df)]
+        return detect
+
+    want, rows = runs("one", single)
+    alone = tmp_path / "alone.yaml"  # day 2 on a store of its own: what the store remembered matters
+    alone.write_text(CONFIG + f"  path: {tmp_path / 'alone.sqlite'}\n")
+    assert rows and Counter(single(str(days[1]), Config.load(alone))) != want[1]
+    for route in (True, False):
+        assert runs(f"spark-{route}", on_spark(route)) == (want, rows), f"local_read={route}"
