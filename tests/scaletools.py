@@ -113,3 +113,9 @@ def one_process(paths: list[str], detector: Detector) -> tuple[list[Alert], Read
     alerts = list(detector.alerts(read_paths(paths, stats, screen=detector.engine.line_screen)))
     detector.close()
     return alerts, stats
+
+
+def cloud_records(cases: Path) -> list[str]:
+    """Panther's test records (../shared/corpus/panther/cases.jsonl: EKS, GKE and AKS exports,
+    and a few records that are none of them), one JSON line each, in the file's order."""
+    return [json.dumps(json.loads(line)["event"]) for line in cases.read_text().splitlines() if line.strip()]

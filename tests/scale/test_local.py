@@ -22,7 +22,7 @@ from kubehawk.detect import Detector, load_ruleset
 from kubehawk.scale import alert_order, results
 from kubehawk.scale import local as scale_local
 from kubehawk.scale.local import Part, PartMerge, plan_parts, resolve_workers, run_local
-from scaletools import CONFIG, key, mixed_lines, one_process, write
+from scaletools import CONFIG, cloud_records, key, mixed_lines, one_process, write
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -96,6 +96,16 @@ def test_external_captures():
     if not folder.is_dir():
         pytest.skip(f"no external captures at {folder} (../shared/corpus)")
     _same([str(folder)], None, workers=2, part_bytes=1 << 16)
+
+
+def test_managed_clouds_export_records(tmp_path):
+    """EKS, GKE and AKS records (Panther's tests), many sharing an auditID, in parts of a few lines."""
+    cases = CORPUS / "panther" / "cases.jsonl"
+    if not cases.is_file():
+        pytest.skip(f"no Panther cases at {cases} (../shared/corpus)")
+    log = write(tmp_path / "exports.jsonl", cloud_records(cases))
+    single, _ = _same([str(log)], None, workers=2, part_bytes=6000)
+    assert len(plan_parts([str(log)], 2, part_bytes=6000)) > 20 and len(single) > 100
 
 
 def test_parts_start_at_line_starts_and_cover_the_file(tmp_path):

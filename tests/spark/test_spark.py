@@ -17,7 +17,7 @@ from kubehawk.detect import Detector, load_ruleset
 from kubehawk.scale.local import Part, plan_parts, run_local
 from kubehawk.spark import ALERT_COLUMNS, SparkRun, detect_dataframe, detect_files, read_lines
 from kubehawk.spark.job import _local_path, _scan_parts, write_alerts
-from scaletools import CONFIG, key, mixed_lines, one_process, write
+from scaletools import CONFIG, cloud_records, key, mixed_lines, one_process, write
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -93,6 +93,21 @@ def test_external_captures(spark):
     documents = [f for f in files if f.endswith(".json")]  # pretty-printed: read whole
     assert documents
     _same(spark, files, None, max_split=1 << 16, documents=documents)
+
+
+def test_managed_clouds_export_records(spark, tmp_path):
+    """EKS, GKE and AKS records (Panther's tests) in many splits, on the DataFrame route and on
+    detect_files' two routes: the alerts of one process."""
+    cases = CORPUS / "panther" / "cases.jsonl"
+    if not cases.is_file():
+        pytest.skip(f"no Panther cases at {cases} (../shared/corpus)")
+    log = str(write(tmp_path / "exports.jsonl", cloud_records(cases)))
+    single, rows, _ = _same(spark, [log], None, max_split=40_000)
+    assert len(rows) > 100
+    for local_read in (True, False):
+        got = _rows(detect_files(spark, log, part_bytes=40_000, min_splits=8, local_read=local_read))
+        assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                       for r in got) == Counter(_contract(key(a)) for a in single), f"local_read={local_read}"
 
 
 def _folder(tmp_path: Path, n: int, seed: int) -> tuple[Path, Config]:
