@@ -98,6 +98,15 @@ def test_external_captures():
     _same([str(folder)], None, workers=2, part_bytes=1 << 16)
 
 
+def test_the_whole_shared_corpus_as_one_input():
+    """Every corpus folder at once (kube-audit-rest, PerfSPEC and the rest, thousands of records
+    that are not audit events among them): the same alerts, and the same counts of bad records."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"no corpus at {CORPUS} (../shared/corpus)")
+    single, _ = _same([str(CORPUS)], None, workers=2, part_bytes=1 << 16)
+    assert len(single) > 100
+
+
 def test_managed_clouds_export_records(tmp_path):
     """EKS, GKE and AKS records (Panther's tests), many sharing an auditID, in parts of a few lines."""
     cases = CORPUS / "panther" / "cases.jsonl"
