@@ -272,6 +272,23 @@ def test_local_read_of_a_gzip_file(spark, tmp_path):
     assert rows and all(r["source"].startswith(f"{path}:") for r in rows)
 
 
+def test_local_files_in_a_codec_only_hadoop_reads_take_the_textfile_route(spark, tmp_path):
+    """A local file Spark itself compressed with deflate (Hadoop's DefaultCodec: kubehawk's
+    reader knows gzip, bzip2 and xz only) is read decompressed, as textFile reads it: the alerts
+    of one process over its plain lines, not a file of bad records."""
+    lines = mixed_lines(800, seed=2)
+    folder = tmp_path / "deflated"
+    spark.sparkContext.parallelize(lines, 1).saveAsTextFile(
+        str(folder), compressionCodecClass="org.apache.hadoop.io.compress.DefaultCodec")
+    assert [p.name for p in folder.glob("part-*")] == ["part-00000.deflate"]
+    single, stats = one_process([str(write(tmp_path / "plain.log", lines))], Detector(load_ruleset(None)))
+    run = SparkRun()
+    rows = _rows(detect_files(spark, str(folder), run=run))
+    assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                   for r in rows) == Counter(_contract(key(a)) for a in single)
+    assert (run.stats.events, run.stats.bad) == (stats.events, stats.bad) and single
+
+
 def test_forced_textfile_route_gives_the_same_alerts(spark, tmp_path):
     folder, config = _folder(tmp_path, 1500, seed=24)
     rules = load_ruleset(config)

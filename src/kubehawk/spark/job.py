@@ -231,7 +231,8 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     of a large JSON-lines file, a compressed file whole), one Spark task each, and each task's
     Python reads its part from the file itself, as a local worker does, the line screen
     skipping undecoded the lines no rule wants; no line crosses the JVM, and origins are the
-    ``path:line`` of one process. Other storage (or ``local_read=False``) is read with
+    ``path:line`` of one process. Other storage, files in a codec only Hadoop reads
+    (:func:`_hadoop_codecs`) or ``local_read=False`` are read with
     ``SparkContext.textFile`` as bytes: half the cost of a DataFrame's rows on their way to
     Python; positions (file, split number, line), ``min_splits`` per file (``minPartitions``)."""
     from kubehawk.detect import load_ruleset
@@ -242,7 +243,7 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     run = run if run is not None else SparkRun()
     files = spark.read.text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
     local = [_local_path(f) for f in files]
-    if local_read and files and all(p is not None for p in local):
+    if local_read and files and all(p is not None for p in local) and not _hadoop_codecs(spark, files):
         return _detect_parts(spark, order_files(sorted(set(local))), ruleset, config, min_level, run,
                              part_bytes, max_line_bytes)
     sc = spark.sparkContext
@@ -254,6 +255,21 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     parts = sc.union(splits).collect() if splits else []
     payload.unpersist()
     return _merged(spark, parts, ruleset, config, min_level, run, t0)
+
+
+def _hadoop_codecs(spark: SparkSession, files: list[str]) -> bool:
+    """Whether a file is compressed with a codec Hadoop knows (by its name, as ``textFile``
+    decides) and kubehawk's own reader does not: deflate, lz4, snappy, zstd, any the cluster's
+    ``io.compression.codecs`` adds; gzip and bzip2 it reads itself. Such a run takes the
+    ``textFile`` route, whose reader decompresses them."""
+    sc = spark.sparkContext
+    hadoop = sc._jvm.org.apache.hadoop
+    factory = hadoop.io.compress.CompressionCodecFactory(sc._jsc.hadoopConfiguration())
+    for f in files:
+        codec = factory.getCodec(hadoop.fs.Path(f))
+        if codec is not None and codec.getDefaultExtension() not in (".gz", ".bz2"):
+            return True
+    return False
 
 
 def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, config: Config | None,
