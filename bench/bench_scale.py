@@ -167,12 +167,13 @@ def _scan_only(sc, path: Path) -> float:
     from kubehawk.detect import Detector, load_ruleset
     from kubehawk.scale.local import plan_parts
     from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
-    from kubehawk.spark.job import SPARK_PART, _scan_parts
+    from kubehawk.spark.executors import scan_parts
+    from kubehawk.spark.job import SPARK_PART
 
     parts = plan_parts([str(path)], sc.defaultParallelism, largest=SPARK_PART, smallest=SPARK_PART)
     rules = load_ruleset(None, collect_errors=True)
     payload = sc.broadcast((rules, None, Detector(rules).first_seen_only()))  # as detect_files sends it
-    scan = sc.parallelize(parts, len(parts)).mapPartitions(partial(_scan_parts, id(payload), payload,
+    scan = sc.parallelize(parts, len(parts)).mapPartitions(partial(scan_parts, id(payload), payload,
                                                                    DEFAULT_MAX_LINE_BYTES))
     scan.map(len).sum()  # the workers build their engines for this rule set
     t = time.perf_counter()

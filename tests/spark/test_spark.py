@@ -16,7 +16,8 @@ from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
 from kubehawk.scale.local import Part, plan_parts, run_local
 from kubehawk.spark import ALERT_COLUMNS, SparkRun, detect_dataframe, detect_files, read_lines
-from kubehawk.spark.job import _local_path, _scan_parts, write_alerts
+from kubehawk.spark.executors import local_path, scan_parts
+from kubehawk.spark.job import write_alerts
 from scaletools import CONFIG, cloud_records, key, mixed_lines, one_process, write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -323,17 +324,17 @@ def test_a_bad_line_in_a_later_range_is_named_by_its_line_in_the_file(spark, tmp
 
 
 def test_which_paths_the_executors_open_themselves():
-    assert _local_path("file:///data/audit%20logs/a.log") == "/data/audit logs/a.log"
-    assert _local_path("file:/data/a.log") == "/data/a.log"
-    assert _local_path("/data/a.log") == "/data/a.log"
+    assert local_path("file:///data/audit%20logs/a.log") == "/data/audit logs/a.log"
+    assert local_path("file:/data/a.log") == "/data/a.log"
+    assert local_path("/data/a.log") == "/data/a.log"
     for remote in ("s3a://bucket/audit/a.log", "gs://b/a.log", "hdfs://nn:8020/a.log", "abfss://c@a.dfs/x.log"):
-        assert _local_path(remote) is None
+        assert local_path(remote) is None
 
 
 def test_an_executor_that_cannot_see_a_file_fails_the_run(tmp_path):
     """On a cluster whose executors do not mount the driver's files, a part is never counted as read."""
     with pytest.raises(FileNotFoundError, match="nowhere.log: not found by the executor on .*local_read=False"):
-        list(_scan_parts(0, None, 1 << 20, iter([Part(str(tmp_path / "nowhere.log"), 0, 100)])))
+        list(scan_parts(0, None, 1 << 20, iter([Part(str(tmp_path / "nowhere.log"), 0, 100)])))
 
 
 def test_a_part_an_executor_cannot_read_fails_the_whole_run(spark, tmp_path, monkeypatch):

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import io
-import itertools
-import os
-import socket
 import time
 import uuid
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from kubehawk.scale.collector import collector_paused
-from kubehawk.scale.local import Part, PartMerge, ScaleError, plan_parts, scan_part
+from kubehawk.scale.local import PartMerge, ScaleError, plan_parts
 from kubehawk.scale.merge import Merge
-from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
-from kubehawk.sources.files import ReadStats, read_lines_of, read_stream
+from kubehawk.scale.records import ChunkResult
+from kubehawk.sources.files import ReadStats
 from kubehawk.sources.folders import order_files
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
+from kubehawk.spark.executors import local_name, local_path, scan_partition, scan_parts, scan_split
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -28,7 +24,7 @@ if TYPE_CHECKING:
     from kubehawk.alerts import Alert
     from kubehawk.config import Config
     from kubehawk.detect import Detector
-    from kubehawk.rules import Engine, RuleSet
+    from kubehawk.rules import RuleSet
 
 __all__ = ["ALERT_COLUMNS", "SparkRun", "detect_dataframe", "detect_files", "read_lines", "write_alerts"]
 
@@ -39,14 +35,13 @@ _SCHEMA = ("rule struct<id:string,name:string,title:string,level:string>, techni
            "auditID string, time string, user string, verb string, resource string, subresource string, "
            "namespace string, name string, sourceIP string, userAgent string, message string, source string, "
            "day string")
-MAX_WARNINGS = 100
 SPARK_PART = 128 << 20  # the longest byte range a task reads (Spark's spark.sql.files.maxPartitionBytes)
 
 
 @dataclass
 class SparkRun:
     """What a run gives besides its alerts: read counters over every partition, the warnings
-    (the first ``MAX_WARNINGS``), engine errors and the alert counts by level."""
+    (the first ``ReadStats.max_warnings``), engine errors and the alert counts by level."""
 
     stats: ReadStats = field(default_factory=ReadStats)
     engine_errors: list[str] = field(default_factory=list)
@@ -63,123 +58,6 @@ def read_lines(spark: SparkSession, paths: str | list[str], whole_files: bool = 
     row per file, for pretty-printed JSON documents (an Event, an EventList, a cloud export
     array); such a file is decoded whole, in one task. Frames of both kinds may be unioned."""
     return _positioned(spark.read.text(paths if isinstance(paths, list) else [paths], wholetext=whole_files))
-
-
-# --- executors -------------------------------------------------------------------------------
-
-_engines: dict[int, tuple[Engine, EntryReaders]] = {}
-
-
-def _engine(key: int, payload: Any) -> Engine:
-    """One split-mode engine per Python worker and rule set (workers are reused between tasks)."""
-    return _engine_and_readers(key, payload)[0]
-
-
-def _engine_and_readers(key: int, payload: Any) -> tuple[Engine, EntryReaders]:
-    """The worker's engine, and the entry readers of the first-seen rules the payload names
-    (``(ruleset, config[, first_seen])``, see :func:`kubehawk.scale.records.find_matches`)."""
-    made = _engines.get(key)
-    if made is None:
-        from kubehawk.rules import Engine
-
-        ruleset, config, *first_seen = payload.value
-        engine = Engine(ruleset, config)
-        engine.split = True
-        _engines.clear()
-        made = _engines[key] = (engine, entry_readers(ruleset, first_seen[0] if first_seen else {}))
-    return made
-
-
-def _scan_partition(key: int, payload: Any, rows: Iterator[Any]) -> Iterator[tuple[str, int, ChunkResult]]:
-    """``(file, byte offset of the split, part)`` for each split of a file in the partition, in order
-    (the rows of a DataFrame of positioned lines)."""
-    engine = _engine(key, payload)
-    group: list[bytes] = []
-    where: tuple[str, int] | None = None
-    for file, block, value in rows:
-        if (file, block) != where:
-            if where is not None:
-                yield (*where, _scan_rows(engine, where, group))
-            where, group = (file, block), []
-        group.append(value.encode("utf-8", "surrogateescape"))
-    if where is not None:
-        yield (*where, _scan_rows(engine, where, group))
-
-
-def _scan_rows(engine: Engine, where: tuple[str, int], lines: list[bytes]) -> ChunkResult:
-    file, block = where
-    # origins name the line in its split: path:line in the first, path@offset:line in the split
-    # starting at byte offset (Spark gives no line numbers past a split's start)
-    name = _local(file) if block == 0 else f"{_local(file)}@{block}"
-    if len(lines) == 1 and b"\n" in lines[0]:  # a whole file (spark.read.text(..., wholetext=True))
-        return _scan(engine, name, lines[0])
-    return _scan(engine, name, iter(lines), block == 0)
-
-
-def _scan_split(file: str, key: int, payload: Any, index: int, lines: Iterator[bytes]
-                ) -> Iterator[tuple[str, int, ChunkResult]]:
-    """The part of the ``index``-th split of one file read with ``textFile`` (lines as bytes)."""
-    name = _local(file) if index == 0 else f"{_local(file)}#{index}"
-    yield file, index, _scan(_engine(key, payload), name, lines, index == 0)
-
-
-def _scan_parts(key: int, payload: Any, max_line_bytes: int, parts: Iterator[Part]) -> Iterator[ChunkResult]:
-    """The parts of a Spark partition (one, as :func:`detect_files` plans them), each read from
-    the file by the executor's Python itself: the local workers' code (:func:`scan_part`)."""
-    for part in parts:
-        if not os.path.exists(part.path):  # fail the run rather than count a part unread
-            raise FileNotFoundError(
-                f"{part.path}: not found by the executor on {socket.gethostname()}; reading local files, every "
-                "executor must see the driver's files at the same path (a shared filesystem), or pass "
-                "local_read=False")
-        engine, readers = _engine_and_readers(key, payload)
-        yield scan_part(engine, part, max_line_bytes, readers)
-
-
-def _scan(engine: Engine, name: str, lines: Iterator[bytes] | bytes, first: bool = False) -> ChunkResult:
-    """Run the split engine over a split's lines (or a whole file's bytes); ``first``: the split
-    starts the file (a byte-order mark is dropped there, as one process drops it)."""
-    stats = ReadStats()
-    warnings: list[str] = []
-
-    def warn(message: str) -> None:
-        if len(warnings) < MAX_WARNINGS:
-            warnings.append(message)
-
-    if isinstance(lines, bytes):
-        events: Iterable[Any] = read_stream(io.BytesIO(lines), name, stats, warn, engine.line_screen)
-    else:
-        if first:
-            lines = _without_bom(lines)
-        events = read_lines_of(lines, name, stats, warn, engine.line_screen)
-    before = len(engine.error_messages)
-    out = find_matches(engine, events, ChunkResult(name=name, where=name))
-    s = stats.summary()
-    s["warnings"] = warnings
-    out.stats = s
-    out.engine_errors = engine.error_messages[before:]
-    return out
-
-
-def _without_bom(lines: Iterator[bytes]) -> Iterator[bytes]:
-    for head in lines:
-        return itertools.chain((head.removeprefix(b"\xef\xbb\xbf"),), lines)
-    return iter(())
-
-
-def _local(path: str) -> str:
-    """A file:// path as the local path one process would name it; other schemes as they are."""
-    local = _local_path(path)
-    return path if local is None else local
-
-
-def _local_path(uri: str) -> str | None:
-    """The local path of a file Spark listed (``file:`` URIs, percent-escapes decoded; a path
-    without a scheme as it is), or None for other storage (s3a://, gs://, hdfs://...)."""
-    parts = urlsplit(uri)
-    if parts.scheme == "file":
-        return unquote(parts.path)
-    return uri if not parts.scheme else None
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -214,7 +92,7 @@ def detect_dataframe(spark: SparkSession, lines: DataFrame, config: Config | Non
         lines = _positioned(lines)
     t0 = time.perf_counter()
     parts = (lines.select("file", "block", "value").rdd
-             .mapPartitions(lambda rows: _scan_partition(key, payload, (tuple(r) for r in rows)))
+             .mapPartitions(lambda rows: scan_partition(key, payload, (tuple(r) for r in rows)))
              .collect())
     payload.unpersist()
     return _merged(spark, parts, ruleset, config, min_level, run, t0)
@@ -242,7 +120,7 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
     run = run if run is not None else SparkRun()
     files = spark.read.text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
-    local = [_local_path(f) for f in files]
+    local = [local_path(f) for f in files]
     if local_read and files and all(p is not None for p in local) and not _hadoop_codecs(spark, files):
         return _detect_parts(spark, order_files(sorted(set(local))), ruleset, config, min_level, run,
                              part_bytes, max_line_bytes)
@@ -250,7 +128,7 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     payload = sc.broadcast((ruleset, config))
     key = id(payload)
     t0 = time.perf_counter()
-    splits = [sc.textFile(f, min_splits, use_unicode=False).mapPartitionsWithIndex(partial(_scan_split, f, key, payload))
+    splits = [sc.textFile(f, min_splits, use_unicode=False).mapPartitionsWithIndex(partial(scan_split, f, key, payload))
               for f in files]
     parts = sc.union(splits).collect() if splits else []
     payload.unpersist()
@@ -287,7 +165,7 @@ def _detect_parts(spark: SparkSession, files: list[str], ruleset: RuleSet, confi
     payload = sc.broadcast((ruleset, config, detector.first_seen_only()))
     key = id(payload)
     t0 = time.perf_counter()
-    tasks = sc.parallelize(parts, len(parts)).mapPartitions(partial(_scan_parts, key, payload, max_line_bytes))
+    tasks = sc.parallelize(parts, len(parts)).mapPartitions(partial(scan_parts, key, payload, max_line_bytes))
     merge = PartMerge(detector, max_line_bytes=max_line_bytes, render=_row)  # rows made as the merge goes
     results = _in_order(sc, tasks, len(parts), sc.defaultParallelism)
     merging = 0.0
@@ -360,8 +238,8 @@ def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], rule
     from kubehawk.detect import Detector
 
     t1 = time.perf_counter()
-    rank = {f: i for i, f in enumerate(order_files(sorted({_local(f) for f, _, _ in parts})))}
-    parts.sort(key=lambda p: (rank[_local(p[0])], p[1]))
+    rank = {f: i for i, f in enumerate(order_files(sorted({local_name(f) for f, _, _ in parts})))}
+    parts.sort(key=lambda p: (rank[local_name(p[0])], p[1]))
     detector = Detector(ruleset, config, min_level=min_level)
     merge = Merge(detector, render=_row)
     with collector_paused():
