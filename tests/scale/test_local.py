@@ -283,6 +283,30 @@ def test_cli_workers_misuse_is_one_clear_line(tmp_path, args, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
+def test_no_more_worker_processes_than_parts(tmp_path, monkeypatch):
+    """A forked pool starts every process at its first task: --workers 64 on a file of one part
+    starts one."""
+    started = []
+
+    class Pool(scale_local.ProcessPoolExecutor):
+        def __init__(self, max_workers, **kw):
+            started.append(max_workers)
+            super().__init__(max_workers, **kw)
+
+    monkeypatch.setattr(scale_local, "ProcessPoolExecutor", Pool)
+    log = write(tmp_path / "audit.log", mixed_lines(200, seed=5))
+    assert len(plan_parts([str(log)], 64)) == 1
+    detector = Detector(load_ruleset(None))
+    alerts, _ = run_local([str(log)], detector, 64)
+    detector.close()
+    assert started == [1] and alerts
+    big = write(tmp_path / "big.log", mixed_lines(2000, seed=5))
+    detector = Detector(load_ruleset(None))
+    run_local([str(big)], detector, 3, part_bytes=3000)
+    detector.close()
+    assert started[1:] == [3]
+
+
 def test_auto_is_the_usable_cores():
     assert resolve_workers("auto") == len(os.sched_getaffinity(0))
     assert resolve_workers("3") == 3

@@ -269,6 +269,7 @@ def run_local(paths: Sequence[str], detector: Detector, workers: int, *,
     ``event_filter``: only the events it keeps are detected on; ``render``: what is returned of
     each alert (see :class:`Merge`)."""
     parts = plan_parts(paths, workers, part_bytes)
+    workers = max(1, min(workers, len(parts)))  # a forked pool starts all its processes at once
     merged = PartMerge(detector, on_warning, max_line_bytes, render)
     window = 2 * workers
     pending: list[tuple[Part, Future[str]]] = []
