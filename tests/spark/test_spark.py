@@ -129,6 +129,33 @@ def test_gzip_and_a_folder(spark, tmp_path):
     _same(spark, [str(folder)], config, max_split=8_000)
 
 
+def test_a_folder_of_folders_is_read_at_every_depth(spark, tmp_path):
+    """An archive kept by day (``audit/2026/11/23/*.log``, a gzip file among them): every file
+    below the folder is read, as one process reads it, on each route (Spark's own listing reads
+    a folder's top level only)."""
+    lines = mixed_lines(1500, seed=33)
+    root = tmp_path / "audit"
+    for i, day in enumerate(("2026/11/22", "2026/11/23", "2026/11/23/late")):
+        (root / day).mkdir(parents=True)
+        write(root / day / "audit-2026-11-23T09-00-00.000.log", lines[i * 400:i * 400 + 300])
+        with gzip.open(root / day / "audit-2026-11-23T10-00-00.000.log.gz", "wt") as fh:
+            fh.writelines(line + "\n" for line in lines[i * 400 + 300:i * 400 + 400])
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    config = Config.load(cfg)
+    rules = load_ruleset(config)
+    single, stats = one_process([str(root)], Detector(rules, config))
+    assert stats.files == 6 and single
+    want = Counter(_contract(key(a)) for a in single)
+    for local_read in (True, False):
+        run = SparkRun()
+        rows = _rows(detect_files(spark, str(root), config, rules, run=run, local_read=local_read))
+        assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                       for r in rows) == want, f"local_read={local_read}"
+        assert (run.stats.files, run.stats.events, run.stats.bad) == (stats.files, stats.events, stats.bad)
+    _same(spark, [str(root)], config)  # a DataFrame of read_lines(folder)
+
+
 def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
     log = write(tmp_path / "audit.log", mixed_lines(600, seed=7))
     alerts = detect_dataframe(spark, read_lines(spark, str(log)))

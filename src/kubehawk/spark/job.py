@@ -57,7 +57,14 @@ def read_lines(spark: SparkSession, paths: str | list[str], whole_files: bool = 
     where each was read (``file``, ``block``: the byte offset of its split). ``whole_files``: one
     row per file, for pretty-printed JSON documents (an Event, an EventList, a cloud export
     array); such a file is decoded whole, in one task. Frames of both kinds may be unioned."""
-    return _positioned(spark.read.text(paths if isinstance(paths, list) else [paths], wholetext=whole_files))
+    return _positioned(_reader(spark).text(paths if isinstance(paths, list) else [paths], wholetext=whole_files))
+
+
+def _reader(spark: SparkSession) -> Any:
+    """Spark's text reader, listing folders as kubehawk does: every file below them, at any
+    depth (an archive kept as ``audit/2026/11/01/*.gz``). Spark's own default lists a folder's
+    top level only and reads nothing in its subfolders."""
+    return spark.read.option("recursiveFileLookup", "true")
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -119,7 +126,7 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
         return detect_dataframe(spark, read_lines(spark, paths, True), config, rules, min_level=min_level, run=run)
     ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
     run = run if run is not None else SparkRun()
-    files = spark.read.text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
+    files = _reader(spark).text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
     local = [local_path(f) for f in files]
     if local_read and files and all(p is not None for p in local) and not _hadoop_codecs(spark, files):
         return _detect_parts(spark, order_files(sorted(set(local))), ruleset, config, min_level, run,
