@@ -156,6 +156,29 @@ def test_a_folder_of_folders_is_read_at_every_depth(spark, tmp_path):
     _same(spark, [str(root)], config)  # a DataFrame of read_lines(folder)
 
 
+def test_files_in_the_order_given_and_a_pattern_as_a_shell_expands_it(spark, tmp_path):
+    """Files named out of time order are read in the order given, as one process reads them
+    (the stateful rules' answer depends on it); a pattern is expanded as a shell expands it for
+    ``detect`` (by name), a folder as detect lists it; on both routes."""
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    config = Config.load(cfg)
+    rules = load_ruleset(config)
+    lines = mixed_lines(1600, seed=35)
+    early, late = write(tmp_path / "b-early.log", lines[:800]), write(tmp_path / "a-late.log", lines[800:])
+
+    def one(paths):
+        return Counter(_contract(key(a)) for a in one_process(paths, Detector(rules, config))[0])
+
+    given = [str(late), str(early)]
+    assert one(given) != one([str(early), str(late)]), "the order must matter to the alerts here"
+    for paths, want in ((given, one(given)), ([str(tmp_path / "*.log")], one([str(late), str(early)]))):
+        for local_read in (True, False):
+            rows = _rows(detect_files(spark, paths, config, rules, local_read=local_read))
+            assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                           for r in rows) == want, (paths, local_read)
+
+
 def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
     log = write(tmp_path / "audit.log", mixed_lines(600, seed=7))
     alerts = detect_dataframe(spark, read_lines(spark, str(log)))

@@ -74,8 +74,9 @@ class Part:
         return self.path if self.end is None else f"{self.path} bytes {self.start}-{self.end}"
 
 
-def _files(paths: Sequence[str]) -> Iterator[str]:
-    """The paths in the order read_paths reads them (a folder as its files)."""
+def files_in_order(paths: Sequence[str]) -> Iterator[str]:
+    """The files of ``paths`` in the order read_paths reads them (a folder as its files; a path
+    that cannot be read as it is, for its reader's warning)."""
     for p in paths:
         try:
             is_dir = stat.S_ISDIR(os.stat(p).st_mode)
@@ -92,7 +93,7 @@ def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None
     of a byte range (default: about four parts per worker, within MIN_RANGE..``largest``, and
     smaller towards the end of the input, down to ``smallest``, so that the workers finish
     together)."""
-    files = list(_files(paths))
+    files = list(files_in_order(paths))
     sizes = {}
     for f in files:
         try:

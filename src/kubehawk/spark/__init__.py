@@ -11,8 +11,10 @@ cache), and send back each part's matched events; the driver replays them in str
 through one :class:`kubehawk.detect.Detector` (dedup, first-seen baselines, correlations, and
 the ``baseline.path`` store of the config, read before and updated after), so the alerts are
 those of one ``kubehawk detect`` process over the same files. Stream order is the order one
-process reads: files as :func:`kubehawk.sources.folders.order_files` orders them (rotation
-names, then modification time, then name), then the lines of each file.
+process reads: local files in the order given, a folder's as
+:func:`kubehawk.sources.folders.order_files` orders them (rotation names, then modification
+time, then name), a pattern's by name (as a shell expands it); files in other storage as
+``order_files`` orders Spark's listing; then the lines of each file.
 """
 
 from __future__ import annotations

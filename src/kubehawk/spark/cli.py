@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from kubehawk.alerts import LEVELS
-from kubehawk.cliutil import LevelChoice, fail, load_config, load_rules
+from kubehawk.cliutil import LevelChoice, fail, load_config, load_rules, require_paths
 
 
 @click.command("spark")
@@ -36,8 +36,11 @@ def spark(paths: tuple[str, ...], output: str, fmt: str, master: str | None, con
         from pyspark.sql import SparkSession
     except ImportError:
         fail("kubehawk spark", "needs pyspark: pip install 'kubehawk[spark]'")
-    from kubehawk.spark.job import SparkRun, detect_files, write_alerts
+    from kubehawk.spark.job import SparkRun, detect_files, local_inputs, write_alerts
 
+    inputs = local_inputs(list(paths))
+    if inputs is not None:  # local files: a typo is named before Spark starts, as detect names it
+        require_paths(inputs, prog="kubehawk spark")
     problem = _local_output_problem(output)
     if problem:  # said before Spark starts, not as a Java stack after the whole run
         fail("kubehawk spark", f"--output {output}: {problem}")

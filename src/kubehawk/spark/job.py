@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import time
 import uuid
 from collections.abc import Generator, Iterator
@@ -10,7 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kubehawk.scale.collector import collector_paused
-from kubehawk.scale.local import PartMerge, ScaleError, plan_parts
+from kubehawk.scale.local import PartMerge, ScaleError, files_in_order, plan_parts
 from kubehawk.scale.merge import Merge
 from kubehawk.scale.records import ChunkResult
 from kubehawk.sources.files import ReadStats
@@ -126,11 +128,12 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
         return detect_dataframe(spark, read_lines(spark, paths, True), config, rules, min_level=min_level, run=run)
     ruleset = rules if rules is not None else load_ruleset(config, collect_errors=True)
     run = run if run is not None else SparkRun()
-    files = _reader(spark).text(paths if isinstance(paths, list) else [paths]).inputFiles()  # Spark's own listing
-    local = [local_path(f) for f in files]
-    if local_read and files and all(p is not None for p in local) and not _hadoop_codecs(spark, files):
-        return _detect_parts(spark, order_files(sorted(set(local))), ruleset, config, min_level, run,
-                             part_bytes, max_line_bytes)
+    paths = paths if isinstance(paths, list) else [paths]
+    inputs = local_inputs(paths)
+    local = None if inputs is None else list(files_in_order(inputs))  # listed as one process lists them
+    if local_read and local and not _hadoop_codecs(spark, local):
+        return _detect_parts(spark, local, ruleset, config, min_level, run, part_bytes, max_line_bytes)
+    files = _reader(spark).text(paths).inputFiles()  # Spark's own listing
     sc = spark.sparkContext
     payload = sc.broadcast((ruleset, config))
     key = id(payload)
@@ -139,7 +142,17 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
               for f in files]
     parts = sc.union(splits).collect() if splits else []
     payload.unpersist()
-    return _merged(spark, parts, ruleset, config, min_level, run, t0)
+    return _merged(spark, parts, ruleset, config, min_level, run, t0, local)
+
+
+def local_inputs(paths: list[str]) -> list[str] | None:
+    """``paths`` as local paths, a pattern (``*``, ``?``, ``[...]``) expanded as a shell expands
+    it for ``detect`` (sorted by name; kept as it is when nothing matches, to be named as
+    missing), or None when one is not local (s3a://, gs://, hdfs://...)."""
+    local = [local_path(p) for p in paths]
+    if any(p is None for p in local):
+        return None
+    return [f for p in local for f in ((sorted(glob.glob(p)) or [p]) if glob.has_magic(p) else [p])]
 
 
 def _hadoop_codecs(spark: SparkSession, files: list[str]) -> bool:
@@ -239,14 +252,19 @@ def _identity(rows: Iterator[Any]) -> Iterator[Any]:
 
 
 def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], ruleset: RuleSet, config: Config | None,
-            min_level: str | None, run: SparkRun, t0: float) -> DataFrame:
-    """The driver's half: the parts in stream order (files as one process orders them, then
-    splits), replayed through one Detector; the alerts as a DataFrame."""
+            min_level: str | None, run: SparkRun, t0: float, order: list[str] | None = None) -> DataFrame:
+    """The driver's half: the parts in stream order (files in ``order``, local files as one
+    process lists them, else as :func:`order_files` orders them; then splits), replayed through
+    one Detector; the alerts as a DataFrame."""
     from kubehawk.detect import Detector
 
     t1 = time.perf_counter()
-    rank = {f: i for i, f in enumerate(order_files(sorted({local_name(f) for f, _, _ in parts})))}
-    parts.sort(key=lambda p: (rank[local_name(p[0])], p[1]))
+    names = order if order is not None else order_files(sorted({local_name(f) for f, _, _ in parts}))
+    rank: dict[str, int] = {}
+    for i, f in enumerate(names):
+        rank.setdefault(os.path.abspath(f) if order is not None else f, i)
+    where = (lambda f: os.path.abspath(local_name(f))) if order is not None else local_name
+    parts.sort(key=lambda p: (rank.get(where(p[0]), len(rank)), p[0], p[1]))
     detector = Detector(ruleset, config, min_level=min_level)
     merge = Merge(detector, render=_row)
     with collector_paused():
