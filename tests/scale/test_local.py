@@ -107,6 +107,19 @@ def test_the_whole_shared_corpus_as_one_input():
     assert len(single) > 100
 
 
+def test_files_named_twice_are_read_once_as_by_one_process(tmp_path):
+    """The same file twice, a folder and a file in it, a link and its target: read once each,
+    where first named, by the workers as by one process."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    a = write(logs / "a.log", mixed_lines(1200, seed=21))
+    b = write(tmp_path / "b.log", mixed_lines(600, seed=22))
+    os.symlink(b, tmp_path / "current.log")
+    paths = [str(a), str(logs), str(b), str(tmp_path / "current.log"), str(a)]
+    _same(paths, _config(tmp_path), workers=2, part_bytes=5000)
+    assert [p.path for p in plan_parts(paths, 2) if p.first_of_file] == [str(a), str(b)]
+
+
 def test_managed_clouds_export_records(tmp_path):
     """EKS, GKE and AKS records (Panther's tests), many sharing an auditID, in parts of a few lines."""
     cases = CORPUS / "panther" / "cases.jsonl"

@@ -28,7 +28,7 @@ from kubehawk.scale.merge import Merge, ScaleError
 from kubehawk.scale.records import ChunkResult, EntryReaders, entry_readers, find_matches
 from kubehawk.scale.results import load_result, result_folders, write_result
 from kubehawk.sources.files import ReadStats, read_paths
-from kubehawk.sources.folders import iter_files
+from kubehawk.sources.folders import FilesRead, iter_files
 from kubehawk.sources.ranges import line_starts, read_range, splittable
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
 
@@ -76,7 +76,8 @@ class Part:
 
 def files_in_order(paths: Sequence[str]) -> Iterator[str]:
     """The files of ``paths`` in the order read_paths reads them (a folder as its files; a path
-    that cannot be read as it is, for its reader's warning)."""
+    that cannot be read as it is, for its reader's warning; a file named twice, once)."""
+    read = FilesRead()
     for p in paths:
         try:
             is_dir = stat.S_ISDIR(os.stat(p).st_mode)
@@ -84,7 +85,7 @@ def files_in_order(paths: Sequence[str]) -> Iterator[str]:
             yield p  # the worker reading it gives the warning one process gives
             continue
         files = iter_files(p) if is_dir else [p]
-        yield from files if files else [p]
+        yield from (f for f in files if read.first(f)) if files else [p]
 
 
 def plan_parts(paths: Sequence[str], workers: int, part_bytes: int | None = None, *,

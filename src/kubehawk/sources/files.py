@@ -35,7 +35,7 @@ import msgspec
 
 from kubehawk.event import AuditEvent, decode_head
 from kubehawk.sources.documents import emit_documents, is_complete_json, looks_like_document, read_document
-from kubehawk.sources.folders import iter_files
+from kubehawk.sources.folders import FilesRead, iter_files
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES, ReadStats, Warn
 from kubehawk.sources.records import emit_line
 from kubehawk.sources.sniff import SNIFF_BYTES, not_audit_reason
@@ -308,6 +308,7 @@ def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warn
               screen: LineScreen | None) -> Iterator[Iterator[AuditEvent]]:
     """One iterator of events per file, each opened when the previous one is done (which is
     when the warnings it held back are announced)."""
+    read = FilesRead()
     for p in paths:
         path = os.fspath(p)
         if path == STDIN:
@@ -332,6 +333,8 @@ def _per_file(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_warn
             if not files and not errors:
                 stats.warn(f"{path}: no files in directory", on_warning, path)
         for f in files:
+            if not read.first(f):
+                continue
             events = _file_events(f, stats, on_warning, screen)
             if events is not None:
                 yield events
@@ -346,7 +349,8 @@ def read_paths(paths: Iterable[str | os.PathLike[str]], stats: ReadStats, on_war
     records inside a document, ``<stdin>:line`` for stdin). Never raises for bad input:
     an unreadable file or folder, here or deep in a directory, is one warning each.
     Files are opened one at a time, as the events are read; the events of a JSON-lines
-    file cross one Python generator only (the chain is C).
+    file cross one Python generator only (the chain is C). A file named more than once is read
+    once (:class:`kubehawk.sources.folders.FilesRead`).
 
     ``screen``: the engine's :class:`kubehawk.rules.linescreen.LineScreen` (``Engine.line_screen``).
     JSON lines it knows meet no rule are counted as events but not decoded, so they never reach

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Rotation", "iter_files", "order_files", "rotation_of", "walk_files"]
+__all__ = ["FilesRead", "Rotation", "iter_files", "order_files", "rotation_of", "walk_files"]
 
 
 _COMPRESSED = (".gz", ".bz2", ".xz")
@@ -77,6 +77,31 @@ def order_files(paths: Iterable[str]) -> list[str]:
         ordered.append((oldest, key, [p for _, p in members]))
     ordered.sort(key=lambda t: (t[0], t[1]))
     return [p for _, _, ps in ordered for p in ps]
+
+
+class FilesRead:
+    """The regular files a run has read, by device and inode: a file named twice (the same path
+    again, a folder and a file in it, a link and its target) is read once, where first named.
+    Reading it again would count its events twice and feed its requests to the correlations
+    twice."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[int, int]] = set()
+
+    def first(self, path: str) -> bool:
+        """True the first time ``path``'s file is met (and for what is not a regular file, or
+        cannot be looked at: its reader names the problem)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return True
+        if not stat.S_ISREG(st.st_mode):
+            return True
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
 
 def walk_files(root: str, errors: list[OSError] | None = None) -> list[str]:
