@@ -179,6 +179,24 @@ def test_files_in_the_order_given_and_a_pattern_as_a_shell_expands_it(spark, tmp
                            for r in rows) == want, (paths, local_read)
 
 
+def test_local_files_named_twice_are_read_once_on_both_routes(spark, tmp_path):
+    """A folder, a file in it and a link to another file beside its target: read once each, as
+    one process reads them, whichever route Spark takes."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    a = write(logs / "a.log", mixed_lines(900, seed=36))
+    b = write(tmp_path / "b.log", mixed_lines(500, seed=37))
+    os.symlink(b, tmp_path / "current.log")
+    paths = [str(a), str(logs), str(tmp_path / "current.log"), str(b)]
+    single, stats = one_process(paths, Detector(load_ruleset(None)))
+    for local_read in (True, False):
+        run = SparkRun()
+        rows = _rows(detect_files(spark, paths, run=run, local_read=local_read))
+        assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                       for r in rows) == Counter(_contract(key(a)) for a in single), local_read
+        assert (run.stats.files, run.stats.events) == (stats.files, stats.events) == (2, stats.events)
+
+
 def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
     log = write(tmp_path / "audit.log", mixed_lines(600, seed=7))
     alerts = detect_dataframe(spark, read_lines(spark, str(log)))
