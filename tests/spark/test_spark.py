@@ -197,6 +197,12 @@ def test_local_files_named_twice_are_read_once_on_both_routes(spark, tmp_path):
         assert (run.stats.files, run.stats.events) == (stats.files, stats.events) == (2, stats.events)
 
 
+def test_a_missing_local_path_is_named(spark, tmp_path):
+    for local_read in (True, False):
+        with pytest.raises(FileNotFoundError, match=r"nowhere\.log: no such file or directory"):
+            detect_files(spark, [str(tmp_path / "nowhere.log")], local_read=local_read)
+
+
 def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
     log = write(tmp_path / "audit.log", mixed_lines(600, seed=7))
     alerts = detect_dataframe(spark, read_lines(spark, str(log)))

@@ -131,13 +131,13 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
     paths = paths if isinstance(paths, list) else [paths]
     inputs = local_inputs(paths)
     local = None if inputs is None else list(files_in_order(inputs))  # listed as one process lists them
+    if missing := [f for f in local or () if not os.path.exists(f)]:
+        raise FileNotFoundError(f"{missing[0]}: no such file or directory")
     if local_read and local and not _hadoop_codecs(spark, local):
         return _detect_parts(spark, local, ruleset, config, min_level, run, part_bytes, max_line_bytes)
     if local is None:
         files = _reader(spark).text(paths).inputFiles()  # Spark's own listing
     else:  # kubehawk's listing, the JVM's working folder aside
-        if missing := [f for f in local if not os.path.exists(f)]:
-            raise FileNotFoundError(f"{missing[0]}: no such file or directory")
         # (a name starting with "_" Hadoop's reader refuses to read, even named: a job's _SUCCESS)
         files = [os.path.abspath(f) for f in local if os.path.isfile(f) and not os.path.basename(f).startswith("_")]
     sc = spark.sparkContext
