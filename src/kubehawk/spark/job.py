@@ -111,14 +111,17 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
                  rules: RuleSet | None = None, *, min_level: str | None = None, run: SparkRun | None = None,
                  whole_files: bool = False, min_splits: int | None = None, local_read: bool = True,
                  part_bytes: int | None = None, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> DataFrame:
-    """:func:`detect_dataframe` over the files of ``paths`` (files, folders, globs, any scheme),
-    listed by Spark. When every file is local to the executors (``file:`` or no scheme: Spark in
-    local mode, or a filesystem every node mounts), the driver cuts them into the parts of
+    """:func:`detect_dataframe` over the files of ``paths`` (files, folders, globs, any scheme).
+    When every path is local to the executors (``file:`` or no scheme: Spark in local mode, or a
+    filesystem every node mounts), the files are listed as one process lists them
+    (:func:`local_inputs`, then in the order given, folders at every depth, each file once), and
+    the driver cuts them into the parts of
     ``detect --workers`` (:func:`kubehawk.scale.local.plan_parts`: byte ranges of ``part_bytes``
     of a large JSON-lines file, a compressed file whole), one Spark task each, and each task's
     Python reads its part from the file itself, as a local worker does, the line screen
     skipping undecoded the lines no rule wants; no line crosses the JVM, and origins are the
-    ``path:line`` of one process. Other storage, files in a codec only Hadoop reads
+    ``path:line`` of one process. Other storage (listed by Spark, at every depth), files in a
+    codec only Hadoop reads
     (:func:`_hadoop_codecs`) or ``local_read=False`` are read with
     ``SparkContext.textFile`` as bytes: half the cost of a DataFrame's rows on their way to
     Python; positions (file, split number, line), ``min_splits`` per file (``minPartitions``)."""
