@@ -1,8 +1,8 @@
 """kubehawk on Apache Spark (``pip install 'kubehawk[spark]'``): the split run of
 :mod:`kubehawk.scale` with Spark tasks as the workers.
 
-    from kubehawk.spark import detect_dataframe
-    alerts_df = detect_dataframe(spark, spark.read.text("s3a://bucket/audit/"), config=config)
+    from kubehawk.spark import detect_dataframe, read_lines
+    alerts_df = detect_dataframe(spark, read_lines(spark, "s3a://bucket/audit/"), config=config)
 
 Executors read the lines (any path and codec Spark reads; local files in the parts of
 ``detect --workers``, read by the executors' Python itself: :func:`detect_files`), build one split-mode engine per
