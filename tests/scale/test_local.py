@@ -69,6 +69,21 @@ def test_correlation_bursts_and_first_seen_values_across_part_boundaries(tmp_pat
     assert len(ids & correlations) >= 2
 
 
+def test_a_minimum_level_drops_the_same_alerts(tmp_path):
+    """--min-level drops alerts only: the rules under it still feed correlations and baselines,
+    in the split run as in one process."""
+    log = write(tmp_path / "audit.log", mixed_lines(2500, seed=8))
+    config = _config(tmp_path)
+    rules = load_ruleset(config)
+    for level in ("medium", "high"):
+        single, _ = one_process([str(log)], Detector(rules, config, min_level=level))
+        detector = Detector(rules, config, min_level=level)
+        split, _ = run_local([str(log)], detector, 2, part_bytes=3000)
+        detector.close()
+        assert Counter(map(key, split)) == Counter(map(key, single))
+        assert single and {a.rule.level for a in single} <= {"medium", "high", "critical"}
+
+
 def test_folder_of_files_compressed_and_plain(tmp_path):
     lines = mixed_lines(1500, seed=3)
     folder = tmp_path / "logs"

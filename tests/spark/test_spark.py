@@ -203,6 +203,23 @@ def test_a_missing_local_path_is_named(spark, tmp_path):
             detect_files(spark, [str(tmp_path / "nowhere.log")], local_read=local_read)
 
 
+def test_a_minimum_level_drops_the_same_alerts(spark, tmp_path):
+    log = str(write(tmp_path / "audit.log", mixed_lines(2500, seed=8)))
+    cfg = tmp_path / "kubehawk.yaml"
+    cfg.write_text(CONFIG)
+    config = Config.load(cfg)
+    rules = load_ruleset(config)
+    single, _ = one_process([log], Detector(rules, config, min_level="medium"))
+    assert single
+    for local_read in (True, False):
+        run = SparkRun()
+        rows = _rows(detect_files(spark, log, config, rules, min_level="medium", run=run, local_read=local_read,
+                                  part_bytes=30_000, min_splits=4))
+        assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                       for r in rows) == Counter(_contract(key(a)) for a in single), local_read
+        assert run.alerts_by_level == dict(Counter(a.rule.level for a in single))
+
+
 def test_parquet_and_json_partitioned_by_day(spark, tmp_path):
     log = write(tmp_path / "audit.log", mixed_lines(600, seed=7))
     alerts = detect_dataframe(spark, read_lines(spark, str(log)))
