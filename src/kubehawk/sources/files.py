@@ -18,15 +18,11 @@ log (:mod:`kubehawk.sources.sniff`) is skipped with one line; the caller decides
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import os
 import stat
 import sys
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from functools import partial
 from itertools import chain, islice, repeat
 from typing import IO, TYPE_CHECKING
@@ -34,6 +30,7 @@ from typing import IO, TYPE_CHECKING
 import msgspec
 
 from kubehawk.event import AuditEvent, decode_head
+from kubehawk.sources.compression import READ_ERRORS, decompressed, is_compressed
 from kubehawk.sources.documents import emit_documents, is_complete_json, looks_like_document, read_document
 from kubehawk.sources.folders import FilesRead, iter_files
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES, ReadStats, Warn
@@ -217,7 +214,7 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
             stats.lines += lineno - counted
             stats.events += found
             counted, found = lineno, 0
-    except _READ_ERRORS as e:
+    except READ_ERRORS as e:
         # A truncated gzip, an I/O error: what was read stands, the file ends here.
         read_error(name, lineno + 1, e, stats, on_warning)
     finally:
@@ -225,32 +222,6 @@ def _read_lines(lines: Iterator[bytes], name: str, stats: ReadStats, on_warning:
         stats.events += found
         if owned is not None:
             owned.close()
-
-
-_MAGIC: tuple[tuple[bytes, Callable[[IO[bytes]], IO[bytes]]], ...] = (
-    (b"\x1f\x8b", lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
-    (b"BZh", lambda f: bz2.BZ2File(f, "rb")),
-    (b"\xfd7zXZ\x00", lambda f: lzma.LZMAFile(f, "rb")),  # noqa: SIM115 - closed with the file
-)
-
-
-def is_compressed(head: bytes) -> bool:
-    """Do these first bytes of a file say gzip, bzip2 or xz?"""
-    return any(head.startswith(magic) for magic, _ in _MAGIC)
-
-
-def _decompressed(fh: io.BufferedReader) -> IO[bytes]:
-    """The stream itself, or its decompressed view when the magic bytes say so."""
-    head = fh.peek(6)[:6]
-    if not head:  # at its end: a terminal's Ctrl-D is read once, so never read it again
-        return io.BytesIO()
-    for magic, opener in _MAGIC:
-        if head.startswith(magic):
-            return opener(fh)
-    return fh
-
-
-_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
 
 
 def read_error(name: str, line: int, err: Exception, stats: ReadStats, on_warning: Warn) -> None:
@@ -265,13 +236,13 @@ def _open_events(fh: IO[bytes], name: str, stats: ReadStats, on_warning: Warn, o
     plainly not an audit log is skipped with one line.
     """
     try:
-        stream = _decompressed(fh) if compressed else fh  # type: ignore[arg-type]
+        stream = decompressed(fh) if compressed else fh  # type: ignore[arg-type]
         peek = getattr(stream, "peek", None)
         why = not_audit_reason(peek(SNIFF_BYTES)[:SNIFF_BYTES]) if peek is not None else None
         if why is None:
             return _layout(stream, name, stats, on_warning, fh if owned else None, screen)
         stats.not_an_audit_log(name, why, on_warning)
-    except _READ_ERRORS as e:
+    except READ_ERRORS as e:
         read_error(name, 1, e, stats, on_warning)
     if owned:
         fh.close()

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 from kubehawk.event import AuditEvent
 from kubehawk.followstate import HEAD_BYTES, Position, find_file, fingerprint, same_file
+from kubehawk.sources.compression import is_compressed
 from kubehawk.sources.files import (
-    _MAGIC,
     ReadStats,
     Warn,
     _read_opened,
@@ -75,7 +75,7 @@ class _FileTail:
         self.stats.files += 1
         magic = fh.read(6)
         fh.seek(0)
-        self.archive = any(magic.startswith(m) for m, _ in _MAGIC)
+        self.archive = is_compressed(magic)
         if self.archive:
             # Nobody appends to a gzip file: read it whole unless we start at the end.
             self.pos = st.st_size if at_end else 0
