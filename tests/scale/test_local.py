@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,12 +91,16 @@ def test_folder_of_files_compressed_and_plain(tmp_path):
     folder.mkdir()
     write(folder / "audit-2026-11-23T09-00-00.000.log", lines[:500])
     with gzip.open(folder / "audit-2026-11-23T10-00-00.000.log.gz", "wt") as fh:
-        fh.writelines(line + "\n" for line in lines[500:1000])
+        fh.writelines(line + "\n" for line in lines[500:800])
+    (folder / "audit-2026-11-23T11-00-00.000.log.zst").write_bytes(
+        zstandard.compress("".join(line + "\n" for line in lines[800:1000]).encode()))
     write(folder / "audit.log", lines[1000:])
     config = _config(tmp_path)
     _same([str(folder)], config, workers=2, part_bytes=4000)
     parts = plan_parts([str(folder)], 2, part_bytes=4000)
-    assert [p for p in parts if p.path.endswith(".gz")] == [Part(str(folder / "audit-2026-11-23T10-00-00.000.log.gz"))]
+    assert [p for p in parts if p.path.endswith((".gz", ".zst"))] == [
+        Part(str(folder / "audit-2026-11-23T10-00-00.000.log.gz")),
+        Part(str(folder / "audit-2026-11-23T11-00-00.000.log.zst"))]
     assert len(parts) > 50
 
 

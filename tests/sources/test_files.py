@@ -13,6 +13,7 @@ import time
 import tracemalloc
 
 import pytest
+import zstandard
 
 from kubehawk.sources.files import ReadStats, read_paths
 from kubehawk.sources.folders import order_files, rotation_of
@@ -150,7 +151,8 @@ def test_json_lines_whose_first_line_is_broken_stay_json_lines(tmp_path):
     assert stats.bad == 1 and warnings[0].startswith(f"{p}:1: ")
 
 
-@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress], ids=["gzip", "bzip2", "xz"])
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress, zstandard.compress],
+                         ids=["gzip", "bzip2", "xz", "zstd"])
 def test_compressed_by_magic_bytes_not_name(tmp_path, compress):
     p = tmp_path / "audit.log.1"  # no .gz in the name
     p.write_bytes(compress(jsonl(audit(auditID="a"), audit(auditID="b"))))

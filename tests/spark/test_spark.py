@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from kubehawk.config import Config
 from kubehawk.detect import Detector, load_ruleset
@@ -379,6 +380,21 @@ def test_local_files_in_a_codec_only_hadoop_reads_take_the_textfile_route(spark,
     assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
                    for r in rows) == Counter(_contract(key(a)) for a in single)
     assert (run.stats.events, run.stats.bad) == (stats.events, stats.bad) and single
+
+
+def test_local_zstd_files_are_read_by_the_executors_themselves(spark, tmp_path):
+    """zstd, which Hadoop reads only with its native library, is read on the local route by
+    kubehawk's own reader (the zstandard package), not sent to textFile."""
+    lines = mixed_lines(900, seed=38)
+    log = tmp_path / "audit.log.zst"
+    log.write_bytes(zstandard.compress("".join(line + "\n" for line in lines).encode()))
+    single, stats = one_process([str(write(tmp_path / "plain.log", lines))], Detector(load_ruleset(None)))
+    run = SparkRun()
+    rows = _rows(detect_files(spark, str(log), run=run))
+    assert Counter(json.dumps({k: v for k, v in r.items() if k not in ("source", "day")}, sort_keys=True)
+                   for r in rows) == Counter(_contract(key(a)) for a in single) and single
+    assert (run.stats.events, run.stats.bad) == (stats.events, stats.bad)
+    assert {r["source"].rsplit(":", 1)[0] for r in rows} == {str(log)}  # path:line, as one process names it
 
 
 def test_forced_textfile_route_gives_the_same_alerts(spark, tmp_path):

@@ -11,6 +11,8 @@ is read as usual.
 
 from __future__ import annotations
 
+from kubehawk.sources.compression import ZSTD_MAGIC
+
 __all__ = ["SNIFF_BYTES", "not_audit_reason"]
 
 # How much of a stream's start is looked at (peeked, not consumed).
@@ -19,7 +21,8 @@ SNIFF_BYTES = 1 << 16
 _BOM = b"\xef\xbb\xbf"
 _WS = b" \t\r\n"
 _FOREIGN = (
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed, which kubehawk does not read: decompress it first (zstd -d)"),
+    (ZSTD_MAGIC, "zstd-compressed, read with the zstandard package (pip install 'kubehawk[zstd]'), "
+                          "which is not installed: install it, or decompress the file first (zstd -d)"),
     (b"\x04\x22\x4d\x18", "lz4-compressed, which kubehawk does not read: decompress it first (lz4 -d)"),
     (b"PK\x03\x04", "a zip archive: unpack it first"),
     (b"7z\xbc\xaf\x27\x1c", "a 7z archive: unpack it first"),

@@ -15,6 +15,7 @@ from kubehawk.scale.collector import collector_paused
 from kubehawk.scale.local import PartMerge, ScaleError, files_in_order, plan_parts
 from kubehawk.scale.merge import Merge
 from kubehawk.scale.records import ChunkResult
+from kubehawk.sources.compression import SUFFIXES
 from kubehawk.sources.files import ReadStats
 from kubehawk.sources.folders import order_files
 from kubehawk.sources.readstats import DEFAULT_MAX_LINE_BYTES
@@ -166,15 +167,16 @@ def local_inputs(paths: list[str]) -> list[str] | None:
 
 def _hadoop_codecs(spark: SparkSession, files: list[str]) -> bool:
     """Whether a file is compressed with a codec Hadoop knows (by its name, as ``textFile``
-    decides) and kubehawk's own reader does not: deflate, lz4, snappy, zstd, any the cluster's
-    ``io.compression.codecs`` adds; gzip and bzip2 it reads itself. Such a run takes the
+    decides) and kubehawk's own reader does not: deflate, lz4, snappy, any the cluster's
+    ``io.compression.codecs`` adds, zstd without the zstandard package; gzip and bzip2 (and
+    zstd with zstandard) it reads itself. Such a run takes the
     ``textFile`` route, whose reader decompresses them."""
     sc = spark.sparkContext
     hadoop = sc._jvm.org.apache.hadoop
     factory = hadoop.io.compress.CompressionCodecFactory(sc._jsc.hadoopConfiguration())
     for f in files:
         codec = factory.getCodec(hadoop.fs.Path(f))
-        if codec is not None and codec.getDefaultExtension() not in (".gz", ".bz2"):
+        if codec is not None and codec.getDefaultExtension() not in SUFFIXES:
             return True
     return False
 
