@@ -22,7 +22,7 @@ _BOM = b"\xef\xbb\xbf"
 _WS = b" \t\r\n"
 _FOREIGN = (
     (ZSTD_MAGIC, "zstd-compressed, read with the zstandard package (pip install 'kubehawk[zstd]'), "
-                          "which is not installed: install it, or decompress the file first (zstd -d)"),
+                 "which is not installed: install it, or decompress the file first (zstd -d)"),
     (b"\x04\x22\x4d\x18", "lz4-compressed, which kubehawk does not read: decompress it first (lz4 -d)"),
     (b"PK\x03\x04", "a zip archive: unpack it first"),
     (b"7z\xbc\xaf\x27\x1c", "a 7z archive: unpack it first"),

@@ -152,7 +152,7 @@ def detect_files(spark: SparkSession, paths: str | list[str], config: Config | N
               for f in files]
     parts = sc.union(splits).collect() if splits else []
     payload.unpersist()
-    return _merged(spark, parts, ruleset, config, min_level, run, t0, local)
+    return _merged(spark, parts, ruleset, config, min_level, run, t0, None if local is None else files)
 
 
 def local_inputs(paths: list[str]) -> list[str] | None:
@@ -169,8 +169,8 @@ def _hadoop_codecs(spark: SparkSession, files: list[str]) -> bool:
     """Whether a file is compressed with a codec Hadoop knows (by its name, as ``textFile``
     decides) and kubehawk's own reader does not: deflate, lz4, snappy, any the cluster's
     ``io.compression.codecs`` adds, zstd without the zstandard package; gzip and bzip2 (and
-    zstd with zstandard) it reads itself. Such a run takes the
-    ``textFile`` route, whose reader decompresses them."""
+    zstd with zstandard) it reads itself. Such a run takes the ``textFile`` route, whose reader
+    decompresses them."""
     sc = spark.sparkContext
     hadoop = sc._jvm.org.apache.hadoop
     factory = hadoop.io.compress.CompressionCodecFactory(sc._jsc.hadoopConfiguration())
@@ -264,18 +264,15 @@ def _identity(rows: Iterator[Any]) -> Iterator[Any]:
 
 def _merged(spark: SparkSession, parts: list[tuple[str, int, ChunkResult]], ruleset: RuleSet, config: Config | None,
             min_level: str | None, run: SparkRun, t0: float, order: list[str] | None = None) -> DataFrame:
-    """The driver's half: the parts in stream order (files in ``order``, local files as one
-    process lists them, else as :func:`order_files` orders them; then splits), replayed through
-    one Detector; the alerts as a DataFrame."""
+    """The driver's half: the parts in stream order (files in ``order``, the files the splits
+    were read from, local ones listed as one process lists them; else as :func:`order_files`
+    orders them; then splits), replayed through one Detector; the alerts as a DataFrame."""
     from kubehawk.detect import Detector
 
     t1 = time.perf_counter()
     names = order if order is not None else order_files(sorted({local_name(f) for f, _, _ in parts}))
-    rank: dict[str, int] = {}
-    for i, f in enumerate(names):
-        rank.setdefault(os.path.abspath(f) if order is not None else f, i)
-    where = (lambda f: os.path.abspath(local_name(f))) if order is not None else local_name
-    parts.sort(key=lambda p: (rank.get(where(p[0]), len(rank)), p[0], p[1]))
+    rank = {local_name(f): i for i, f in enumerate(names)}
+    parts.sort(key=lambda p: (rank[local_name(p[0])], p[1]))
     detector = Detector(ruleset, config, min_level=min_level)
     merge = Merge(detector, render=_row)
     with collector_paused():
